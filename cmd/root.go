@@ -1,0 +1,214 @@
+// Package cmd holds nsdebug's cobra commands. Commands stay thin: they parse
+// flags into an options struct and call the package that does the work
+// (resolver, enter, inspect), writing to the injected IO streams.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/nsdebug/nsdebug/internal/nserr"
+	"github.com/nsdebug/nsdebug/resolver"
+)
+
+// IOStreams are the streams a command reads and writes; tests inject buffers.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	// OutTTY: Out is a terminal (tables may use colour unless NO_COLOR).
+	OutTTY bool
+}
+
+// SystemStreams are the process's own streams.
+func SystemStreams() IOStreams {
+	return IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, OutTTY: term.IsTerminal(int(os.Stdout.Fd()))}
+}
+
+// Color reports whether output may be coloured.
+func (s IOStreams) Color() bool {
+	_, noColor := os.LookupEnv("NO_COLOR")
+	return s.OutTTY && !noColor && os.Getenv("TERM") != "dumb"
+}
+
+// Env is what every command shares: streams, global flags, and a resolver
+// opened on first use.
+type Env struct {
+	IO  IOStreams
+	Cfg resolver.Config
+	// ProcRoot/NetnsDir override /proc and /var/run/netns (tests only).
+	ProcRoot string
+	NetnsDir string
+	// SkipPrivCheck is for unit tests that run without root.
+	SkipPrivCheck bool
+
+	res *resolver.Resolver
+	// execStyle: this command reports nsdebug's own failures as 125 (exec, shell).
+	execStyle bool
+}
+
+// Resolver opens the runtimes' clients on first use.
+func (e *Env) Resolver() *resolver.Resolver {
+	if e.res == nil {
+		r := resolver.Open(e.Cfg)
+		if e.ProcRoot != "" || e.NetnsDir != "" {
+			r = resolver.New(resolver.Options{Backends: r.Backends(), Timeout: r.Timeout(), ProcRoot: e.ProcRoot, NetnsDir: e.NetnsDir})
+		}
+		e.res = r
+	}
+	return e.res
+}
+
+// Close releases the runtime clients.
+func (e *Env) Close() {
+	if e.res != nil {
+		e.res.Close()
+	}
+}
+
+// Warn prints one warning line on stderr.
+func (e *Env) Warn(format string, args ...any) {
+	fmt.Fprintf(e.IO.ErrOut, "nsdebug: warning: "+format+"\n", args...)
+}
+
+// commands are added by each command's file.
+var commands []func(*Env) *cobra.Command
+
+func addCommand(f func(*Env) *cobra.Command) { commands = append(commands, f) }
+
+// NewRootCmd builds the command tree over env.
+func NewRootCmd(env *Env) *cobra.Command {
+	var timeout time.Duration
+	root := &cobra.Command{
+		Use:   "nsdebug",
+		Short: "Find any container's network namespace and work inside it with the host's tools",
+		Long: `nsdebug finds the network namespace of a Docker or containerd container, a
+Kubernetes pod or a process, and lets you work inside it with the host's own
+tools: run commands, link it for 'ip netns', inspect it, tune its sysctls.
+
+Targets:
+  docker:NAME|ID              Docker container (unique ID prefixes accepted)
+  containerd:[NAMESPACE/]ID   containerd container (all namespaces searched)
+  pod:[NAMESPACE/]NAME[/CTR]  Kubernetes pod through CRI (namespace: default)
+  pid:N, N                    a process
+  netns:NAME                  a name under /var/run/netns
+  /path/to/netns              a netns file (/var/run/docker/netns/..., /run/netns/cni-...)
+  WORD                        a container name, ID prefix or pod name in any runtime`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			env.Cfg.Timeout = timeout
+			return nil
+		},
+	}
+	root.SetIn(env.IO.In)
+	root.SetOut(env.IO.Out)
+	root.SetErr(env.IO.ErrOut)
+	pf := root.PersistentFlags()
+	pf.DurationVar(&timeout, "timeout", resolver.DefaultTimeout, "bound on each call to a container runtime")
+	pf.StringVar(&env.Cfg.DockerHost, "docker-host", "", "Docker daemon socket (default $DOCKER_HOST or unix:///var/run/docker.sock)")
+	pf.StringVar(&env.Cfg.ContainerdAddress, "containerd-address", "", "containerd socket (default $CONTAINERD_ADDRESS, else every default socket)")
+	pf.StringVar(&env.Cfg.CRIEndpoint, "cri-endpoint", "", "CRI runtime endpoint (default $CONTAINER_RUNTIME_ENDPOINT, else containerd's and CRI-O's sockets)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return nserr.New(nserr.ErrUsage, "%v (see '%s --help')", err, c.CommandPath())
+	})
+	for _, f := range commands {
+		root.AddCommand(f(env))
+	}
+	return root
+}
+
+// requireRoot is the privilege check every namespace-touching command runs
+// first: one clear line instead of a cascade of EPERMs.
+func requireRoot(env *Env) error {
+	if env.SkipPrivCheck {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return nserr.New(nserr.ErrPermission, "nsdebug must run as root (it reads other processes' namespaces and talks to the runtimes' sockets); try: sudo nsdebug ...")
+	}
+	var missing []string
+	for _, c := range []struct {
+		bit  uint
+		name string
+	}{{unix.CAP_SYS_ADMIN, "CAP_SYS_ADMIN"}, {unix.CAP_SYS_PTRACE, "CAP_SYS_PTRACE"}} {
+		if !hasCap(c.bit) {
+			missing = append(missing, c.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nserr.New(nserr.ErrPermission, "nsdebug needs %s (missing from this process's effective capabilities)", strings.Join(missing, " and "))
+	}
+	return nil
+}
+
+func hasCap(bit uint) bool {
+	b, err := os.ReadFile("/proc/thread-self/status")
+	if err != nil {
+		return true // cannot tell; let the operation itself fail
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			var mask uint64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%x", &mask); err != nil {
+				return true
+			}
+			return mask&(1<<bit) != 0
+		}
+	}
+	return true
+}
+
+// Main runs nsdebug with args and returns the process exit status.
+func Main(args []string, streams IOStreams) int {
+	env := &Env{IO: streams}
+	defer env.Close()
+	root := NewRootCmd(env)
+	root.SetArgs(args)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *nserr.ExecError
+	if !errors.As(err, &ee) {
+		fmt.Fprintf(streams.ErrOut, "nsdebug: %s\n", oneLine(err.Error()))
+	}
+	if isCobraUsageError(err) {
+		return nserr.ExitCode(nserr.New(nserr.ErrUsage, "%v", err), env.execStyle)
+	}
+	return nserr.ExitCode(err, env.execStyle)
+}
+
+// oneLine keeps errors to one line whatever a library put in them.
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\r", " ")
+	return strings.ReplaceAll(s, "\n", " ")
+}
+
+// isCobraUsageError recognises cobra's own argument errors (unknown command,
+// wrong arg count), which carry no kind.
+func isCobraUsageError(err error) bool {
+	if errors.Is(err, nserr.ErrUsage) {
+		return false
+	}
+	s := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "requires at most", "invalid argument", "flag needs an argument"} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,99 @@
+// Package enter is the one place where nsdebug changes namespaces.
+//
+// setns(2) changes the namespace of the calling OS thread only, while Go moves
+// goroutines between threads freely. Every switch therefore happens here, on
+// a goroutine of its own that is locked to its OS thread for the whole time
+// the thread is outside the host's namespaces:
+//
+//   - the thread is locked before the first setns and unlocked only after the
+//     original network namespace is restored and verified by inode;
+//   - if restoring fails, the goroutine exits still locked, and the Go runtime
+//     then destroys the thread instead of returning it to the scheduler;
+//   - threads that also unshare their mount namespace (exec) are never
+//     restored at all: they always die with their goroutine;
+//   - the process is never replaced with execve after a switch.
+//
+// Code outside this package never calls setns or unshare.
+package enter
+
+import (
+	"fmt"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsdebug/nsdebug/internal/nsfs"
+)
+
+// threadNetns is the calling thread's own netns file. /proc/self would name
+// the thread-group leader's namespace, which may differ from this thread's.
+const threadNetns = "/proc/thread-self/ns/net"
+
+// restoreHook lets tests force a failed restore (issue: a switched thread must
+// die, not return to the pool). Nil in production.
+var restoreHook func(origFd int) int
+
+// Do runs fn on a dedicated OS thread inside the network namespace ns and
+// returns fn's error. The caller's own thread never changes namespace.
+func Do(ns *nsfs.Netns, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No deferred UnlockOSThread: unlocking is a decision taken below,
+		// only once the thread is verified to be back home.
+		restored, err := doLocked(ns, fn)
+		if restored {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+		// When !restored the goroutine ends locked: the runtime kills the thread.
+	}()
+	return <-errc
+}
+
+func doLocked(ns *nsfs.Netns, fn func() error) (restored bool, err error) {
+	orig, err := nsfs.Open(threadNetns)
+	if err != nil {
+		return true, fmt.Errorf("save current network namespace: %w", err)
+	}
+	defer orig.Close()
+
+	if err := unix.Setns(ns.Fd(), unix.CLONE_NEWNET); err != nil {
+		// Nothing changed; the thread is still at home.
+		return true, fmt.Errorf("enter network namespace %s: %w", ns.ID, err)
+	}
+
+	fnErr := callSafely(fn)
+
+	origFd := orig.Fd()
+	if restoreHook != nil {
+		origFd = restoreHook(origFd)
+	}
+	if err := unix.Setns(origFd, unix.CLONE_NEWNET); err != nil {
+		return false, joinErr(fnErr, fmt.Errorf("restore network namespace (thread discarded): %w", err))
+	}
+	now, err := nsfs.StatID(threadNetns)
+	if err != nil || now != orig.ID {
+		return false, joinErr(fnErr, fmt.Errorf("restore network namespace: thread still in %s (thread discarded)", now))
+	}
+	return true, fnErr
+}
+
+// callSafely turns a panic in fn into an error so that the restore above
+// always runs; the panic is re-raised on the caller's side is not useful for
+// an operator, a message is.
+func callSafely(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic inside network namespace: %v", r)
+		}
+	}()
+	return fn()
+}
+
+func joinErr(a, b error) error {
+	if a == nil {
+		return b
+	}
+	return fmt.Errorf("%w; %w", a, b)
+}

@@ -1,0 +1,216 @@
+// Package nsfs opens network namespace files and proves, with the kernel's
+// help, that they are network namespaces. An opened *Netns pins the namespace:
+// it stays valid (and the same namespace) however the path or the process it
+// came from changes afterwards.
+package nsfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsdebug/nsdebug/internal/nserr"
+)
+
+// ID identifies a namespace: the nsfs device and inode, as stat(2) reports
+// them for /proc/PID/ns/net and for bind mounts of it.
+type ID struct {
+	Dev   uint64 `json:"dev"`
+	Inode uint64 `json:"inode"`
+}
+
+func (id ID) String() string { return "net:[" + strconv.FormatUint(id.Inode, 10) + "]" }
+
+// Zero reports whether id is unset.
+func (id ID) Zero() bool { return id.Inode == 0 }
+
+// Netns is an open, verified network namespace file descriptor.
+type Netns struct {
+	f    *os.File
+	ID   ID
+	Path string // where it was opened from, for messages
+}
+
+// Fd returns the descriptor; valid until Close.
+func (n *Netns) Fd() int { return int(n.f.Fd()) }
+
+// Close releases the pin.
+func (n *Netns) Close() error {
+	if n == nil || n.f == nil {
+		return nil
+	}
+	return n.f.Close()
+}
+
+// Dup returns an independent pin of the same namespace.
+func (n *Netns) Dup() (*Netns, error) {
+	fd, err := unix.FcntlInt(n.f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Netns{f: os.NewFile(uintptr(fd), n.Path), ID: n.ID, Path: n.Path}, nil
+}
+
+// Open opens path and checks that it is a network namespace. A regular file
+// (for example an empty /run/netns placeholder whose bind mount is gone), a
+// directory, a FIFO or another namespace type gives ErrNotNetns.
+func Open(path string) (*Netns, error) {
+	// O_PATH would not let the ioctl through; O_RDONLY on a FIFO would block,
+	// so refuse anything that is not a regular file (nsfs files stat as
+	// regular files) before opening.
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nil, openError(path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, nserr.New(nserr.ErrNotNetns, "%s is not a network namespace (it is a %s)", path, fileKind(st.Mode))
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	n, err := FromFile(f, path)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// FromFile verifies f and takes ownership of it on success.
+func FromFile(f *os.File, path string) (*Netns, error) {
+	typ, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE)
+	if err != nil {
+		return nil, nserr.New(nserr.ErrNotNetns, "%s is not a network namespace", path)
+	}
+	if typ != unix.CLONE_NEWNET {
+		return nil, nserr.New(nserr.ErrNotNetns, "%s is a namespace, but not a network namespace", path)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	return &Netns{f: f, ID: ID{Dev: st.Dev, Inode: st.Ino}, Path: path}, nil
+}
+
+func openError(path string, err error) error {
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return nserr.New(nserr.ErrNotFound, "%s does not exist", path)
+	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
+		return nserr.New(nserr.ErrPermission, "cannot open %s: permission denied", path)
+	}
+	return fmt.Errorf("open %s: %w", path, err)
+}
+
+func fileKind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "directory"
+	case unix.S_IFIFO:
+		return "FIFO"
+	case unix.S_IFSOCK:
+		return "socket"
+	case unix.S_IFCHR:
+		return "character device"
+	case unix.S_IFBLK:
+		return "block device"
+	case unix.S_IFLNK:
+		return "symlink"
+	}
+	return "file"
+}
+
+// StatID returns the namespace ID that path points to without opening it
+// (stat follows /proc/PID/ns/net). Cheap; used to scan /proc.
+func StatID(path string) (ID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return ID{}, err
+	}
+	return ID{Dev: st.Dev, Inode: st.Ino}, nil
+}
+
+// pidfdGetNetNamespace is PIDFD_GET_NET_NAMESPACE, _IO(0xFF, 4), Linux 6.11+.
+const pidfdGetNetNamespace = 0xFF04
+
+// OpenPID pins the network namespace of process pid without a PID-reuse race:
+// the process is first pinned with a pidfd; the namespace comes from the pidfd
+// itself where the kernel can (6.11+), otherwise from /proc/PID/ns/net, after
+// which the pidfd proves the process is still the one that was pinned.
+// procRoot is normally "/proc".
+func OpenPID(procRoot string, pid int) (*Netns, error) {
+	if pid <= 0 {
+		return nil, nserr.New(nserr.ErrUsage, "invalid PID %d", pid)
+	}
+	path := procRoot + "/" + strconv.Itoa(pid) + "/ns/net"
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil, nserr.New(nserr.ErrNotFound, "no process with PID %d", pid)
+		}
+		if !errors.Is(err, unix.ENOSYS) {
+			return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
+		}
+		// Kernel without pidfds: fall back to the path (racy, as nsenter).
+		return Open(path)
+	}
+	defer unix.Close(pidfd)
+
+	if fd, err := unix.IoctlRetInt(pidfd, pidfdGetNetNamespace); err == nil {
+		n, err := FromFile(os.NewFile(uintptr(fd), path), path)
+		if err != nil {
+			unix.Close(fd)
+		}
+		return n, err
+	} else if errors.Is(err, unix.ESRCH) {
+		return nil, nserr.New(nserr.ErrStale, "process %d exited", pid)
+	}
+	n, err := Open(path)
+	if err != nil {
+		if errors.Is(err, nserr.ErrNotFound) {
+			return nil, nserr.New(nserr.ErrStale, "process %d exited", pid)
+		}
+		return nil, err
+	}
+	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil && errors.Is(err, unix.ESRCH) {
+		n.Close()
+		return nil, nserr.New(nserr.ErrStale, "process %d exited while its network namespace was opened", pid)
+	}
+	return n, nil
+}
+
+// HostSource tells how the host's netns was found.
+type HostSource string
+
+const (
+	HostFromInit     HostSource = "/proc/1/ns/net"
+	HostFromKthreadd HostSource = "/proc/2/ns/net (kthreadd)"
+	HostFromSelf     HostSource = "nsdebug's own network namespace"
+)
+
+// HostID finds the host's (initial) network namespace. PID 1 is the usual
+// answer, but on hardened hosts even root may not read /proc/1/ns/net
+// (ptrace access rules: PID 1 holds capabilities the caller lacks). Kernel
+// threads always live in the initial namespace, so kthreadd (PID 2) is the
+// next witness; failing both, nsdebug's own namespace is used and the caller
+// is told so.
+func HostID(procRoot string) (ID, HostSource, error) {
+	if id, err := StatID(procRoot + "/1/ns/net"); err == nil {
+		return id, HostFromInit, nil
+	}
+	if comm, err := os.ReadFile(procRoot + "/2/comm"); err == nil && strings.TrimSpace(string(comm)) == "kthreadd" {
+		if id, err := StatID(procRoot + "/2/ns/net"); err == nil {
+			return id, HostFromKthreadd, nil
+		}
+	}
+	id, err := StatID(procRoot + "/thread-self/ns/net")
+	if err != nil {
+		return ID{}, "", fmt.Errorf("cannot find the host network namespace: %w", err)
+	}
+	return id, HostFromSelf, nil
+}

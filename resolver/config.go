@@ -1,0 +1,68 @@
+package resolver
+
+import (
+	"os"
+	"time"
+)
+
+// Config says where each runtime listens. Empty fields take the environment
+// (DOCKER_HOST, CONTAINERD_ADDRESS, CONTAINER_RUNTIME_ENDPOINT) and then the
+// runtimes' default sockets.
+type Config struct {
+	DockerHost        string
+	ContainerdAddress string // "" = every default socket that exists
+	CRIEndpoint       string // "" = every default CRI socket that exists
+	Timeout           time.Duration
+	// Disabled runtimes are not asked (names: docker, containerd, cri).
+	Disabled map[string]bool
+}
+
+// Default sockets, searched in this order.
+var (
+	DefaultContainerdSockets = []string{
+		"/run/containerd/containerd.sock",
+		"/var/run/docker/containerd/containerd.sock", // the containerd that dockerd starts itself
+	}
+	DefaultCRISockets = []string{
+		"/run/containerd/containerd.sock",
+		"/var/run/crio/crio.sock",
+	}
+)
+
+// FromEnv fills empty fields from the environment.
+func (c Config) FromEnv() Config {
+	if c.DockerHost == "" {
+		c.DockerHost = os.Getenv("DOCKER_HOST")
+	}
+	if c.ContainerdAddress == "" {
+		c.ContainerdAddress = os.Getenv("CONTAINERD_ADDRESS")
+	}
+	if c.CRIEndpoint == "" {
+		c.CRIEndpoint = os.Getenv("CONTAINER_RUNTIME_ENDPOINT")
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	return c
+}
+
+// backendFactories are filled by each backend's file, so that the set of
+// runtimes is decided in one place per runtime.
+var backendFactories []func(Config) []Backend
+
+func registerBackend(f func(Config) []Backend) { backendFactories = append(backendFactories, f) }
+
+// Open returns a Resolver over every runtime in cfg. Backends connect lazily:
+// opening never blocks and never fails because a runtime is down.
+func Open(cfg Config) *Resolver {
+	cfg = cfg.FromEnv()
+	var bs []Backend
+	for _, f := range backendFactories {
+		for _, b := range f(cfg) {
+			if !cfg.Disabled[b.Name()] {
+				bs = append(bs, b)
+			}
+		}
+	}
+	return New(Options{Backends: bs, Timeout: cfg.Timeout})
+}
