@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# make bench: runs nsdebug and the tool a user would otherwise use side by side
+# in one hyperfine run per pair and prints a ratio table (nsdebug / baseline).
+# Ratios, not absolute times, are the result: the machines are noisy.
+#
+# Sections live in scripts/bench.d/*.sh; each calls
+#   compare "what" TARGET_RATIO "nsdebug command" "baseline command" [MODE]
+# MODE "max" (default): pass when ratio <= TARGET; "abs-ms": TARGET is a bound
+# in milliseconds on nsdebug's mean alone (baseline may be "-").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" = 0 ] || { echo "bench: must run as root" >&2; exit 1; }
+command -v hyperfine >/dev/null || { apt-get install -y -q hyperfine >/dev/null; }
+
+NSDEBUG=${NSDEBUG:-$PWD/bin/nsdebug}
+[ -x "$NSDEBUG" ] || make -s build
+RUNS=${BENCH_RUNS:-30}
+OUT=${BENCH_OUT:-bench-results.md}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+printf '| benchmark | nsdebug (ms) | baseline (ms) | ratio | target | result |\n|---|---|---|---|---|---|\n' >"$OUT"
+FAILS=0
+
+compare() { # what target nsdebug_cmd baseline_cmd [mode]
+	local what=$1 target=$2 ours=$3 theirs=$4 mode=${5:-max} json=$WORK/h.json
+	if [ "$theirs" = - ]; then
+		hyperfine -N -w 3 -r "$RUNS" --export-json "$json" "$ours" >/dev/null 2>&1 || hyperfine -w 3 -r "$RUNS" --export-json "$json" "$ours" >/dev/null
+	else
+		hyperfine -N -w 3 -r "$RUNS" --export-json "$json" "$ours" "$theirs" >/dev/null 2>&1 || hyperfine -w 3 -r "$RUNS" --export-json "$json" "$ours" "$theirs" >/dev/null
+	fi
+	python3 - "$json" "$what" "$target" "$mode" >>"$OUT" <<'PY' || FAILS=$((FAILS+1))
+import json, sys
+res = json.load(open(sys.argv[1]))["results"]
+what, target, mode = sys.argv[2], float(sys.argv[3]), sys.argv[4]
+ours = res[0]["mean"] * 1000
+if mode == "abs-ms":
+    ok = ours <= target
+    print(f"| {what} | {ours:.1f} | - | - | < {target:g} ms | {'ok' if ok else 'MISSED'} |")
+else:
+    theirs = res[1]["mean"] * 1000
+    ratio = ours / theirs
+    ok = ratio <= target
+    print(f"| {what} | {ours:.1f} | {theirs:.1f} | {ratio:.2f}x | <= {target:g}x | {'ok' if ok else 'MISSED'} |")
+sys.exit(0 if ok else 1)
+PY
+	tail -1 "$OUT"
+}
+
+for f in scripts/bench.d/*.sh; do
+	[ -e "$f" ] || continue
+	# shellcheck source=/dev/null
+	. "$f"
+done
+
+echo
+cat "$OUT"
+echo "bench: $FAILS target(s) missed"
