@@ -1,0 +1,393 @@
+// Package inspect reports on network namespaces from the host: the inventory
+// behind `nsdebug ls`, and (inspect.go and friends) the per-netns reports.
+package inspect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsdebug/nsdebug/enter"
+	"github.com/nsdebug/nsdebug/internal/nsfs"
+	"github.com/nsdebug/nsdebug/internal/procfs"
+	"github.com/nsdebug/nsdebug/resolver"
+)
+
+// NetnsRow is one network namespace in `nsdebug ls`. JSON field names are
+// part of nsdebug's stable output.
+type NetnsRow struct {
+	Netns      NetnsRef         `json:"netns"`
+	Host       bool             `json:"host"`
+	Orphaned   bool             `json:"orphaned"` // held only by a bind mount, no process
+	Owners     []resolver.Owner `json:"owners"`
+	PIDs       []int            `json:"pids"`
+	Mounts     []MountRef       `json:"mounts"` // nsfs bind mounts holding it
+	Interfaces []Interface      `json:"interfaces"`
+	// HostVeths is filled by ls -o wide: the host-side ends of its veth pairs.
+	HostVeths []HostVeth `json:"host_veths,omitempty"`
+	Error     string     `json:"error,omitempty"` // why interfaces could not be read
+}
+
+// NetnsRef identifies a namespace; Path is the best way to reach it (a bind
+// mount if one is visible, else /proc/PID/ns/net).
+type NetnsRef struct {
+	Inode uint64 `json:"inode"`
+	Dev   uint64 `json:"dev"`
+	Path  string `json:"path"`
+}
+
+// MountRef is one nsfs bind mount; Hidden when a later mount covers it (the
+// /run/netns trap: the file shows empty, `ip netns del` says busy).
+type MountRef struct {
+	Path   string `json:"path"`
+	Hidden bool   `json:"hidden"`
+}
+
+// Interface is one link with its addresses in CIDR form.
+type Interface struct {
+	Name      string   `json:"name"`
+	Index     int      `json:"index"`
+	Type      string   `json:"type"`
+	State     string   `json:"state"`
+	Addresses []string `json:"addresses"`
+}
+
+// HostVeth is the host side of a container's veth pair.
+type HostVeth struct {
+	Name   string `json:"name"`
+	Bridge string `json:"bridge,omitempty"`
+	Peer   string `json:"peer,omitempty"` // the interface inside the netns
+}
+
+// Inventory is the result of ListNetns.
+type Inventory struct {
+	Rows     []NetnsRow
+	Warnings []string
+}
+
+// ListOptions tune ListNetns.
+type ListOptions struct {
+	// Workers bounds how many namespaces are read at once.
+	Workers int
+	// Wiring adds each namespace's host-side veths (ls -o wide).
+	Wiring bool
+}
+
+// ListNetns finds every network namespace on the host, from the kernel side
+// (every /proc/PID/ns/net and every nsfs mount) and from the runtimes, and
+// merges them by namespace identity. A runtime that does not answer becomes a
+// warning: the kernel side is still complete.
+func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*Inventory, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	inv := &Inventory{}
+
+	// The runtimes answer over sockets; ask them while /proc is scanned.
+	type answer struct {
+		b     resolver.Backend
+		cands []resolver.Candidate
+		err   error
+	}
+	answers := make([]answer, len(r.Backends()))
+	var wg sync.WaitGroup
+	for i, b := range r.Backends() {
+		wg.Add(1)
+		go func(i int, b resolver.Backend) {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, r.Timeout())
+			defer cancel()
+			cands, err := b.List(cctx)
+			if err != nil && cctx.Err() == context.DeadlineExceeded {
+				err = fmt.Errorf("%s did not answer within %s at %s", b.Name(), r.Timeout(), b.Endpoint())
+			}
+			answers[i] = answer{b, cands, err}
+		}(i, b)
+	}
+
+	scan, err := procfs.ScanNetns(r.ProcRoot())
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", r.ProcRoot(), err)
+	}
+	mounts, err := procfs.NetnsMounts(r.ProcRoot() + "/self/mountinfo")
+	if err != nil {
+		inv.Warnings = append(inv.Warnings, "cannot read mountinfo: "+err.Error())
+	}
+	hostID, hostSrc, herr := r.Host()
+	if herr != nil {
+		inv.Warnings = append(inv.Warnings, herr.Error())
+	} else if hostSrc == nsfs.HostFromSelf {
+		inv.Warnings = append(inv.Warnings, "cannot read /proc/1/ns/net or /proc/2/ns/net: the host namespace is assumed to be nsdebug's own")
+	}
+
+	rows := map[nsfs.ID]*NetnsRow{}
+	row := func(id nsfs.ID) *NetnsRow {
+		if rw, ok := rows[id]; ok {
+			return rw
+		}
+		rw := &NetnsRow{Netns: NetnsRef{Inode: id.Inode, Dev: id.Dev}, Host: herr == nil && id == hostID, Owners: []resolver.Owner{}, PIDs: []int{}, Mounts: []MountRef{}, Interfaces: []Interface{}}
+		rows[id] = rw
+		return rw
+	}
+	for id, pids := range scan.PIDs {
+		row(id).PIDs = pids
+	}
+	if herr == nil {
+		row(hostID) // the host netns is listed even when PID 1 cannot be read
+	}
+	for _, m := range mounts {
+		rw := row(m.ID)
+		rw.Mounts = append(rw.Mounts, MountRef{Path: m.MountPoint, Hidden: !m.Visible()})
+	}
+
+	wg.Wait()
+	for _, a := range answers {
+		if a.err != nil {
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("%s: %v (listing from the kernel side only)", a.b.Name(), firstLine(a.err)))
+			continue
+		}
+		for _, c := range a.cands {
+			id, ok := candidateID(r.ProcRoot(), c)
+			if !ok {
+				continue // exited since the runtime answered
+			}
+			rw := row(id)
+			if !hasOwner(rw.Owners, c.Owner) {
+				rw.Owners = append(rw.Owners, c.Owner)
+			}
+		}
+	}
+
+	list := make([]*NetnsRow, 0, len(rows))
+	for _, rw := range rows {
+		rw.Orphaned = len(rw.PIDs) == 0 && !rw.Host
+		rw.Netns.Path = bestPath(r.ProcRoot(), rw)
+		sortOwners(rw.Owners)
+		list = append(list, rw)
+	}
+	readInterfaces(list, opts.Workers)
+
+	sort.Slice(list, func(i, j int) bool {
+		a, b := list[i], list[j]
+		if a.Host != b.Host {
+			return a.Host
+		}
+		if (len(a.Owners) > 0) != (len(b.Owners) > 0) {
+			return len(a.Owners) > 0
+		}
+		if len(a.Owners) > 0 && a.Owners[0].Ref() != b.Owners[0].Ref() {
+			return a.Owners[0].Ref() < b.Owners[0].Ref()
+		}
+		return a.Netns.Inode < b.Netns.Inode
+	})
+	for _, rw := range list {
+		inv.Rows = append(inv.Rows, *rw)
+	}
+	return inv, nil
+}
+
+// candidateID finds which namespace a runtime's container is in, without
+// opening it: the runtime's netns file first, the PID second.
+func candidateID(procRoot string, c resolver.Candidate) (nsfs.ID, bool) {
+	if c.NetnsPath != "" {
+		if id, err := nsfs.StatID(c.NetnsPath); err == nil && isNsfsLike(c.NetnsPath) {
+			return id, true
+		}
+	}
+	if c.PID > 0 {
+		if id, err := nsfs.StatID(procRoot + "/" + strconv.Itoa(c.PID) + "/ns/net"); err == nil {
+			return id, true
+		}
+	}
+	return nsfs.ID{}, false
+}
+
+// isNsfsLike rejects an empty placeholder file left where a bind mount was:
+// only a file on nsfs is a namespace.
+func isNsfsLike(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
+}
+
+func hasOwner(os []resolver.Owner, o resolver.Owner) bool {
+	for _, x := range os {
+		if x.Ref() == o.Ref() && x.ID == o.ID {
+			return true
+		}
+	}
+	return false
+}
+
+// sortOwners puts the most specific owner first: Docker, then pods, then
+// plain containerd (whose moby and k8s.io namespaces mirror the other two).
+func sortOwners(os []resolver.Owner) {
+	rank := func(o resolver.Owner) int {
+		switch {
+		case o.Runtime == "docker":
+			return 0
+		case o.Runtime == "cri" && o.Sandbox:
+			return 1
+		case o.Runtime == "cri":
+			return 2
+		case o.Runtime == "containerd" && o.Namespace != "moby" && o.Namespace != "k8s.io":
+			return 3
+		}
+		return 4
+	}
+	sort.SliceStable(os, func(i, j int) bool {
+		if rank(os[i]) != rank(os[j]) {
+			return rank(os[i]) < rank(os[j])
+		}
+		return os[i].Ref() < os[j].Ref()
+	})
+}
+
+func bestPath(procRoot string, rw *NetnsRow) string {
+	for _, m := range rw.Mounts {
+		if !m.Hidden {
+			return m.Path
+		}
+	}
+	if len(rw.PIDs) > 0 {
+		return procRoot + "/" + strconv.Itoa(rw.PIDs[0]) + "/ns/net"
+	}
+	if len(rw.Mounts) > 0 {
+		return rw.Mounts[0].Path
+	}
+	return ""
+}
+
+// readInterfaces fills each row's interfaces through a netlink handle opened
+// inside the namespace, a few namespaces at a time.
+func readInterfaces(rows []*NetnsRow, workers int) {
+	jobs := make(chan *NetnsRow)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rw := range jobs {
+				ifs, err := interfacesOf(rw)
+				if err != nil {
+					rw.Error = err.Error()
+					continue
+				}
+				rw.Interfaces = ifs
+			}
+		}()
+	}
+	for _, rw := range rows {
+		jobs <- rw
+	}
+	close(jobs)
+	wg.Wait()
+}
+
+func interfacesOf(rw *NetnsRow) ([]Interface, error) {
+	ns, err := openRow(rw)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	h, err := enter.NetlinkHandle(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	return Interfaces(h)
+}
+
+// openRow pins the row's namespace and checks it is still the same one.
+func openRow(rw *NetnsRow) (*nsfs.Netns, error) {
+	want := nsfs.ID{Dev: rw.Netns.Dev, Inode: rw.Netns.Inode}
+	var last error = errors.New("no process or visible mount holds it")
+	paths := []string{}
+	for _, m := range rw.Mounts {
+		if !m.Hidden {
+			paths = append(paths, m.Path)
+		}
+	}
+	for _, pid := range rw.PIDs {
+		paths = append(paths, "/proc/"+strconv.Itoa(pid)+"/ns/net")
+		if len(paths) > 4 {
+			break
+		}
+	}
+	for _, p := range paths {
+		ns, err := nsfs.Open(p)
+		if err != nil {
+			last = err
+			continue
+		}
+		if ns.ID != want {
+			ns.Close()
+			last = fmt.Errorf("%s now holds another namespace", p)
+			continue
+		}
+		return ns, nil
+	}
+	return nil, last
+}
+
+// Interfaces lists links and their addresses through h, retrying dumps the
+// kernel interrupted (busy hosts) instead of returning half a list.
+func Interfaces(h *netlink.Handle) ([]Interface, error) {
+	links, err := retry(func() ([]netlink.Link, error) { return h.LinkList() })
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	addrs, err := retry(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	byIndex := map[int][]string{}
+	for _, a := range addrs {
+		if a.IPNet == nil {
+			continue
+		}
+		byIndex[a.LinkIndex] = append(byIndex[a.LinkIndex], (&net.IPNet{IP: a.IP, Mask: a.Mask}).String())
+	}
+	out := make([]Interface, 0, len(links))
+	for _, l := range links {
+		at := l.Attrs()
+		addrs := byIndex[at.Index]
+		if addrs == nil {
+			addrs = []string{}
+		}
+		out = append(out, Interface{Name: at.Name, Index: at.Index, Type: l.Type(), State: at.OperState.String(), Addresses: addrs})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	return out, nil
+}
+
+// dumpRetries bounds retries of an interrupted netlink dump.
+const dumpRetries = 10
+
+func retry[T any](dump func() ([]T, error)) ([]T, error) {
+	var err error
+	for i := 0; i < dumpRetries; i++ {
+		var v []T
+		v, err = dump()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return v, err
+		}
+	}
+	return nil, fmt.Errorf("netlink dump interrupted %d times in a row: %w", dumpRetries, err)
+}
+
+func firstLine(err error) string {
+	s := err.Error()
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

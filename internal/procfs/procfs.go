@@ -1,0 +1,163 @@
+// Package procfs reads the kernel's side of network namespaces: which
+// processes are in which netns (/proc/PID/ns/net), and which netns are held
+// by nsfs bind mounts (/proc/self/mountinfo). Every function takes the /proc
+// root so unit tests can use fake trees.
+package procfs
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/nsdebug/nsdebug/internal/nsfs"
+)
+
+// ScanResult maps each network namespace seen under /proc to its PIDs.
+type ScanResult struct {
+	PIDs map[nsfs.ID][]int
+	// Unreadable counts processes whose ns/net could not be read (permission:
+	// e.g. PID 1 on hardened hosts) — they are skipped, not fatal.
+	Unreadable int
+}
+
+// ScanNetns stats procRoot/PID/ns/net for every process, as lsns does.
+func ScanNetns(procRoot string) (ScanResult, error) {
+	res := ScanResult{PIDs: map[nsfs.ID][]int{}}
+	d, err := os.Open(procRoot)
+	if err != nil {
+		return res, err
+	}
+	defer d.Close()
+	var b strings.Builder
+	for {
+		names, err := d.Readdirnames(1024)
+		for _, name := range names {
+			pid, perr := strconv.Atoi(name)
+			if perr != nil || pid <= 0 {
+				continue
+			}
+			b.Reset()
+			b.WriteString(procRoot)
+			b.WriteByte('/')
+			b.WriteString(name)
+			b.WriteString("/ns/net")
+			id, serr := nsfs.StatID(b.String())
+			if serr != nil {
+				if !os.IsNotExist(serr) { // a process that just exited is not news
+					res.Unreadable++
+				}
+				continue
+			}
+			res.PIDs[id] = append(res.PIDs[id], pid)
+		}
+		if err == io.EOF || len(names) == 0 {
+			break
+		}
+		if err != nil {
+			return res, err
+		}
+	}
+	for _, pids := range res.PIDs {
+		sort.Ints(pids)
+	}
+	return res, nil
+}
+
+// Mount is one nsfs mount of a network namespace.
+type Mount struct {
+	MountID    int
+	ParentID   int
+	MountPoint string
+	ID         nsfs.ID // from the mount's root "net:[INODE]" and its device
+}
+
+// NetnsMounts parses a mountinfo file and returns the nsfs mounts of network
+// namespaces (e.g. /run/netns/*, /run/docker/netns/*). Mounts hidden under a
+// later mount are listed too: mountinfo still shows them.
+func NetnsMounts(mountinfo string) ([]Mount, error) {
+	f, err := os.Open(mountinfo)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseNetnsMounts(f)
+}
+
+func parseNetnsMounts(r io.Reader) ([]Mount, error) {
+	var out []Mount
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		// 36 35 0:4 net:[4026532300] /run/netns/x rw,... shared:5 - nsfs nsfs rw
+		sep := strings.Index(line, " - ")
+		if sep < 0 {
+			continue
+		}
+		post := strings.Fields(line[sep+3:])
+		if len(post) < 1 || post[0] != "nsfs" {
+			continue
+		}
+		pre := strings.Fields(line[:sep])
+		if len(pre) < 5 || !strings.HasPrefix(pre[3], "net:[") || !strings.HasSuffix(pre[3], "]") {
+			continue
+		}
+		ino, err := strconv.ParseUint(pre[3][5:len(pre[3])-1], 10, 64)
+		if err != nil {
+			continue
+		}
+		mid, _ := strconv.Atoi(pre[0])
+		pid, _ := strconv.Atoi(pre[1])
+		out = append(out, Mount{
+			MountID:    mid,
+			ParentID:   pid,
+			MountPoint: unescape(pre[4]),
+			ID:         nsfs.ID{Dev: devOf(pre[2]), Inode: ino},
+		})
+	}
+	return out, sc.Err()
+}
+
+// devOf turns "major:minor" into the st_dev encoding stat(2) returns.
+func devOf(s string) uint64 {
+	maj, min, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0
+	}
+	ma, err1 := strconv.ParseUint(maj, 10, 32)
+	mi, err2 := strconv.ParseUint(min, 10, 32)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	// Linux's new_encode_dev, as glibc's makedev.
+	return (mi & 0xff) | (ma&0xfff)<<8 | (mi&^0xff)<<12 | (ma&^0xfff)<<32
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for space, \012, \134...).
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// Visible reports whether the mount point still shows the mounted namespace:
+// false when a later mount covers it (the file shows something else).
+func (m Mount) Visible() bool {
+	id, err := nsfs.StatID(m.MountPoint)
+	return err == nil && id == m.ID
+}

@@ -1,0 +1,119 @@
+package procfs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/nsdebug/nsdebug/internal/nsfs"
+)
+
+// fakeProc builds procRoot/PID/ns/net files; pids that share a key share a
+// hard link, so they have the same inode, as processes in one netns do.
+func fakeProc(t *testing.T, groups map[string][]string) (string, map[string]nsfs.ID) {
+	t.Helper()
+	root := t.TempDir()
+	ids := map[string]nsfs.ID{}
+	for key, pids := range groups {
+		target := filepath.Join(root, "ns-"+key)
+		if err := os.WriteFile(target, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(target, &st); err != nil {
+			t.Fatal(err)
+		}
+		ids[key] = nsfs.ID{Dev: uint64(st.Dev), Inode: st.Ino}
+		for _, pid := range pids {
+			dir := filepath.Join(root, pid, "ns")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(target, filepath.Join(dir, "net")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Noise that must be ignored: non-PID entries and a process without ns/.
+	os.MkdirAll(filepath.Join(root, "self"), 0o755)
+	os.WriteFile(filepath.Join(root, "uptime"), []byte("1 2"), 0o644)
+	os.MkdirAll(filepath.Join(root, "999"), 0o755)
+	return root, ids
+}
+
+func TestScanNetnsGroupsPIDs(t *testing.T) {
+	root, ids := fakeProc(t, map[string][]string{"host": {"1", "2", "40"}, "web": {"300", "301"}, "lone": {"77"}})
+	res, err := ScanNetns(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]int{"host": {1, 2, 40}, "web": {300, 301}, "lone": {77}}
+	if len(res.PIDs) != len(want) {
+		t.Fatalf("got %d namespaces, want %d: %v", len(res.PIDs), len(want), res.PIDs)
+	}
+	for key, pids := range want {
+		got := res.PIDs[ids[key]]
+		if len(got) != len(pids) {
+			t.Fatalf("%s: pids %v, want %v", key, got, pids)
+		}
+		for i := range pids {
+			if got[i] != pids[i] {
+				t.Fatalf("%s: pids %v, want %v", key, got, pids)
+			}
+		}
+	}
+}
+
+func TestParseNetnsMounts(t *testing.T) {
+	in := strings.Join([]string{
+		`22 1 259:1 / / rw,relatime shared:1 - ext4 /dev/vda rw`,
+		`600 30 0:4 net:[4026532300] /run/netns/cni-1234 rw shared:5 - nsfs nsfs rw`,
+		`601 30 0:4 net:[4026532411] /run/docker/netns/ab\040c rw - nsfs nsfs rw`,
+		`602 30 0:4 mnt:[4026532999] /run/mnt-ns rw - nsfs nsfs rw`,
+		`garbage line`,
+		`603 30 0:4 net:[notanumber] /x rw - nsfs nsfs rw`,
+	}, "\n")
+	got, err := parseNetnsMounts(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("got %d mounts, want 2: %+v", len(got), got)
+	}
+	if got[0].MountPoint != "/run/netns/cni-1234" || got[0].ID.Inode != 4026532300 || got[0].ID.Dev != 4 || got[0].MountID != 600 {
+		t.Errorf("first mount %+v", got[0])
+	}
+	if got[1].MountPoint != "/run/docker/netns/ab c" {
+		t.Errorf("escaped mount point not decoded: %q", got[1].MountPoint)
+	}
+}
+
+func TestDevOfMatchesStat(t *testing.T) {
+	// Compare with a real device number: the directory's st_dev rendered as
+	// major:minor the way mountinfo does.
+	var st syscall.Stat_t
+	if err := syscall.Stat(t.TempDir(), &st); err != nil {
+		t.Fatal(err)
+	}
+	dev := uint64(st.Dev)
+	major := (dev>>8)&0xfff | (dev>>32)&^0xfff
+	minor := dev&0xff | (dev>>12)&^0xff
+	s := strings.Join([]string{uitoa(major), uitoa(minor)}, ":")
+	if got := devOf(s); got != dev {
+		t.Fatalf("devOf(%s) = %d, want %d", s, got, dev)
+	}
+}
+
+func uitoa(v uint64) string {
+	if v == 0 {
+		return "0"
+	}
+	var b []byte
+	for v > 0 {
+		b = append([]byte{byte('0' + v%10)}, b...)
+		v /= 10
+	}
+	return string(b)
+}
