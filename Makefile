@@ -1,0 +1,58 @@
+# nsdebug — see README.md. Integration tests, testbed, demo and bench need root.
+GO        ?= go
+BIN       ?= bin/nsdebug
+PKG       := github.com/nsdebug/nsdebug
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE      ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS   := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT) -X $(PKG)/internal/version.Date=$(DATE)
+FUZZTIME  ?= 15s
+TESTFLAGS ?= -count=1 -timeout 30m
+
+.PHONY: all build test test-unit test-fuzz testbed lint demo bench clean tidy-check
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nsdebug
+
+# Everything: unit tests, integration tests on the real test bed (root), and
+# every fuzz target for a bounded time. With CI=true a missing test bed fails.
+test: build
+	NSDEBUG_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) ./...
+	$(MAKE) test-fuzz
+
+# Unit tests only: no root, no test bed (integration tests skip outside CI).
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+# Each fuzz target for $(FUZZTIME); crashers land in testdata/fuzz as seeds.
+test-fuzz:
+	@set -e; for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "fuzz $$t $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$t; \
+		done; \
+	done
+
+testbed:
+	scripts/testbed.sh
+
+lint: tidy-check
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+tidy-check:
+	@cp go.mod /tmp/nsdebug-go.mod.bak; cp go.sum /tmp/nsdebug-go.sum.bak; \
+	$(GO) mod tidy; \
+	if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changes go.mod/go.sum"; git diff --stat -- go.mod go.sum; \
+		cp /tmp/nsdebug-go.mod.bak go.mod; cp /tmp/nsdebug-go.sum.bak go.sum; exit 1; fi
+
+demo: build
+	scripts/demo.sh $(BIN)
+
+bench: build
+	NSDEBUG=$(CURDIR)/$(BIN) scripts/bench.sh
+
+clean:
+	rm -rf bin bench-results.md
