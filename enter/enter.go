@@ -36,30 +36,53 @@ var restoreHook func(origFd int) int
 // Do runs fn on a dedicated OS thread inside the network namespace ns and
 // returns fn's error. The caller's own thread never changes namespace.
 func Do(ns *nsfs.Netns, fn func() error) error {
-	errc := make(chan error, 1)
+	return Each([]*nsfs.Netns{ns}, func(int) error { return fn() })[0]
+}
+
+// Each runs fn(i) inside nss[i] for every i, one namespace after another on
+// one dedicated, locked OS thread that returns home between namespaces. It is
+// Do for many namespaces at the cost of one thread hand-off instead of one per
+// namespace (nsdebug ls visits hundreds). errs[i] is fn(i)'s error, or why
+// nss[i] could not be entered. If the thread cannot get home, the remaining
+// namespaces are not visited and the thread is discarded.
+func Each(nss []*nsfs.Netns, fn func(i int) error) (errs []error) {
+	errs = make([]error, len(nss))
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		runtime.LockOSThread()
 		// No deferred UnlockOSThread: unlocking is a decision taken below,
 		// only once the thread is verified to be back home.
-		restored, err := doLocked(ns, fn)
-		if restored {
-			runtime.UnlockOSThread()
+		orig, err := nsfs.Open(threadNetns)
+		if err != nil {
+			for i := range errs {
+				errs[i] = fmt.Errorf("save current network namespace: %w", err)
+			}
+			runtime.UnlockOSThread() // nothing was switched
+			return
 		}
-		errc <- err
-		// When !restored the goroutine ends locked: the runtime kills the thread.
+		defer orig.Close()
+		for i, ns := range nss {
+			home, err := visit(orig, ns, func() error { return fn(i) })
+			errs[i] = err
+			if !home {
+				for j := i + 1; j < len(nss); j++ {
+					errs[j] = fmt.Errorf("not visited: %w", err)
+				}
+				return // still locked: the runtime destroys this thread
+			}
+		}
+		runtime.UnlockOSThread()
 	}()
-	return <-errc
+	<-done
+	return errs
 }
 
-func doLocked(ns *nsfs.Netns, fn func() error) (restored bool, err error) {
-	orig, err := nsfs.Open(threadNetns)
-	if err != nil {
-		return true, fmt.Errorf("save current network namespace: %w", err)
-	}
-	defer orig.Close()
-
+// visit enters ns, runs fn and goes back to orig. home reports whether the
+// thread is verified to be in orig again.
+func visit(orig, ns *nsfs.Netns, fn func() error) (home bool, err error) {
 	if err := unix.Setns(ns.Fd(), unix.CLONE_NEWNET); err != nil {
-		// Nothing changed; the thread is still at home.
+		// setns failed, so nothing changed: the thread is still at home.
 		return true, fmt.Errorf("enter network namespace %s: %w", ns.ID, err)
 	}
 
@@ -79,9 +102,8 @@ func doLocked(ns *nsfs.Netns, fn func() error) (restored bool, err error) {
 	return true, fnErr
 }
 
-// callSafely turns a panic in fn into an error so that the restore above
-// always runs; the panic is re-raised on the caller's side is not useful for
-// an operator, a message is.
+// callSafely turns a panic in fn into an error so that the restore always
+// runs: a panic must not leave a switched thread behind.
 func callSafely(fn func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {

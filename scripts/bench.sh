@@ -18,7 +18,29 @@ NSDEBUG=${NSDEBUG:-$PWD/bin/nsdebug}
 RUNS=${BENCH_RUNS:-30}
 OUT=${BENCH_OUT:-bench-results.md}
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+
+# A busy host, shared by every section: BENCH_NETNS_COUNT named netns and
+# BENCH_CONTAINERS Docker containers (bridge network). Sections use
+#   $BENCH_CONTAINER (a container name), $BENCH_PID (its PID),
+#   $BENCH_NETNS (one of the named netns).
+BENCH_NETNS_COUNT=${BENCH_NETNS_COUNT:-500}
+BENCH_CONTAINERS=${BENCH_CONTAINERS:-50}
+PREFIX=nsdbench-$$
+cleanup() {
+	set +e
+	docker ps -aq --filter "label=nsdebug-bench=$PREFIX" | xargs -r docker rm -f >/dev/null 2>&1
+	for i in $(seq 1 "$BENCH_NETNS_COUNT"); do echo "netns del $PREFIX-$i"; done | ip -force -batch - >/dev/null 2>&1
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "bench: creating $BENCH_NETNS_COUNT netns and $BENCH_CONTAINERS containers" >&2
+for i in $(seq 1 "$BENCH_NETNS_COUNT"); do echo "netns add $PREFIX-$i"; done | ip -batch -
+seq 1 "$BENCH_CONTAINERS" | xargs -P 4 -I{} docker run -d --label "nsdebug-bench=$PREFIX" --name "$PREFIX-c{}" bb:local >/dev/null
+BENCH_CONTAINER=$PREFIX-c1
+BENCH_PID=$(docker inspect -f '{{.State.Pid}}' "$BENCH_CONTAINER")
+BENCH_NETNS=$PREFIX-1
+export BENCH_CONTAINER BENCH_PID BENCH_NETNS
 
 printf '| benchmark | nsdebug (ms) | baseline (ms) | ratio | target | result |\n|---|---|---|---|---|---|\n' >"$OUT"
 FAILS=0
