@@ -16,6 +16,7 @@ import (
 
 	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/internal/nsfs"
+	"github.com/nsdebug/nsdebug/internal/procfs"
 )
 
 // DefaultTimeout bounds every call to one runtime.
@@ -123,6 +124,11 @@ func (r *Resolver) resolvePID(t Target) (*Result, error) {
 func (r *Resolver) resolvePath(t Target, path, runtime string) (*Result, error) {
 	ns, err := nsfs.Open(path)
 	if err != nil {
+		if errors.Is(err, nserr.ErrNotNetns) {
+			if hidden := r.hiddenMountAt(path); hidden != "" {
+				return nil, nserr.New(nserr.ErrNotNetns, "%s is not a network namespace any more as seen from here: the nsfs mount of %s at that path is hidden under a later mount of %s (the /run/netns re-mount trap); the namespace still exists: see 'nsdebug ls', or umount the covering mount", path, hidden, filepath.Dir(path))
+			}
+		}
 		if errors.Is(err, nserr.ErrNotNetns) && runtime == "netns" {
 			return nil, nserr.New(nserr.ErrNotNetns, "%s is not a network namespace: an empty placeholder whose bind mount is gone, or hidden under a later mount of %s (see 'nsdebug ls')", path, r.opts.NetnsDir)
 		}
@@ -139,6 +145,25 @@ func (r *Resolver) resolvePath(t Target, path, runtime string) (*Result, error) 
 		Runtime: runtime, Name: name, NS: ns,
 		Netns: NetnsInfo{Path: path, Inode: ns.ID.Inode, Dev: ns.ID.Dev},
 	}, nil
+}
+
+// hiddenMountAt returns the namespace ("net:[N]") of an nsfs mount listed in
+// mountinfo at path but not visible there, or "".
+func (r *Resolver) hiddenMountAt(path string) string {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		real = path
+	}
+	mounts, err := procfs.NetnsMounts(r.opts.ProcRoot + "/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	for _, m := range mounts {
+		if (m.MountPoint == real || m.MountPoint == path) && !m.Visible() {
+			return m.ID.String()
+		}
+	}
+	return ""
 }
 
 // backendAnswer is one backend's reply to a query.

@@ -1,0 +1,50 @@
+package cmd
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// run executes nsdebug in-process with captured streams.
+func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = Main(args, IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	return out.String(), errOut.String(), code
+}
+
+func TestUsageErrorsAreOneLineWithExitCode2(t *testing.T) {
+	cases := [][]string{
+		{"bogus"},
+		{"resolve"},
+		{"resolve", "a", "b"},
+		{"resolve", ""},
+		{"resolve", "docker:"},
+		{"resolve", "pid:0"},
+		{"resolve", "netns:../etc"},
+		{"resolve", "web", "-o", "yaml"},
+		{"ls", "-o", "yaml"},
+		{"ls", "--no-such-flag"},
+		{"ls", "extra"},
+	}
+	for _, args := range cases {
+		stdout, stderr, code := run(t, args...)
+		if code != 2 {
+			t.Errorf("%q: exit %d, want 2 (stderr %q)", args, code, stderr)
+		}
+		if stdout != "" {
+			t.Errorf("%q: wrote to stdout: %q", args, stdout)
+		}
+		if strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "nsdebug: ") {
+			t.Errorf("%q: stderr is not one 'nsdebug: ' line: %q", args, stderr)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	stdout, _, code := run(t, "version")
+	if code != 0 || !strings.HasPrefix(stdout, "nsdebug ") {
+		t.Fatalf("version: %d %q", code, stdout)
+	}
+}
