@@ -54,6 +54,16 @@ wait_for() { # seconds, description, command...
 # 2. dockerd (it starts its own containerd under /var/run/docker/containerd
 # when it is started before the standalone one).
 if ! docker info >/dev/null 2>&1; then
+	# dockerd uses any containerd socket at /run/containerd instead of starting
+	# its own, even a stale one; the test bed wants Docker's own containerd
+	# (namespace moby at /var/run/docker/containerd) AND a standalone CRI one,
+	# as on many real hosts. So the standalone one steps aside for a moment.
+	if pkill -f "containerd --config $CTRD_CONF" 2>/dev/null; then
+		log "stopping the standalone containerd while dockerd starts"
+		for _ in $(seq 50); do pgrep -f "containerd --config $CTRD_CONF" >/dev/null || break; sleep 0.1; done
+	fi
+	rm -f "$CTRD_SOCK" "$CTRD_SOCK.ttrpc"
+	pkill -x dockerd 2>/dev/null && sleep 1 || true
 	log "starting dockerd"
 	setsid nohup dockerd >"$LOGS/dockerd.log" 2>&1 < /dev/null &
 	wait_for 30 dockerd docker info
