@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"os"
+	"sort"
 	"time"
 )
 
@@ -64,5 +65,9 @@ func Open(cfg Config) *Resolver {
 			}
 		}
 	}
+	// A fixed order (docker, containerd, cri) keeps messages and output stable
+	// whatever order the backend files registered in.
+	rank := map[string]int{"docker": 0, "containerd": 1, "cri": 2}
+	sort.SliceStable(bs, func(i, j int) bool { return rank[bs[i].Name()] < rank[bs[j].Name()] })
 	return New(Options{Backends: bs, Timeout: cfg.Timeout})
 }
