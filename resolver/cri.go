@@ -199,6 +199,9 @@ func (b *criBackend) fillSandboxStatus(ctx context.Context, rt cri.RuntimeServic
 		return rpcError(ctx, "cri", b.endpoint, err)
 	}
 	c.HostNetwork = st.GetStatus().GetLinux().GetNamespaces().GetOptions().GetNetwork() == cri.NamespaceMode_NODE
+	if c.HostNetwork {
+		c.NetworkMode = "host"
+	}
 	if s := st.GetStatus(); s != nil {
 		c.Running = s.GetState() == cri.PodSandboxState_SANDBOX_READY
 		c.State = stateWord(s.GetState().String())
