@@ -249,12 +249,18 @@ func (r *Resolver) resolveRuntime(ctx context.Context, t Target) (*Result, error
 		stopped    []Candidate
 		groups     []*group
 		pinErrs    []error
+		notFound   []error // runtimes that answered "no such thing" with details
 		looked     []string
 		unanswered int
 	)
 	for _, a := range answers {
 		looked = append(looked, a.backend.Name()+" ("+a.backend.Endpoint()+")")
 		if a.err != nil {
+			if errors.Is(a.err, nserr.ErrNotFound) {
+				// An answer, not an outage: e.g. the pod has no container of that name.
+				notFound = append(notFound, a.err)
+				continue
+			}
 			unanswered++
 			notes = append(notes, a.err.Error())
 			continue
@@ -309,6 +315,8 @@ func (r *Resolver) resolveRuntime(ctx context.Context, t Target) (*Result, error
 			state = "stopped"
 		}
 		return nil, nserr.New(nserr.ErrNotRunning, "%s (%s) is not running (state: %s); it has no network namespace", c.Ref(), shortID(c.ID), state)
+	case len(notFound) > 0:
+		return nil, notFound[0]
 	case unanswered == len(answers):
 		return nil, nserr.New(nserr.ErrUnavailable, "cannot look up %q: %s", t.Raw, strings.Join(notes, "; "))
 	}

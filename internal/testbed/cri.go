@@ -89,7 +89,6 @@ func RunPod(t testing.TB, opts PodOptions) *Pod {
 	logDir := t.TempDir() // removed after the pod (cleanups run last-in first-out)
 	cfg := &cri.PodSandboxConfig{
 		Metadata:     &cri.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: p.UID},
-		Hostname:     p.Name,
 		LogDirectory: logDir,
 		Labels:       podLabels,
 		Annotations:  map[string]string{"kubernetes.io/config.source": "api"},
@@ -98,7 +97,9 @@ func RunPod(t testing.TB, opts PodOptions) *Pod {
 		},
 	}
 	if !opts.HostNetwork {
-		// kubelet's ClusterFirst DNS; tests find it in the pod's resolv.conf.
+		// As kubelet: a hostname only with a UTS namespace of the pod's
+		// own, and ClusterFirst DNS (tests find it in the pod's resolv.conf).
+		cfg.Hostname = p.Name
 		cfg.DnsConfig = &cri.DNSConfig{
 			Servers:  []string{"10.99.0.10"},
 			Searches: []string{p.Namespace + ".svc.cluster.local", "svc.cluster.local", "cluster.local"},
