@@ -148,14 +148,25 @@ func (b *containerdBackend) addTask(ctx context.Context, c *client.Client, cand 
 
 func setTaskState(cand *Candidate, st tasktypes.Status, pid uint32) {
 	cand.State = strings.ToLower(st.String())
-	cand.Running = st == tasktypes.Status_RUNNING
+	cand.Running = taskAlive(st)
 	if cand.Running {
 		// A stopped task's PID may already belong to another process.
 		cand.PID = int(pid)
 	}
 }
 
-// List returns every running task in every namespace: two calls per
+// taskAlive: the task's processes exist, so its namespaces do. A paused
+// (frozen) task's netns is as usable as a running one's.
+func taskAlive(st tasktypes.Status) bool {
+	return st == tasktypes.Status_RUNNING || st == tasktypes.Status_PAUSED || st == tasktypes.Status_PAUSING
+}
+
+type taskStatus struct {
+	status tasktypes.Status
+	pid    uint32
+}
+
+// List returns every running (or paused) task in every namespace: two calls per
 // namespace (containers, tasks).
 func (b *containerdBackend) List(ctx context.Context) ([]Candidate, error) {
 	ctx, cancel := withTimeout(ctx, b.timeout)
@@ -175,12 +186,12 @@ func (b *containerdBackend) List(ctx context.Context) ([]Candidate, error) {
 		if err != nil {
 			return nil, rpcError(ctx, "containerd", b.address, err)
 		}
-		running := map[string]uint32{}
+		running := map[string]taskStatus{}
 		for _, t := range ts.GetTasks() {
 			// Exec'd processes are listed too; only a container's init
 			// process has ID == ContainerID.
-			if t.GetStatus() == tasktypes.Status_RUNNING && (t.GetContainerID() == "" || t.GetID() == t.GetContainerID()) {
-				running[t.GetID()] = t.GetPid()
+			if taskAlive(t.GetStatus()) && (t.GetContainerID() == "" || t.GetID() == t.GetContainerID()) {
+				running[t.GetID()] = taskStatus{t.GetStatus(), t.GetPid()}
 			}
 		}
 		if len(running) == 0 {
@@ -191,12 +202,12 @@ func (b *containerdBackend) List(ctx context.Context) ([]Candidate, error) {
 			return nil, rpcError(ctx, "containerd", b.address, err)
 		}
 		for _, ct := range cs {
-			pid, ok := running[ct.ID]
+			task, ok := running[ct.ID]
 			if !ok {
 				continue
 			}
 			cand := containerdCandidate(ns, ct)
-			setTaskState(&cand, tasktypes.Status_RUNNING, pid)
+			setTaskState(&cand, task.status, task.pid)
 			out = append(out, cand)
 		}
 	}
