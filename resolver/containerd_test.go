@@ -3,8 +3,8 @@ package resolver
 import (
 	"testing"
 
+	containersapi "github.com/containerd/containerd/api/services/containers/v1"
 	tasktypes "github.com/containerd/containerd/api/types/task"
-	"github.com/containerd/containerd/v2/core/containers"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -29,20 +29,20 @@ func TestContainerdCandidate(t *testing.T) {
 	cases := []struct {
 		name string
 		ns   string
-		ct   containers.Container
+		ct   *containersapi.Container
 		want Owner
 		path string
 	}{
 		{
 			name: "plain container, new netns",
 			ns:   "nsdebug-test",
-			ct:   containers.Container{ID: "c1", Spec: specAny(`{"linux":{"namespaces":[{"type":"network"}]}}`)},
+			ct:   &containersapi.Container{ID: "c1", Spec: specAny(`{"linux":{"namespaces":[{"type":"network"}]}}`)},
 			want: Owner{Runtime: "containerd", ID: "c1", Name: "c1", Namespace: "nsdebug-test"},
 		},
 		{
 			name: "CRI sandbox",
 			ns:   "k8s.io",
-			ct: containers.Container{ID: "sb", Labels: with(podLabels, labelCRIKind, "sandbox"),
+			ct: &containersapi.Container{ID: "sb", Labels: with(podLabels, labelCRIKind, "sandbox"),
 				Spec: specAny(`{"linux":{"namespaces":[{"type":"network","path":"/var/run/netns/cni-1"}]}}`)},
 			want: Owner{Runtime: "containerd", ID: "sb", Name: "web", Namespace: "k8s.io", Sandbox: true,
 				Pod: &PodRef{Namespace: "shop", Name: "web", UID: "u-1"}},
@@ -51,7 +51,7 @@ func TestContainerdCandidate(t *testing.T) {
 		{
 			name: "CRI app container joins the sandbox by /proc path: not trusted",
 			ns:   "k8s.io",
-			ct: containers.Container{ID: "app1", Labels: with(podLabels, labelCRIKind, "container", labelContainerName, "app"),
+			ct: &containersapi.Container{ID: "app1", Labels: with(podLabels, labelCRIKind, "container", labelContainerName, "app"),
 				Spec: specAny(`{"linux":{"namespaces":[{"type":"network","path":"/proc/5345/ns/net"}]}}`)},
 			want: Owner{Runtime: "containerd", ID: "app1", Name: "app", Namespace: "k8s.io", Container: "app",
 				Pod: &PodRef{Namespace: "shop", Name: "web", UID: "u-1"}},
@@ -59,19 +59,19 @@ func TestContainerdCandidate(t *testing.T) {
 		{
 			name: "docker host mode: no network namespace in the spec",
 			ns:   "moby",
-			ct:   containers.Container{ID: "d1", Spec: specAny(`{"linux":{"namespaces":[{"type":"mount"}]}}`)},
+			ct:   &containersapi.Container{ID: "d1", Spec: specAny(`{"linux":{"namespaces":[{"type":"mount"}]}}`)},
 			want: Owner{Runtime: "containerd", ID: "d1", Name: "d1", Namespace: "moby"},
 		},
 		{
 			name: "unreadable spec",
 			ns:   "x",
-			ct:   containers.Container{ID: "bad", Spec: specAny(`{not json`)},
+			ct:   &containersapi.Container{ID: "bad", Spec: specAny(`{not json`)},
 			want: Owner{Runtime: "containerd", ID: "bad", Name: "bad", Namespace: "x"},
 		},
 		{
 			name: "no spec",
 			ns:   "x",
-			ct:   containers.Container{ID: "nospec"},
+			ct:   &containersapi.Container{ID: "nospec"},
 			want: Owner{Runtime: "containerd", ID: "nospec", Name: "nospec", Namespace: "x"},
 		},
 	}

@@ -3,7 +3,6 @@ package resolver
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/containerd/errdefs"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -408,8 +406,7 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 
 // rpcError classifies a failed gRPC call to a runtime: not answering
 // (refused, missing socket, timeout) is ErrUnavailable naming the endpoint;
-// a refused socket permission is ErrPermission. Both gRPC status errors and
-// containerd's errdefs conversions of them are understood.
+// a refused socket permission is ErrPermission.
 func rpcError(ctx context.Context, runtime, endpoint string, err error) error {
 	if ctx.Err() != nil {
 		return nserr.Wrap(nserr.ErrUnavailable, ctx.Err(), "%s did not answer at %s", runtime, endpoint)
@@ -423,10 +420,9 @@ func rpcError(ctx context.Context, runtime, endpoint string, err error) error {
 	switch {
 	case strings.Contains(reason, "permission denied"):
 		return nserr.New(nserr.ErrPermission, "cannot connect to %s at %s: %s", runtime, endpoint, reason)
-	case code == codes.Unavailable || code == codes.DeadlineExceeded || code == codes.Canceled ||
-		errdefs.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+	case code == codes.Unavailable || code == codes.DeadlineExceeded || code == codes.Canceled:
 		return nserr.New(nserr.ErrUnavailable, "%s is not answering at %s: %s", runtime, endpoint, reason)
-	case code == codes.Unimplemented || errdefs.IsNotImplemented(err):
+	case code == codes.Unimplemented:
 		return nserr.New(nserr.ErrUnavailable, "%s at %s does not serve the API nsdebug needs: %s", runtime, endpoint, reason)
 	}
 	return fmt.Errorf("%s at %s: %w", runtime, endpoint, err)
@@ -442,5 +438,5 @@ func dialReason(msg string) string {
 }
 
 func isNotFound(err error) bool {
-	return status.Code(err) == codes.NotFound || errdefs.IsNotFound(err)
+	return status.Code(err) == codes.NotFound
 }

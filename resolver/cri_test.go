@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerd/errdefs"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -151,7 +150,8 @@ func TestRPCError(t *testing.T) {
 		contains string
 	}{
 		{"refused", live, refused, nserr.ErrUnavailable, "cri is not answering at unix:///x.sock: dial unix /x.sock: connect: connection refused"},
-		{"errdefs conversion", live, fmt.Errorf("list: %w", errdefs.ErrUnavailable), nserr.ErrUnavailable, "not answering"},
+		{"wrapped", live, fmt.Errorf("list: %w", refused), nserr.ErrUnavailable, "not answering"},
+		{"canceled", live, status.Error(codes.Canceled, "context canceled"), nserr.ErrUnavailable, "not answering"},
 		{"permission", live, status.Error(codes.Unavailable, `dial unix /x.sock: connect: permission denied`), nserr.ErrPermission, "cannot connect to cri at unix:///x.sock: dial unix /x.sock: connect: permission denied"},
 		{"deadline", expired, status.Error(codes.DeadlineExceeded, "context deadline exceeded"), nserr.ErrUnavailable, "did not answer at unix:///x.sock"},
 		{"old runtime", live, status.Error(codes.Unimplemented, "unknown service runtime.v1.RuntimeService"), nserr.ErrUnavailable, "does not serve"},
