@@ -39,7 +39,7 @@ func init() { registerBackend(newCRIBackends) }
 // CRI socket that exists. Nothing is dialled here.
 func newCRIBackends(cfg Config) []Backend {
 	if cfg.CRIEndpoint != "" {
-		return []Backend{&criBackend{endpoint: cfg.CRIEndpoint, timeout: cfg.Timeout}}
+		return []Backend{&criBackend{endpoint: cfg.CRIEndpoint, timeout: cfg.Timeout, explicit: true}}
 	}
 	var bs []Backend
 	for _, s := range existingSockets(DefaultCRISockets) {
@@ -53,6 +53,10 @@ func newCRIBackends(cfg Config) []Backend {
 type criBackend struct {
 	endpoint string // as configured: unix:///path or /path
 	timeout  time.Duration
+	// explicit: the user named this endpoint. A default socket that turns
+	// out not to serve CRI (containerd with its CRI plugin disabled, as on
+	// most Docker hosts) simply has no pods; a named one is an error.
+	explicit bool
 
 	mu   sync.Mutex
 	conn *grpc.ClientConn
@@ -108,7 +112,7 @@ func (b *criBackend) Find(ctx context.Context, q Query) ([]Candidate, error) {
 	}
 	resp, err := rt.ListPodSandbox(ctx, &cri.ListPodSandboxRequest{})
 	if err != nil {
-		return nil, rpcError(ctx, "cri", b.endpoint, err)
+		return nil, b.listError(ctx, err)
 	}
 	var out []Candidate
 	for _, p := range resp.Items {
@@ -147,7 +151,7 @@ func (b *criBackend) List(ctx context.Context) ([]Candidate, error) {
 		Filter: &cri.PodSandboxFilter{State: &cri.PodSandboxStateValue{State: cri.PodSandboxState_SANDBOX_READY}},
 	})
 	if err != nil {
-		return nil, rpcError(ctx, "cri", b.endpoint, err)
+		return nil, b.listError(ctx, err)
 	}
 	cands := make([]Candidate, len(resp.Items))
 	errs := make([]error, len(resp.Items))
@@ -174,6 +178,15 @@ func (b *criBackend) List(ctx context.Context) ([]Candidate, error) {
 		}
 	}
 	return out, nil
+}
+
+// listError is rpcError, except that a default socket without the CRI
+// service is not an error: that runtime has no pods (nil).
+func (b *criBackend) listError(ctx context.Context, err error) error {
+	if !b.explicit && status.Code(err) == codes.Unimplemented && ctx.Err() == nil {
+		return nil
+	}
+	return rpcError(ctx, "cri", b.endpoint, err)
 }
 
 // podCandidate is what ListPodSandbox says about a pod.

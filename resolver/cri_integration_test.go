@@ -211,3 +211,23 @@ func TestCRIEndpointThatNeverAnswers(t *testing.T) {
 		t.Errorf("took %s with a %s timeout", took, cfg.Timeout)
 	}
 }
+
+// Docker's own containerd runs without the CRI plugin: as a default socket it
+// simply has no pods; named explicitly it is an error that says why.
+func TestCRISocketWithoutCRIService(t *testing.T) {
+	testbed.Require(t)
+	for _, explicit := range []bool{false, true} {
+		b := &criBackend{endpoint: "unix://" + testbed.DockerContainerdSock, timeout: 5 * time.Second, explicit: explicit}
+		cands, ferr := b.Find(context.Background(), Query{Name: "x"})
+		_, lerr := b.List(context.Background())
+		b.Close()
+		for _, err := range []error{ferr, lerr} {
+			switch {
+			case !explicit && (err != nil || len(cands) > 0):
+				t.Errorf("default socket: got %v %v, want no pods and no error", cands, err)
+			case explicit && (!errors.Is(err, nserr.ErrUnavailable) || !strings.Contains(err.Error(), "does not serve")):
+				t.Errorf("explicit endpoint: got %v, want ErrUnavailable (does not serve the API)", err)
+			}
+		}
+	}
+}
