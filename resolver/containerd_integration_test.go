@@ -66,7 +66,8 @@ func hasOwner(owners []Owner, match func(Owner) bool) bool {
 
 func TestContainerdResolveByID(t *testing.T) {
 	testbed.Require(t)
-	c := testbed.RunCtrdContainer(t, testbed.CtrdNamespace, testbed.UniqueName("nsdbg-ctrd"))
+	// A '.' in the ID: it ends the server-side filter (see idPrefixFilter).
+	c := testbed.RunCtrdContainer(t, testbed.CtrdNamespace, testbed.UniqueName("nsdbg.ctrd"))
 	want := statInode(t, procNet(c.PID))
 	if host := statInode(t, "/proc/self/ns/net"); want == host {
 		t.Fatalf("fixture container shares the test's netns; the default spec should give it its own")
@@ -75,7 +76,8 @@ func TestContainerdResolveByID(t *testing.T) {
 		"containerd:" + c.Namespace + "/" + c.ID,
 		"containerd:" + c.ID,
 		"containerd:" + c.ID[:len(c.ID)-1], // a unique prefix
-		c.ID,                               // a bare word
+		"containerd:" + c.ID[:len("nsdbg.ctrd-")+3],
+		c.ID, // a bare word
 	} {
 		t.Run(target, func(t *testing.T) {
 			res := mustResolve(t, target)
@@ -90,12 +92,19 @@ func TestContainerdResolveByID(t *testing.T) {
 			}
 		})
 	}
-	t.Run("wrong namespace", func(t *testing.T) {
-		_, err := resolveTarget(t, Config{}, "containerd:k8s.io/"+c.ID)
-		if !errors.Is(err, nserr.ErrNotFound) {
-			t.Fatalf("got %v, want ErrNotFound", err)
-		}
-	})
+	for _, target := range []string{
+		"containerd:k8s.io/" + c.ID,           // wrong namespace
+		"containerd:" + c.ID + "x",            // longer than the ID
+		"containerd:" + strings.ToUpper(c.ID), // IDs are case-sensitive
+		"containerd:nsdbg*ctrd",               // no ID can hold '*'
+	} {
+		t.Run(target, func(t *testing.T) {
+			_, err := resolveTarget(t, Config{}, target)
+			if !errors.Is(err, nserr.ErrNotFound) {
+				t.Fatalf("got %v, want ErrNotFound", err)
+			}
+		})
+	}
 }
 
 func TestContainerdSameIDInTwoNamespacesIsAmbiguous(t *testing.T) {

@@ -116,3 +116,25 @@ func TestSetTaskState(t *testing.T) {
 		}
 	}
 }
+
+func TestIDPrefixFilter(t *testing.T) {
+	cases := []struct {
+		prefix, filter string
+		possible       bool
+	}{
+		{"3f2a1b", "id~=^3f2a1b", true},
+		{"nsdbg-ctrd_1", "id~=^nsdbg-ctrd_1", true},
+		{"redis.v2.x", "id~=^redis", true}, // '.' is a regexp metacharacter: stop there
+		{".hidden", "id~=^", true},
+		{"a*b", "", false},
+		{"a b", "", false},
+		{"a\"b", "", false},
+		{"ü", "", false},
+	}
+	for _, c := range cases {
+		f, ok := idPrefixFilter(c.prefix)
+		if f != c.filter || ok != c.possible {
+			t.Errorf("idPrefixFilter(%q) = %q, %v; want %q, %v", c.prefix, f, ok, c.filter, c.possible)
+		}
+	}
+}
