@@ -101,8 +101,10 @@ func (b *criBackend) client() (cri.RuntimeServiceClient, error) {
 }
 
 // Find returns the pods named q.Name (in q.Namespace, or in any namespace
-// when it is ""). With q.Container, the candidate is that container of the
-// pod (its netns is still the pod's).
+// when it is ""). A bare word (q.Namespace "") that names no pod may also be
+// a pod ID or a unique prefix of one, as crictl prints them. With
+// q.Container, the candidate is that container of the pod (its netns is
+// still the pod's).
 func (b *criBackend) Find(ctx context.Context, q Query) ([]Candidate, error) {
 	ctx, cancel := withTimeout(ctx, b.timeout)
 	defer cancel()
@@ -115,11 +117,7 @@ func (b *criBackend) Find(ctx context.Context, q Query) ([]Candidate, error) {
 		return nil, b.listError(ctx, err)
 	}
 	var out []Candidate
-	for _, p := range resp.Items {
-		md := p.GetMetadata()
-		if md.GetName() != q.Name || (q.Namespace != "" && md.GetNamespace() != q.Namespace) {
-			continue
-		}
+	for _, p := range matchPods(resp.Items, q) {
 		c := podCandidate(p)
 		if c.Running {
 			if err := b.fillSandboxStatus(ctx, rt, &c); err != nil {
@@ -137,6 +135,25 @@ func (b *criBackend) Find(ctx context.Context, q Query) ([]Candidate, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// matchPods picks the pods q names: by name (and namespace); failing that,
+// for a bare word, by sandbox ID prefix.
+func matchPods(pods []*cri.PodSandbox, q Query) []*cri.PodSandbox {
+	var byName, byID []*cri.PodSandbox
+	for _, p := range pods {
+		md := p.GetMetadata()
+		switch {
+		case md.GetName() == q.Name && (q.Namespace == "" || md.GetNamespace() == q.Namespace):
+			byName = append(byName, p)
+		case q.Namespace == "" && q.Container == "" && strings.HasPrefix(p.GetId(), q.Name):
+			byID = append(byID, p)
+		}
+	}
+	if len(byName) > 0 {
+		return byName
+	}
+	return byID
 }
 
 // List returns every ready pod.

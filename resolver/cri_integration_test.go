@@ -73,11 +73,18 @@ func TestPodDefaultNamespaceAndBareName(t *testing.T) {
 	testbed.Require(t)
 	p := testbed.RunPod(t, testbed.PodOptions{Containers: []string{"app"}})
 	want := statInode(t, p.NetnsPath)
-	for _, target := range []string{"pod:" + p.Name, p.Name} {
+	for _, target := range []string{"pod:" + p.Name, p.Name, p.SandboxID[:12]} {
 		res := mustResolve(t, target)
-		if res.Netns.Inode != want || res.Pod == nil || res.Pod.Namespace != "default" || res.Pod.Name != p.Name {
-			t.Errorf("%s: inode %d pod %+v, want %d default/%s", target, res.Netns.Inode, res.Pod, want, p.Name)
+		if res.Netns.Inode != want || res.Runtime != "cri" || res.Pod == nil || res.Pod.Namespace != "default" || res.Pod.Name != p.Name {
+			t.Errorf("%s: inode %d runtime %s pod %+v, want %d cri default/%s", target, res.Netns.Inode, res.Runtime, res.Pod, want, p.Name)
 		}
+	}
+	// A sandbox ID prefix is also the sandbox container in containerd's
+	// k8s.io namespace: the same netns, so one match with both owners.
+	res := mustResolve(t, p.SandboxID[:12])
+	if !hasOwner(res.Owners, func(o Owner) bool { return o.Runtime == "containerd" && o.Namespace == "k8s.io" && o.ID == p.SandboxID && o.Sandbox }) ||
+		!hasOwner(res.Owners, func(o Owner) bool { return o.Runtime == "cri" && o.ID == p.SandboxID }) {
+		t.Errorf("owners %+v: want the pod (cri) and its sandbox (containerd k8s.io)", res.Owners)
 	}
 }
 

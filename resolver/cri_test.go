@@ -278,3 +278,40 @@ func TestNewBackendsHonourConfig(t *testing.T) {
 		t.Errorf("from the environment: %v, want %v", eps, want)
 	}
 }
+
+func TestMatchPods(t *testing.T) {
+	pod := func(id, ns, name string) *cri.PodSandbox {
+		return &cri.PodSandbox{Id: id, Metadata: &cri.PodSandboxMetadata{Namespace: ns, Name: name}}
+	}
+	pods := []*cri.PodSandbox{
+		pod("aa11", "shop", "cart"),
+		pod("bb22", "staging", "cart"),
+		pod("cafe01", "shop", "web"),
+		pod("cafe02", "shop", "cafe"), // a pod named like another's ID prefix
+	}
+	ids := func(ps []*cri.PodSandbox) string {
+		var s []string
+		for _, p := range ps {
+			s = append(s, p.Id)
+		}
+		return strings.Join(s, ",")
+	}
+	cases := []struct {
+		q    Query
+		want string
+	}{
+		{Query{Name: "cart", Namespace: "shop"}, "aa11"},
+		{Query{Name: "cart"}, "aa11,bb22"},              // bare word: every namespace
+		{Query{Name: "cart", Namespace: "default"}, ""}, // pod:cart
+		{Query{Name: "aa1"}, "aa11"},                    // bare ID prefix
+		{Query{Name: "aa11", Namespace: "shop"}, ""},    // pod: targets take names only
+		{Query{Name: "cafe"}, "cafe02"},                 // a name beats ID prefixes
+		{Query{Name: "cafe0"}, "cafe01,cafe02"},         // an ambiguous prefix: both, for the Resolver to report
+		{Query{Name: "aa1", Container: "app"}, ""},
+	}
+	for _, c := range cases {
+		if got := ids(matchPods(pods, c.q)); got != c.want {
+			t.Errorf("%+v: got %q, want %q", c.q, got, c.want)
+		}
+	}
+}
