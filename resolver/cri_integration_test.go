@@ -82,7 +82,9 @@ func TestPodDefaultNamespaceAndBareName(t *testing.T) {
 	// A sandbox ID prefix is also the sandbox container in containerd's
 	// k8s.io namespace: the same netns, so one match with both owners.
 	res := mustResolve(t, p.SandboxID[:12])
-	if !hasOwner(res.Owners, func(o Owner) bool { return o.Runtime == "containerd" && o.Namespace == "k8s.io" && o.ID == p.SandboxID && o.Sandbox }) ||
+	if !hasOwner(res.Owners, func(o Owner) bool {
+		return o.Runtime == "containerd" && o.Namespace == "k8s.io" && o.ID == p.SandboxID && o.Sandbox
+	}) ||
 		!hasOwner(res.Owners, func(o Owner) bool { return o.Runtime == "cri" && o.ID == p.SandboxID }) {
 		t.Errorf("owners %+v: want the pod (cri) and its sandbox (containerd k8s.io)", res.Owners)
 	}
