@@ -252,6 +252,12 @@ func TestResolverReturnsRuntimeNotFound(t *testing.T) {
 	if !errors.Is(err, nserr.ErrNotFound) || errors.Is(err, nserr.ErrUnavailable) || !strings.Contains(err.Error(), `no container "db"`) {
 		t.Fatalf("got %v", err)
 	}
+	// For a bare word, a runtime's "not there" is an answer too; the message
+	// is the general one that lists where nsdebug looked.
+	_, err = r.Resolve(context.Background(), Target{Kind: KindAuto, Name: "web", Raw: "web"})
+	if !errors.Is(err, nserr.ErrNotFound) || errors.Is(err, nserr.ErrUnavailable) || !strings.Contains(err.Error(), "looked in cri (static://cri)") || strings.Contains(err.Error(), "not answering") {
+		t.Fatalf("bare word: got %v", err)
+	}
 }
 
 func TestNewBackendsHonourConfig(t *testing.T) {

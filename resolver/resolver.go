@@ -315,7 +315,8 @@ func (r *Resolver) resolveRuntime(ctx context.Context, t Target) (*Result, error
 			state = "stopped"
 		}
 		return nil, nserr.New(nserr.ErrNotRunning, "%s (%s) is not running (state: %s); it has no network namespace", c.Ref(), shortID(c.ID), state)
-	case len(notFound) > 0:
+	case len(notFound) > 0 && t.Kind != KindAuto:
+		// A bare word gets the general message below, which says where it looked.
 		return nil, notFound[0]
 	case unanswered == len(answers):
 		return nil, nserr.New(nserr.ErrUnavailable, "cannot look up %q: %s", t.Raw, strings.Join(notes, "; "))
