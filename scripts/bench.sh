@@ -47,10 +47,15 @@ FAILS=0
 
 compare() { # what target nsdebug_cmd baseline_cmd [mode]
 	local what=$1 target=$2 ours=$3 theirs=$4 mode=${5:-max} json=$WORK/h.json
-	if [ "$theirs" = - ]; then
-		hyperfine -N -w 3 -r "$RUNS" --export-json "$json" "$ours" >/dev/null 2>&1 || hyperfine -w 3 -r "$RUNS" --export-json "$json" "$ours" >/dev/null
-	else
-		hyperfine -N -w 3 -r "$RUNS" --export-json "$json" "$ours" "$theirs" >/dev/null 2>&1 || hyperfine -w 3 -r "$RUNS" --export-json "$json" "$ours" "$theirs" >/dev/null
+	local cmds=("$ours")
+	[ "$theirs" = - ] || cmds+=("$theirs")
+	# -N runs without a shell; commands with shell syntax need one.
+	if ! hyperfine -N -w 3 -r "$RUNS" --export-json "$json" "${cmds[@]}" >/dev/null 2>"$WORK/err" &&
+		! hyperfine -w 3 -r "$RUNS" --export-json "$json" "${cmds[@]}" >/dev/null 2>"$WORK/err"; then
+		echo "| $what | FAILED: $(grep -m1 -iE 'error|fail|non-zero' "$WORK/err" | tr '|' '/' | cut -c1-120) | | | | FAILED |" >>"$OUT"
+		FAILS=$((FAILS+1))
+		tail -1 "$OUT"
+		return 0
 	fi
 	python3 - "$json" "$what" "$target" "$mode" >>"$OUT" <<'PY' || FAILS=$((FAILS+1))
 import json, sys
