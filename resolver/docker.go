@@ -1,0 +1,237 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/nsdebug/nsdebug/internal/nserr"
+)
+
+func init() { registerBackend(newDockerBackends) }
+
+func newDockerBackends(cfg Config) []Backend {
+	return []Backend{&dockerBackend{host: cfg.DockerHost}}
+}
+
+// dockerBackend finds Docker containers through the Docker Engine API. The
+// client follows the docker CLI's environment (DOCKER_HOST, DOCKER_API_VERSION,
+// DOCKER_CERT_PATH, DOCKER_TLS_VERIFY) and negotiates the API version with
+// the daemon unless DOCKER_API_VERSION pins it (Docker 20.10 speaks 1.41).
+type dockerBackend struct {
+	host string // --docker-host; "" = environment, then the default socket
+
+	once sync.Once
+	cli  *client.Client
+	err  error
+}
+
+func (b *dockerBackend) Name() string { return "docker" }
+
+func (b *dockerBackend) Endpoint() string {
+	if cli, err := b.client(); err == nil {
+		return cli.DaemonHost()
+	}
+	if b.host != "" {
+		return b.host
+	}
+	return client.DefaultDockerHost
+}
+
+// client is made on first use; making it does not connect.
+func (b *dockerBackend) client() (*client.Client, error) {
+	b.once.Do(func() {
+		opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+		if b.host != "" {
+			opts = append(opts, client.WithHost(b.host))
+		}
+		b.cli, b.err = client.NewClientWithOpts(opts...)
+		if b.err != nil {
+			b.err = nserr.Wrap(nserr.ErrUsage, b.err, "docker endpoint")
+		}
+	})
+	return b.cli, b.err
+}
+
+func (b *dockerBackend) Close() error {
+	if b.cli != nil {
+		return b.cli.Close()
+	}
+	return nil
+}
+
+// Find asks the daemon to inspect q.Name first: one call resolves a name, a
+// full ID or a unique ID prefix exactly as `docker inspect` does. Only an
+// ambiguous prefix lists containers, so that every match is reported.
+func (b *dockerBackend) Find(ctx context.Context, q Query) ([]Candidate, error) {
+	cli, err := b.client()
+	if err != nil {
+		return nil, err
+	}
+	name := strings.TrimPrefix(q.Name, "/")
+	if name == "" {
+		return nil, nil
+	}
+	info, err := cli.ContainerInspect(ctx, name)
+	switch {
+	case err == nil:
+		return []Candidate{b.candidate(ctx, cli, info, true)}, nil
+	case errdefs.IsNotFound(err):
+		return nil, nil
+	case isAmbiguousPrefix(err):
+		return b.findByPrefix(ctx, cli, name)
+	}
+	return nil, b.apiError(ctx, err)
+}
+
+// isAmbiguousPrefix recognises the daemon's answer to a prefix that matches
+// several containers ("multiple IDs found with provided prefix").
+func isAmbiguousPrefix(err error) bool {
+	return errdefs.IsInvalidParameter(err) || strings.Contains(strings.ToLower(err.Error()), "multiple ids found")
+}
+
+func (b *dockerBackend) findByPrefix(ctx context.Context, cli *client.Client, prefix string) ([]Candidate, error) {
+	list, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return nil, b.apiError(ctx, err)
+	}
+	var ids []string
+	for _, c := range list {
+		if strings.HasPrefix(c.ID, prefix) {
+			ids = append(ids, c.ID)
+		}
+	}
+	return b.inspectAll(ctx, cli, ids, false)
+}
+
+// List returns every running container.
+func (b *dockerBackend) List(ctx context.Context) ([]Candidate, error) {
+	cli, err := b.client()
+	if err != nil {
+		return nil, err
+	}
+	list, err := cli.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("status", "running"))})
+	if err != nil {
+		return nil, b.apiError(ctx, err)
+	}
+	ids := make([]string, len(list))
+	for i, c := range list {
+		ids[i] = c.ID
+	}
+	return b.inspectAll(ctx, cli, ids, false)
+}
+
+// inspectWorkers bounds concurrent inspect calls: enough to hide the
+// daemon's per-call latency, few enough not to load a busy daemon.
+const inspectWorkers = 8
+
+// inspectAll inspects ids concurrently; containers removed meanwhile are
+// left out.
+func (b *dockerBackend) inspectAll(ctx context.Context, cli *client.Client, ids []string, peerNames bool) ([]Candidate, error) {
+	out := make([]*Candidate, len(ids))
+	errs := make([]error, len(ids))
+	sem := make(chan struct{}, inspectWorkers)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int, id string) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			info, err := cli.ContainerInspect(ctx, id)
+			if err != nil {
+				if !errdefs.IsNotFound(err) {
+					errs[i] = err
+				}
+				return
+			}
+			c := b.candidate(ctx, cli, info, peerNames)
+			out[i] = &c
+		}(i, id)
+	}
+	wg.Wait()
+	var cands []Candidate
+	for i, c := range out {
+		if errs[i] != nil {
+			return nil, b.apiError(ctx, errs[i])
+		}
+		if c != nil {
+			cands = append(cands, *c)
+		}
+	}
+	return cands, nil
+}
+
+func (b *dockerBackend) candidate(ctx context.Context, cli *client.Client, info container.InspectResponse, peerNames bool) Candidate {
+	c := Candidate{Owner: Owner{Runtime: "docker", ID: info.ID, Name: strings.TrimPrefix(info.Name, "/")}}
+	if info.HostConfig != nil {
+		c.NetworkMode = string(info.HostConfig.NetworkMode)
+	}
+	if info.State != nil {
+		c.State = info.State.Status
+		// Only a running container has a netns; a paused one keeps it.
+		c.Running = info.State.Running || info.State.Paused
+		if c.Running {
+			c.PID = info.State.Pid
+		}
+	}
+	if c.Running && info.NetworkSettings != nil {
+		c.NetnsPath = info.NetworkSettings.SandboxKey
+	}
+	mode := container.NetworkMode(c.NetworkMode)
+	c.HostNetwork = mode.IsHost()
+	if mode.IsContainer() {
+		// The container's own process is in the other's netns; its
+		// SandboxKey is empty. Name the other container for people.
+		c.NetnsPath = ""
+		if peerNames {
+			if other, err := cli.ContainerInspect(ctx, mode.ConnectedContainer()); err == nil {
+				c.NetworkMode = "container:" + strings.TrimPrefix(other.Name, "/")
+			}
+		}
+	}
+	if c.Running {
+		c.ResolvConf, c.Hosts = info.ResolvConfPath, info.HostsPath
+	}
+	if info.Config != nil {
+		l := info.Config.Labels
+		if name := l["io.kubernetes.pod.name"]; name != "" {
+			c.Pod = &PodRef{Namespace: l["io.kubernetes.pod.namespace"], Name: name, UID: l["io.kubernetes.pod.uid"]}
+		}
+	}
+	return c
+}
+
+// apiError classifies a failed Docker API call: a daemon that is absent or
+// silent is ErrUnavailable naming the endpoint; a refused socket permission
+// is ErrPermission.
+func (b *dockerBackend) apiError(ctx context.Context, err error) error {
+	host := b.Endpoint()
+	if ctx.Err() != nil {
+		return nserr.Wrap(nserr.ErrUnavailable, ctx.Err(), "docker did not answer at %s", host)
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "permission denied"):
+		return nserr.New(nserr.ErrPermission, "cannot connect to docker at %s: permission denied", host)
+	case client.IsErrConnectionFailed(err), strings.Contains(msg, "connection refused"), strings.Contains(msg, "no such file or directory"):
+		return nserr.New(nserr.ErrUnavailable, "docker is not answering at %s", host)
+	case errdefs.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
+		return nserr.New(nserr.ErrUnavailable, "docker is not answering at %s: %s", host, firstLine(msg))
+	}
+	return fmt.Errorf("docker at %s: %s", host, firstLine(msg))
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
