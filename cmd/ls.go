@@ -1,6 +1,8 @@
 package cmd
 
 import (
+	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -108,7 +110,7 @@ func owners(r inspect.NetnsRow) string {
 			refs = append(refs, ref)
 		}
 	}
-	if len(refs) == 0 {
+	if len(refs) == 0 && !r.Host {
 		for _, m := range r.Mounts {
 			refs = append(refs, m.Path)
 		}
@@ -116,20 +118,32 @@ func owners(r inspect.NetnsRow) string {
 	return dash(strings.Join(refs, ","))
 }
 
+// interfaces summarises a row's interfaces for the table: those with a
+// global address, then how many others there are (loopback, link-local-only
+// veths...). -o json has them all.
 func interfaces(r inspect.NetnsRow) string {
 	if r.Error != "" && len(r.Interfaces) == 0 {
 		return "(" + r.Error + ")"
 	}
 	var parts []string
+	others := 0
 	for _, i := range r.Interfaces {
-		if i.Type == "device" && i.Name == "lo" {
+		var global []string
+		for _, a := range i.Addresses {
+			if ip, _, err := net.ParseCIDR(a); err == nil && !ip.IsLinkLocalUnicast() && !ip.IsLoopback() {
+				global = append(global, a)
+			}
+		}
+		if len(global) == 0 {
+			if i.Name != "lo" {
+				others++
+			}
 			continue
 		}
-		if len(i.Addresses) == 0 {
-			parts = append(parts, i.Name)
-			continue
-		}
-		parts = append(parts, i.Name+" "+strings.Join(i.Addresses, ","))
+		parts = append(parts, i.Name+" "+strings.Join(global, ","))
+	}
+	if others > 0 {
+		parts = append(parts, fmt.Sprintf("+%d without address", others))
 	}
 	return dash(strings.Join(parts, "; "))
 }

@@ -91,11 +91,6 @@ func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*In
 	inv := &Inventory{}
 
 	// The runtimes answer over sockets; ask them while /proc is scanned.
-	type answer struct {
-		b     resolver.Backend
-		cands []resolver.Candidate
-		err   error
-	}
 	answers := make([]answer, len(r.Backends()))
 	var wg sync.WaitGroup
 	for i, b := range r.Backends() {
@@ -104,7 +99,13 @@ func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*In
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, r.Timeout())
 			defer cancel()
-			cands, err := b.List(cctx)
+			var cands []resolver.Candidate
+			var err error
+			if bl, ok := b.(resolver.BriefLister); ok {
+				cands, err = bl.ListBrief(cctx)
+			} else {
+				cands, err = b.List(cctx)
+			}
 			if err != nil && cctx.Err() == context.DeadlineExceeded {
 				err = fmt.Errorf("%s did not answer within %s at %s", b.Name(), r.Timeout(), b.Endpoint())
 			}
@@ -147,7 +148,21 @@ func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*In
 		rw.Mounts = append(rw.Mounts, MountRef{Path: m.MountPoint, Hidden: !m.Visible()})
 	}
 
+	// Read every namespace's interfaces while the runtimes answer: the rows
+	// are keyed by what the kernel shows, and owners only decorate them.
+	kernelRows := make([]*NetnsRow, 0, len(rows))
+	for _, rw := range rows {
+		kernelRows = append(kernelRows, rw)
+	}
+	ifDone := make(chan struct{})
+	go func() {
+		readInterfaces(kernelRows, opts.Workers)
+		close(ifDone)
+	}()
+
 	wg.Wait()
+	completeBrief(ctx, r, answers)
+	late := map[nsfs.ID]*NetnsRow{} // namespaces that appeared after the scan
 	for _, a := range answers {
 		if a.err != nil {
 			inv.Warnings = append(inv.Warnings, fmt.Sprintf("%s: %v (listing from the kernel side only)", a.b.Name(), firstLine(a.err)))
@@ -158,11 +173,26 @@ func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*In
 			if !ok {
 				continue // exited since the runtime answered
 			}
-			rw := row(id)
+			rw, known := rows[id]
+			if !known {
+				rw = row(id)
+				late[id] = rw
+				if c.PID > 0 {
+					rw.PIDs = []int{c.PID}
+				}
+			}
 			if !hasOwner(rw.Owners, c.Owner) {
 				rw.Owners = append(rw.Owners, c.Owner)
 			}
 		}
+	}
+	<-ifDone
+	if len(late) > 0 {
+		var extra []*NetnsRow
+		for _, rw := range late {
+			extra = append(extra, rw)
+		}
+		readInterfaces(extra, opts.Workers)
 	}
 
 	list := make([]*NetnsRow, 0, len(rows))
@@ -172,7 +202,6 @@ func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*In
 		sortOwners(rw.Owners)
 		list = append(list, rw)
 	}
-	readInterfaces(list, opts.Workers)
 
 	sort.Slice(list, func(i, j int) bool {
 		a, b := list[i], list[j]
@@ -191,6 +220,64 @@ func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*In
 		inv.Rows = append(inv.Rows, *rw)
 	}
 	return inv, nil
+}
+
+type answer struct {
+	b     resolver.Backend
+	cands []resolver.Candidate
+	err   error
+}
+
+// completeBrief places the containers a brief listing left without a PID:
+// first from another runtime's view of the same container (Docker's
+// containers are the tasks of containerd's "moby" namespace, with PIDs),
+// then by asking the backend itself.
+func completeBrief(ctx context.Context, r *resolver.Resolver, answers []answer) {
+	pids := map[string]int{}
+	for _, a := range answers {
+		for _, c := range a.cands {
+			if c.Runtime == "containerd" && c.PID > 0 {
+				pids[c.ID] = c.PID
+			}
+		}
+	}
+	for i, a := range answers {
+		bl, ok := a.b.(resolver.BriefLister)
+		if !ok || a.err != nil {
+			continue
+		}
+		var missing []resolver.Candidate
+		for j := range a.cands {
+			c := &answers[i].cands[j]
+			if c.PID == 0 && c.NetnsPath == "" {
+				if pid, ok := pids[c.ID]; ok {
+					c.PID = pid
+				} else {
+					missing = append(missing, *c)
+				}
+			}
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, r.Timeout())
+		done, err := bl.Complete(cctx, missing)
+		cancel()
+		if err != nil {
+			answers[i].err = err
+			continue
+		}
+		byID := map[string]resolver.Candidate{}
+		for _, c := range done {
+			byID[c.ID] = c
+		}
+		for j := range a.cands {
+			c := &answers[i].cands[j]
+			if d, ok := byID[c.ID]; ok && c.PID == 0 && c.NetnsPath == "" {
+				*c = d
+			}
+		}
+	}
 }
 
 // candidateID finds which namespace a runtime's container is in, without
@@ -304,27 +391,18 @@ func readInterfacesOf(rows []*NetnsRow) {
 			ns.Close()
 		}
 	}()
-	handles := make([]*netlink.Handle, len(nss))
+	results := make([][]Interface, len(nss))
 	errs := enter.Each(nss, func(i int) error {
-		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
-		handles[i] = h
+		ifs, err := interfacesHere()
+		results[i] = ifs
 		return err
 	})
 	for i, rw := range open {
 		if errs[i] != nil {
 			rw.Error = errs[i].Error()
-			if handles[i] != nil {
-				handles[i].Close()
-			}
 			continue
 		}
-		ifs, err := Interfaces(handles[i])
-		handles[i].Close()
-		if err != nil {
-			rw.Error = err.Error()
-			continue
-		}
-		rw.Interfaces = ifs
+		rw.Interfaces = results[i]
 	}
 }
 

@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"encoding/json"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -213,8 +214,11 @@ type taskStatus struct {
 	pid    uint32
 }
 
-// List returns every running (or paused) task in every namespace: two calls per
-// namespace (containers, tasks).
+// List returns every running (or paused) task in every namespace, in two
+// calls per namespace: the tasks (IDs and PIDs), and only those container
+// records that carry kubelet's pod labels. Other records are not fetched:
+// each carries its whole OCI spec (about 30 kB for Docker's), and the PID
+// already places the container's netns.
 func (b *containerdBackend) List(ctx context.Context) ([]Candidate, error) {
 	ctx, cancel := withTimeout(ctx, b.timeout)
 	defer cancel()
@@ -233,26 +237,33 @@ func (b *containerdBackend) List(ctx context.Context) ([]Candidate, error) {
 			return nil, rpcError(ctx, "containerd", b.address, err)
 		}
 		running := map[string]taskStatus{}
+		var ids []string
 		for _, t := range ts.GetTasks() {
 			// Exec'd processes are listed too; only a container's init
 			// process has ID == ContainerID.
 			if taskAlive(t.GetStatus()) && (t.GetContainerID() == "" || t.GetID() == t.GetContainerID()) {
 				running[t.GetID()] = taskStatus{t.GetStatus(), t.GetPid()}
+				ids = append(ids, t.GetID())
 			}
 		}
 		if len(running) == 0 {
 			continue
 		}
-		resp, err := b.containers.List(nctx, &containersapi.ListContainersRequest{})
+		resp, err := b.containers.List(nctx, &containersapi.ListContainersRequest{Filters: []string{`labels."` + labelPodName + `"`}})
 		if err != nil {
 			return nil, rpcError(ctx, "containerd", b.address, err)
 		}
+		labelled := map[string]*containersapi.Container{}
 		for _, ct := range resp.GetContainers() {
-			task, ok := running[ct.GetID()]
-			if !ok {
-				continue
+			labelled[ct.GetID()] = ct
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			task := running[id]
+			cand := Candidate{Owner: Owner{Runtime: "containerd", ID: id, Name: id, Namespace: ns}}
+			if ct, ok := labelled[id]; ok {
+				cand = containerdCandidate(ns, ct)
 			}
-			cand := containerdCandidate(ns, ct)
 			setTaskState(&cand, task.status, task.pid)
 			out = append(out, cand)
 		}

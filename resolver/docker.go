@@ -128,6 +128,44 @@ func (b *dockerBackend) List(ctx context.Context) ([]Candidate, error) {
 	return b.inspectAll(ctx, cli, ids, false)
 }
 
+// ListBrief lists running containers in one call, without PID or SandboxKey.
+func (b *dockerBackend) ListBrief(ctx context.Context) ([]Candidate, error) {
+	cli, err := b.client()
+	if err != nil {
+		return nil, err
+	}
+	list, err := cli.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("status", "running"))})
+	if err != nil {
+		return nil, b.apiError(ctx, err)
+	}
+	out := make([]Candidate, 0, len(list))
+	for _, s := range list {
+		c := Candidate{Owner: Owner{Runtime: "docker", ID: s.ID, NetworkMode: s.HostConfig.NetworkMode}, Running: true, State: s.State}
+		if len(s.Names) > 0 {
+			c.Name = strings.TrimPrefix(s.Names[0], "/")
+		}
+		c.HostNetwork = container.NetworkMode(c.NetworkMode).IsHost()
+		if name := s.Labels["io.kubernetes.pod.name"]; name != "" {
+			c.Pod = &PodRef{Namespace: s.Labels["io.kubernetes.pod.namespace"], Name: name, UID: s.Labels["io.kubernetes.pod.uid"]}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Complete inspects the given containers for their PID and SandboxKey.
+func (b *dockerBackend) Complete(ctx context.Context, cands []Candidate) ([]Candidate, error) {
+	cli, err := b.client()
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(cands))
+	for i, c := range cands {
+		ids[i] = c.ID
+	}
+	return b.inspectAll(ctx, cli, ids, false)
+}
+
 // inspectWorkers bounds concurrent inspect calls: enough to hide the
 // daemon's per-call latency, few enough not to load a busy daemon.
 const inspectWorkers = 8

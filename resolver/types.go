@@ -83,6 +83,16 @@ type Backend interface {
 	Close() error
 }
 
+// BriefLister is implemented by backends whose full List costs one call per
+// container (Docker: an inspect each). ListBrief answers in one call but may
+// leave PID and NetnsPath empty; Complete fills them for the candidates
+// given. `nsdebug ls` uses these to place most containers from what other
+// backends already said (Docker's containers are containerd's "moby" tasks).
+type BriefLister interface {
+	ListBrief(ctx context.Context) ([]Candidate, error)
+	Complete(ctx context.Context, cands []Candidate) ([]Candidate, error)
+}
+
 // Result is a resolved target: an open, pinned network namespace and what is
 // known about who owns it. Close it when done.
 type Result struct {
