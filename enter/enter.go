@@ -72,6 +72,14 @@ func Each(nss []*nsfs.Netns, fn func(i int) error) (errs []error) {
 				return // still locked: the runtime destroys this thread
 			}
 		}
+		// setns succeeding is the kernel's word that the thread is home;
+		// check it once more by inode before the thread is shared again.
+		if now, err := nsfs.StatID(threadNetns); err != nil || now != orig.ID {
+			if len(errs) > 0 && errs[len(errs)-1] == nil {
+				errs[len(errs)-1] = fmt.Errorf("restore network namespace: thread in %s (thread discarded)", now)
+			}
+			return
+		}
 		runtime.UnlockOSThread()
 	}()
 	<-done
@@ -94,10 +102,6 @@ func visit(orig, ns *nsfs.Netns, fn func() error) (home bool, err error) {
 	}
 	if err := unix.Setns(origFd, unix.CLONE_NEWNET); err != nil {
 		return false, joinErr(fnErr, fmt.Errorf("restore network namespace (thread discarded): %w", err))
-	}
-	now, err := nsfs.StatID(threadNetns)
-	if err != nil || now != orig.ID {
-		return false, joinErr(fnErr, fmt.Errorf("restore network namespace: thread still in %s (thread discarded)", now))
 	}
 	return true, fnErr
 }
