@@ -29,6 +29,13 @@ import (
 // the thread-group leader's namespace, which may differ from this thread's.
 const threadNetns = "/proc/thread-self/ns/net"
 
+// The main thread cannot exit: when a goroutine ends locked on it, the Go
+// runtime parks it forever instead, so a thread that failed to get home would
+// linger in the target namespace (holding it alive). Locking the main
+// goroutine to the main thread during init keeps every other goroutine, and
+// so every namespace switch, off it.
+func init() { runtime.LockOSThread() }
+
 // restoreHook lets tests force a failed restore (issue: a switched thread must
 // die, not return to the pool). Nil in production.
 var restoreHook func(origFd int) int

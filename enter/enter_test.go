@@ -1,0 +1,230 @@
+package enter
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nsdebug/nsdebug/internal/nsfs"
+	"github.com/nsdebug/nsdebug/internal/testbed"
+)
+
+func threadNS(t testing.TB) nsfs.ID {
+	t.Helper()
+	id, err := nsfs.StatID(threadNetns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// allThreadsIn fails t unless every thread of this process is in want.
+// Threads that are exiting may still be listed for a moment: retry briefly.
+func allThreadsIn(t testing.TB, want nsfs.ID) {
+	t.Helper()
+	var bad []string
+	for try := 0; try < 50; try++ {
+		bad = bad[:0]
+		tasks, _ := filepath.Glob("/proc/self/task/*")
+		for _, task := range tasks {
+			id, err := nsfs.StatID(task + "/ns/net")
+			if err != nil {
+				continue // exited meanwhile
+			}
+			if id != want {
+				bad = append(bad, filepath.Base(task)+"="+id.String())
+			}
+		}
+		if len(bad) == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("threads outside the host netns %s: %v", want, bad)
+}
+
+func openNS(t testing.TB, n *testbed.NetNS) *nsfs.Netns {
+	t.Helper()
+	ns, err := nsfs.Open(n.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	return ns
+}
+
+func TestDoRunsInsideAndComesHome(t *testing.T) {
+	testbed.RequireRoot(t)
+	home := threadNS(t)
+	ns := openNS(t, testbed.NewNetNS(t, "do"))
+	var inside nsfs.ID
+	if err := Do(ns, func() error { inside = threadNS(t); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if inside != ns.ID {
+		t.Fatalf("fn ran in %s, want %s", inside, ns.ID)
+	}
+	want := errors.New("boom")
+	if err := Do(ns, func() error { return want }); !errors.Is(err, want) {
+		t.Fatalf("fn's error lost: %v", err)
+	}
+	if err := Do(ns, func() error { panic("in the namespace") }); err == nil {
+		t.Fatal("a panic inside was not turned into an error")
+	}
+	allThreadsIn(t, home)
+}
+
+func TestEachVisitsEveryNamespaceInOrder(t *testing.T) {
+	testbed.RequireRoot(t)
+	home := threadNS(t)
+	var nss []*nsfs.Netns
+	for i := 0; i < 5; i++ {
+		nss = append(nss, openNS(t, testbed.NewNetNS(t, "each"+strconv.Itoa(i))))
+	}
+	seen := make([]nsfs.ID, len(nss))
+	errs := Each(nss, func(i int) error {
+		seen[i] = threadNS(t)
+		if i == 2 {
+			return fmt.Errorf("third fails")
+		}
+		return nil
+	})
+	for i, ns := range nss {
+		if seen[i] != ns.ID {
+			t.Errorf("visit %d ran in %s, want %s", i, seen[i], ns.ID)
+		}
+		if (errs[i] != nil) != (i == 2) {
+			t.Errorf("visit %d error %v", i, errs[i])
+		}
+	}
+	allThreadsIn(t, home)
+}
+
+// Issue 6 case 2: when the way home fails, the thread must be destroyed, not
+// returned to the scheduler; later host-side work still happens at home.
+func TestFailedRestoreDiscardsTheThread(t *testing.T) {
+	testbed.RequireRoot(t)
+	home := threadNS(t)
+	ns := openNS(t, testbed.NewNetNS(t, "restore"))
+
+	// A listener in the host netns: if any later goroutine ran on a thread
+	// left in ns, it could not reach it (ns has only a down loopback).
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+
+	restoreHook = func(int) int { return -1 } // an invalid fd: setns fails
+	var tid int
+	err = Do(ns, func() error { tid = unixGettid(); return nil })
+	restoreHook = nil
+	if err == nil {
+		t.Fatal("a failed restore was not reported")
+	}
+	// The thread that could not get home is gone.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if _, err := os.Stat("/proc/self/task/" + strconv.Itoa(tid)); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("thread %d survived a failed restore", tid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	allThreadsIn(t, home)
+
+	// Lots of host-side work on whatever threads the runtime has now.
+	var wg sync.WaitGroup
+	var failures atomic.Int32
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", l.Addr().String(), 2*time.Second)
+			if err != nil {
+				failures.Add(1)
+				return
+			}
+			c.Close()
+			if id, err := nsfs.StatID(threadNetns); err != nil || id != home {
+				failures.Add(1)
+			}
+			if _, err := net.LookupHost("localhost"); err != nil {
+				failures.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := failures.Load(); n > 0 {
+		t.Fatalf("%d host-side operations failed after a discarded thread", n)
+	}
+}
+
+// Issue 3 / issue 6 case 1: 500 goroutines enter 50 namespaces for a while;
+// afterwards every thread of the process is back in the host netns.
+func TestStressEnterFromManyGoroutines(t *testing.T) {
+	testbed.RequireRoot(t)
+	home := threadNS(t)
+	var nss []*nsfs.Netns
+	for i := 0; i < 50; i++ {
+		nss = append(nss, openNS(t, testbed.NewNetNS(t, "stress"+strconv.Itoa(i))))
+	}
+	dur := 3 * time.Second
+	if s := os.Getenv("NSDEBUG_STRESS_SECONDS"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil {
+			dur = time.Duration(n) * time.Second
+		}
+	} else if testbed.InCI() {
+		dur = 10 * time.Second
+	}
+	stop := time.Now().Add(dur)
+	var entries, wrong atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 500; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := g; time.Now().Before(stop); i++ {
+				ns := nss[i%len(nss)]
+				err := Do(ns, func() error {
+					if threadNS(t) != ns.ID {
+						wrong.Add(1)
+					}
+					return nil
+				})
+				if err != nil {
+					wrong.Add(1)
+				}
+				entries.Add(1)
+				// Host-side work between entries must see the host.
+				if threadNS(t) != home {
+					wrong.Add(1)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	t.Logf("%d entries into 50 namespaces from 500 goroutines in %s", entries.Load(), dur)
+	if wrong.Load() > 0 {
+		t.Fatalf("%d entries or host-side checks saw the wrong namespace", wrong.Load())
+	}
+	allThreadsIn(t, home)
+}

@@ -1,0 +1,5 @@
+package enter
+
+import "golang.org/x/sys/unix"
+
+func unixGettid() int { return unix.Gettid() }
