@@ -262,3 +262,87 @@ func contains(xs []int, x int) bool {
 	}
 	return false
 }
+
+func ownerRefs(r *inspect.NetnsRow) []string {
+	var refs []string
+	for _, o := range r.Owners {
+		refs = append(refs, o.Ref())
+	}
+	return refs
+}
+
+func hasRef(r *inspect.NetnsRow, ref string) bool {
+	for _, s := range ownerRefs(r) {
+		if s == ref {
+			return true
+		}
+	}
+	return false
+}
+
+// Owners come from the runtimes and land on the right rows: a bridge
+// container and the container joined to it share one row; a host-network
+// container is an owner of the host row; a pod owns its CNI netns.
+func TestLsOwnersFromRuntimes(t *testing.T) {
+	testbed.Require(t)
+	br := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "lsbr"})
+	joined := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "lsjoin", Network: "container:" + br.Name})
+	host := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "lshost", Network: "host"})
+	pod := testbed.RunPod(t, testbed.PodOptions{Namespace: "lsns", Containers: []string{"app"}})
+
+	rows := lsJSON(t)
+	brRow := findRow(rows, inodeOf(t, br.SandboxKey))
+	if brRow == nil || !hasRef(brRow, "docker:"+br.Name) || !hasRef(brRow, "docker:"+joined.Name) {
+		t.Errorf("bridge row: %+v, want owners docker:%s and docker:%s", brRow, br.Name, joined.Name)
+	} else {
+		var ips []string
+		for _, i := range brRow.Interfaces {
+			ips = append(ips, i.Addresses...)
+		}
+		if !strings.Contains(strings.Join(ips, ","), br.IPs[0]+"/") {
+			t.Errorf("bridge row addresses %v lack %s", ips, br.IPs[0])
+		}
+		if brRow.Owners[0].Runtime != "docker" {
+			t.Errorf("most specific owner first: %v", ownerRefs(brRow))
+		}
+	}
+	hostRow := findRow(rows, inodeOf(t, "/proc/2/ns/net"))
+	if hostRow == nil || !hostRow.Host || !hasRef(hostRow, "docker:"+host.Name) {
+		t.Errorf("host row lacks docker:%s: %v", host.Name, ownerRefs(hostRow))
+	}
+	podRow := findRow(rows, inodeOf(t, pod.NetnsPath))
+	if podRow == nil || !hasRef(podRow, "pod:"+pod.Namespace+"/"+pod.Name) {
+		t.Fatalf("pod row: %v, want pod:%s/%s", podRow, pod.Namespace, pod.Name)
+	}
+	if podRow.Orphaned || len(podRow.PIDs) < 2 {
+		t.Errorf("pod row pids %v (sandbox and app expected)", podRow.PIDs)
+	}
+	stdout, _, _ := run(t, "ls")
+	for _, want := range []string{"docker:" + br.Name, "pod:" + pod.Namespace + "/" + pod.Name, pod.IP + "/"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("ls table lacks %q", want)
+		}
+	}
+}
+
+// A runtime that does not answer is a warning; the kernel side is complete.
+func TestLsSurvivesSilentRuntimes(t *testing.T) {
+	testbed.Require(t)
+	ns := testbed.NewNetNS(t, "lssil")
+	stdout, stderr, code := run(t, "--docker-host", "unix:///nonexistent.sock", "--containerd-address", "/nonexistent.sock", "--cri-endpoint", "/nonexistent.sock", "--timeout", "500ms", "ls", "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, rt := range []string{"docker", "containerd", "cri"} {
+		if !strings.Contains(stderr, "warning: "+rt) {
+			t.Errorf("no warning for %s: %q", rt, stderr)
+		}
+	}
+	var rows []inspect.NetnsRow
+	if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if findRow(rows, inodeOf(t, ns.Path)) == nil {
+		t.Error("kernel-side netns missing when runtimes are down")
+	}
+}
