@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/nsdebug/nsdebug/internal/hostcheck"
 	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/resolver"
 )
@@ -150,7 +151,11 @@ func requireRoot(env *Env) error {
 	if len(missing) > 0 {
 		return nserr.New(nserr.ErrPermission, "nsdebug needs %s (missing from this process's effective capabilities)", strings.Join(missing, " and "))
 	}
-	return nil
+	procRoot := env.ProcRoot
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	return hostcheck.Check(procRoot)
 }
 
 func hasCap(bit uint) bool {

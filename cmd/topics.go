@@ -50,6 +50,7 @@ with a note.`,
   8   runtime unavailable: the runtime a target needs did not answer
   9   refused: the change would touch the host's namespace (use --force)
   10  target changed: the process exited or its PID was reused meanwhile
+  11  wrong environment: not in the host's PID namespace, or /proc of another one
 
 exec and shell return the command's own status; their own failures are 125,
 126 when the command was found but cannot run, 127 when it was not found.`,

@@ -19,6 +19,7 @@ var (
 	ErrUnavailable = errors.New("runtime unavailable")
 	ErrRefused     = errors.New("refused")
 	ErrStale       = errors.New("target changed")
+	ErrEnvironment = errors.New("wrong environment")
 )
 
 // Exit codes for everything but exec/shell, which follow docker exec.
@@ -34,6 +35,7 @@ const (
 	ExitUnavailable = 8
 	ExitRefused     = 9
 	ExitStale       = 10
+	ExitEnvironment = 11
 
 	// exec and shell: the command's own status, or these.
 	ExitExecFailed        = 125
@@ -88,6 +90,7 @@ var table = []struct {
 	{ErrUnavailable, ExitUnavailable},
 	{ErrRefused, ExitRefused},
 	{ErrStale, ExitStale},
+	{ErrEnvironment, ExitEnvironment},
 }
 
 // ExitCode maps err to nsdebug's exit status. With execStyle (exec, shell)

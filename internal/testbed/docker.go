@@ -54,9 +54,9 @@ func InspectContainer(t testing.TB, name string) *Container {
 	t.Helper()
 	out := MustRun(t, "docker", "inspect", name)
 	var info []struct {
-		ID    string
-		Name  string
-		State struct{ Pid int }
+		ID              string
+		Name            string
+		State           struct{ Pid int }
 		NetworkSettings struct {
 			SandboxKey string
 			Networks   map[string]struct{ IPAddress string }
