@@ -1,4 +1,5 @@
 # nsdebug — see README.md. Integration tests, testbed, demo and bench need root.
+SHELL     := /bin/bash
 GO        ?= go
 BIN       ?= bin/nsdebug
 PKG       := github.com/nsdebug/nsdebug
@@ -18,8 +19,11 @@ build:
 
 # Everything: unit tests, integration tests on the real test bed (root), and
 # every fuzz target for a bounded time. With CI=true a missing test bed fails.
+# The reliability suite runs last and alone: it snapshots the host before and
+# after itself, so other packages' fixtures must not come and go meanwhile.
 test: build
-	NSDEBUG_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) ./...
+	NSDEBUG_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v /test/reliability)
+	NSDEBUG_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) -v ./test/reliability | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)'; exit $${PIPESTATUS[0]}
 	$(MAKE) test-fuzz
 
 # Unit tests only: no root, no test bed (integration tests skip outside CI).
