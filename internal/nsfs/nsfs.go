@@ -109,6 +109,9 @@ func openError(path string, err error) error {
 	case errors.Is(err, unix.ENOENT):
 		return nserr.New(nserr.ErrNotFound, "%s does not exist", path)
 	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
+		if strings.HasSuffix(path, "/ns/net") {
+			return nserr.New(nserr.ErrPermission, "cannot open %s: permission denied (ptrace access rules: that process holds privileges nsdebug lacks, e.g. capabilities outside its bounding set)", path)
+		}
 		return nserr.New(nserr.ErrPermission, "cannot open %s: permission denied", path)
 	}
 	return fmt.Errorf("open %s: %w", path, err)
@@ -142,6 +145,13 @@ func StatID(path string) (ID, error) {
 	return ID{Dev: st.Dev, Inode: st.Ino}, nil
 }
 
+// Test hooks: run between pinning the process and opening its namespace (to
+// stage a PID reuse), and force the /proc path for kernels before 6.11.
+var (
+	testHookAfterPidfd func(pid int)
+	testNoPidfdIoctl   bool
+)
+
 // pidfdGetNetNamespace is PIDFD_GET_NET_NAMESPACE, _IO(0xFF, 4), Linux 6.11+.
 const pidfdGetNetNamespace = 0xFF04
 
@@ -167,8 +177,15 @@ func OpenPID(procRoot string, pid int) (*Netns, error) {
 		return Open(path)
 	}
 	defer unix.Close(pidfd)
+	if testHookAfterPidfd != nil {
+		testHookAfterPidfd(pid)
+	}
 
-	if fd, err := unix.IoctlRetInt(pidfd, pidfdGetNetNamespace); err == nil {
+	fd, err := unix.IoctlRetInt(pidfd, pidfdGetNetNamespace)
+	if testNoPidfdIoctl {
+		err = unix.ENOTTY
+	}
+	if err == nil {
 		n, err := FromFd(fd, path)
 		if err != nil {
 			unix.Close(fd)

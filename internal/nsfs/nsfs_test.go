@@ -1,0 +1,128 @@
+package nsfs
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nsdebug/nsdebug/internal/nserr"
+	"github.com/nsdebug/nsdebug/internal/testbed"
+)
+
+func TestOpenRejectsWhatIsNotANetns(t *testing.T) {
+	dir := t.TempDir()
+	empty := dir + "/placeholder"
+	os.WriteFile(empty, nil, 0o444)
+	for _, p := range []string{empty, dir, "/proc/self/status", "/proc/self/ns/uts"} {
+		if _, err := Open(p); !errors.Is(err, nserr.ErrNotNetns) {
+			t.Errorf("Open(%s) = %v, want not a network namespace", p, err)
+		}
+	}
+	if _, err := Open(dir + "/missing"); !errors.Is(err, nserr.ErrNotFound) {
+		t.Errorf("missing file: %v", err)
+	}
+	n, err := Open("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	id, _ := StatID("/proc/self/ns/net")
+	if n.ID != id {
+		t.Errorf("ID %v, want %v", n.ID, id)
+	}
+	d, err := n.Dup()
+	if err != nil || d.ID != n.ID || d.Fd() == n.Fd() {
+		t.Fatalf("Dup: %v %v", d, err)
+	}
+	d.Close()
+	if err := d.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// Issue 6 case 4: the target process exits and its PID is reused by a
+// process in another netns between resolution (the pidfd) and entry (the
+// namespace). OpenPID must refuse, through the pidfd ioctl (Linux 6.11+) and
+// through the /proc fallback alike.
+func TestOpenPIDRefusesAReusedPID(t *testing.T) {
+	testbed.RequireRoot(t)
+	for _, fallback := range []bool{false, true} {
+		x := testbed.NewNetNS(t, "reuse-x")
+		y := testbed.NewNetNS(t, "reuse-y")
+		victim := exec.Command("ip", "netns", "exec", x.Name, "sleep", "60")
+		if err := victim.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid := victim.Process.Pid
+		var reused *exec.Cmd
+		testNoPidfdIoctl = fallback
+		testHookAfterPidfd = func(int) {
+			victim.Process.Kill()
+			victim.Wait()
+			// Hand the same PID to a process in another netns.
+			for try := 0; try < 50 && reused == nil; try++ {
+				os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0)
+				c := exec.Command("ip", "netns", "exec", y.Name, "sleep", "60")
+				if err := c.Start(); err != nil {
+					t.Fatal(err)
+				}
+				if c.Process.Pid == pid {
+					reused = c
+					break
+				}
+				c.Process.Kill()
+				c.Wait()
+			}
+		}
+		n, err := OpenPID("/proc", pid)
+		testHookAfterPidfd, testNoPidfdIoctl = nil, false
+		if reused == nil {
+			t.Fatalf("could not stage the reuse of PID %d", pid)
+		}
+		waitIn(t, pid, y.Path)
+		if err == nil {
+			n.Close()
+			t.Fatalf("fallback=%v: OpenPID(%d) succeeded after the PID was reused (got %s)", fallback, pid, n.ID)
+		}
+		if !errors.Is(err, nserr.ErrStale) {
+			t.Errorf("fallback=%v: %v, want ErrStale", fallback, err)
+		}
+		reused.Process.Kill()
+		reused.Wait()
+	}
+}
+
+func waitIn(t *testing.T, pid int, path string) {
+	t.Helper()
+	want, _ := StatID(path)
+	for i := 0; i < 100; i++ {
+		if id, err := StatID("/proc/" + strconv.Itoa(pid) + "/ns/net"); err == nil && id == want {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestOpenPIDPermissionMessage(t *testing.T) {
+	testbed.RequireRoot(t)
+	// PID 1 may be unreadable even for root (ptrace rules); if it is, the
+	// message must say why rather than a bare EACCES.
+	_, err := OpenPID("/proc", 1)
+	if err != nil && errors.Is(err, nserr.ErrPermission) {
+		if want := "ptrace access rules"; !contains(err.Error(), want) {
+			t.Errorf("%v lacks %q", err, want)
+		}
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
