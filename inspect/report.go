@@ -1,0 +1,631 @@
+package inspect
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsdebug/nsdebug/enter"
+	"github.com/nsdebug/nsdebug/internal/nserr"
+	"github.com/nsdebug/nsdebug/internal/nsfs"
+	"github.com/nsdebug/nsdebug/internal/procfs"
+	"github.com/nsdebug/nsdebug/resolver"
+)
+
+// Sections of a report, in output order.
+var Sections = []string{"links", "addrs", "routes", "rules", "neigh", "sockets", "sysctls", "firewall"}
+
+// Report is `nsdebug inspect -o json`. Field names are stable. A section
+// that was not asked for (--section) is null; one that was asked for and is
+// empty is [].
+//
+//	target            the target as given, in prefixed form (docker:web)
+//	netns             {path, inode, dev} of the inspected namespace
+//	host              true when it is the host's namespace
+//	owners            containers/pods using it (resolver.Owner fields)
+//	links[]           name, index, type (veth, bridge, ...), state (operstate),
+//	                  mtu, mac, master (bridge/bond name), link_netnsid (-1:
+//	                  none), peer (veth only: name, index, bridge, netns
+//	                  {inode, path, host, same}; null when not found)
+//	addresses[]       ifname, index, family (inet, inet6), address (CIDR), scope
+//	routes[]          table (main, local, or a number), type, family, dst
+//	                  ("default" or CIDR), gateway, dev, src, protocol, scope, metric
+//	rules[]           priority, family, table, src, dst, iif, oif, fwmark, action
+//	neighbors[]       ip, mac, dev, state
+//	sockets[]         proto (tcp, udp), family, state (LISTEN, ESTAB, UNCONN...),
+//	                  local, remote (ip:port, [ip6]:port), recv_q, send_q, inode,
+//	                  uid, processes [{pid, command}]
+//	sysctls           {"net.ipv4.ip_forward": "1", ...}; a missing sysctl is absent
+//	conntrack         {count, max}, null when conntrack is not loaded
+//	firewall          nftables [{family, table, chains [{name, hook, rules}]}],
+//	                  iptables_legacy [table names of the legacy x_tables]
+//	warnings[]        what could not be read, one line each
+type Report struct {
+	Target    string             `json:"target"`
+	Netns     resolver.NetnsInfo `json:"netns"`
+	Host      bool               `json:"host"`
+	Owners    []resolver.Owner   `json:"owners"`
+	Links     []Link             `json:"links"`
+	Addresses []Address          `json:"addresses"`
+	Routes    []Route            `json:"routes"`
+	Rules     []Rule             `json:"rules"`
+	Neighbors []Neighbor         `json:"neighbors"`
+	Sockets   []Socket           `json:"sockets"`
+	Sysctls   map[string]string  `json:"sysctls"`
+	Conntrack *Conntrack         `json:"conntrack"`
+	Firewall  *Firewall          `json:"firewall"`
+	Warnings  []string           `json:"warnings,omitempty"`
+}
+
+// Link is one network interface.
+type Link struct {
+	Name        string `json:"name"`
+	Index       int    `json:"index"`
+	Type        string `json:"type"`
+	State       string `json:"state"`
+	MTU         int    `json:"mtu"`
+	MAC         string `json:"mac"`
+	Master      string `json:"master,omitempty"`
+	LinkNetnsID int    `json:"link_netnsid"`
+	Peer        *Peer  `json:"peer,omitempty"`
+
+	parentIndex int
+}
+
+// Peer is the other end of a veth pair.
+type Peer struct {
+	Name   string   `json:"name"`
+	Index  int      `json:"index"`
+	Bridge string   `json:"bridge,omitempty"`
+	Netns  PeerNetn `json:"netns"`
+}
+
+// PeerNetn says where a veth peer lives.
+type PeerNetn struct {
+	Inode uint64 `json:"inode,omitempty"`
+	Path  string `json:"path,omitempty"`
+	Host  bool   `json:"host"` // the host's namespace
+	Same  bool   `json:"same"` // the inspected namespace itself
+}
+
+// Address is one interface address.
+type Address struct {
+	Ifname  string `json:"ifname"`
+	Index   int    `json:"index"`
+	Family  string `json:"family"`
+	Address string `json:"address"`
+	Scope   string `json:"scope"`
+}
+
+// Route is one route of any table.
+type Route struct {
+	Table    string `json:"table"`
+	Type     string `json:"type"`
+	Family   string `json:"family"`
+	Dst      string `json:"dst"`
+	Gateway  string `json:"gateway,omitempty"`
+	Dev      string `json:"dev,omitempty"`
+	Src      string `json:"src,omitempty"`
+	Protocol string `json:"protocol,omitempty"`
+	Scope    string `json:"scope"`
+	Metric   int    `json:"metric,omitempty"`
+}
+
+// Rule is one policy routing rule.
+type Rule struct {
+	Priority int    `json:"priority"`
+	Family   string `json:"family"`
+	Table    string `json:"table"`
+	Src      string `json:"src,omitempty"`
+	Dst      string `json:"dst,omitempty"`
+	IIf      string `json:"iif,omitempty"`
+	OIf      string `json:"oif,omitempty"`
+	Fwmark   string `json:"fwmark,omitempty"`
+	Action   string `json:"action"`
+}
+
+// Neighbor is one ARP/NDP entry.
+type Neighbor struct {
+	IP    string `json:"ip"`
+	MAC   string `json:"mac,omitempty"`
+	Dev   string `json:"dev"`
+	State string `json:"state"`
+}
+
+// Conntrack is the connection tracking table's fill.
+type Conntrack struct {
+	Count int `json:"count"`
+	Max   int `json:"max"`
+}
+
+// Options choose what Inspect reads.
+type Options struct {
+	// Sections to read; nil means all (see Sections).
+	Sections []string
+	// ProcRoot is the host's /proc ("/proc" if empty).
+	ProcRoot string
+	// Host is the host's namespace, to recognise veth peers there; nil if
+	// unknown.
+	Host *nsfs.Netns
+}
+
+// ParseSections checks a --section list (comma-separated names, repeated
+// flags) and returns it in output order.
+func ParseSections(in []string) ([]string, error) {
+	if len(in) == 0 {
+		return Sections, nil
+	}
+	want := map[string]bool{}
+	for _, s := range in {
+		for _, p := range strings.Split(s, ",") {
+			p = strings.TrimSpace(p)
+			if p == "" {
+				continue
+			}
+			if p == "addresses" {
+				p = "addrs"
+			}
+			if !contains(Sections, p) {
+				return nil, nserr.New(nserr.ErrUsage, "unknown section %q (want %s)", p, strings.Join(Sections, ", "))
+			}
+			want[p] = true
+		}
+	}
+	var out []string
+	for _, s := range Sections {
+		if want[s] {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return nil, nserr.New(nserr.ErrUsage, "--section names no section (want %s)", strings.Join(Sections, ", "))
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Inspect reads ns through netlink sockets opened inside it (and, for
+// sysctls and the firewall, on a thread switched into it) and fills a report.
+// A section that cannot be read becomes a warning; the others are still
+// reported.
+func Inspect(ctx context.Context, ns *nsfs.Netns, opts Options) (*Report, error) {
+	if opts.ProcRoot == "" {
+		opts.ProcRoot = "/proc"
+	}
+	if opts.Sections == nil {
+		opts.Sections = Sections
+	}
+	want := func(s string) bool { return contains(opts.Sections, s) }
+	families := []int{}
+	if want("sockets") {
+		families = append(families, unix.NETLINK_INET_DIAG)
+	}
+	c, err := openConn(ns, families...)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+
+	rep := &Report{Netns: resolver.NetnsInfo{Path: ns.Path, Inode: ns.ID.Inode, Dev: ns.ID.Dev}, Owners: []resolver.Owner{}}
+	rep.Host = opts.Host != nil && opts.Host.ID == ns.ID
+	warn := func(section string, err error) {
+		rep.Warnings = append(rep.Warnings, section+": "+firstLine(err))
+	}
+
+	// Links are needed to name devices in every other section.
+	links, err := RetryDump(c.h.LinkList)
+	if err != nil {
+		return nil, fmt.Errorf("list links in %s: %w", ns.ID, err)
+	}
+	names := map[int]string{}
+	for _, l := range links {
+		names[l.Attrs().Index] = l.Attrs().Name
+	}
+	if want("links") {
+		rep.Links = linksOf(links, names)
+		resolvePeers(c, ns, opts, rep.Links)
+	}
+	if want("addrs") {
+		if rep.Addresses, err = addressesOf(c.h, names); err != nil {
+			warn("addresses", err)
+		}
+	}
+	if want("routes") {
+		if rep.Routes, err = routesOf(c.h, names); err != nil {
+			warn("routes", err)
+		}
+	}
+	if want("rules") {
+		if rep.Rules, err = rulesOf(c.h); err != nil {
+			warn("rules", err)
+		}
+	}
+	if want("neigh") {
+		if rep.Neighbors, err = neighborsOf(c.h, names); err != nil {
+			warn("neighbors", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if want("sockets") {
+		if rep.Sockets, err = socketsOf(c.h); err != nil {
+			warn("sockets", err)
+		} else if err := addProcesses(opts.ProcRoot, ns.ID, rep.Sockets); err != nil {
+			warn("sockets: owning processes", err)
+		}
+	}
+	if want("sysctls") || want("firewall") {
+		readInside(ns, want("sysctls"), want("firewall"), rep)
+	}
+	return rep, nil
+}
+
+func linksOf(links []netlink.Link, names map[int]string) []Link {
+	out := make([]Link, 0, len(links))
+	for _, l := range links {
+		a := l.Attrs()
+		typ := l.Type()
+		if typ == "device" && a.Flags&net.FlagLoopback != 0 {
+			typ = "loopback"
+		}
+		out = append(out, Link{
+			Name: a.Name, Index: a.Index, Type: typ, State: a.OperState.String(),
+			MTU: a.MTU, MAC: a.HardwareAddr.String(), Master: names[a.MasterIndex],
+			LinkNetnsID: a.NetNsID, parentIndex: a.ParentIndex,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	return out
+}
+
+// resolvePeers finds each veth's other end: in this namespace (no
+// link-netnsid), in the host's, or in any other namespace on the host, by
+// asking the kernel which netnsid each has here.
+func resolvePeers(c *nlConn, ns *nsfs.Netns, opts Options, links []Link) {
+	byNsid := map[int]PeerNetn{}
+	var need []int
+	for _, l := range links {
+		if l.Type == "veth" && l.LinkNetnsID >= 0 {
+			need = append(need, l.LinkNetnsID)
+		}
+	}
+	if len(need) > 0 && opts.Host != nil && opts.Host.ID != ns.ID {
+		if id := c.nsidOf(opts.Host); id >= 0 {
+			byNsid[id] = PeerNetn{Inode: opts.Host.ID.Inode, Path: opts.Host.Path, Host: true}
+		}
+	}
+	missing := false
+	for _, id := range need {
+		if _, ok := byNsid[id]; !ok {
+			missing = true
+		}
+	}
+	if missing {
+		for id, p := range nsidsOfAll(c, opts.ProcRoot, ns.ID) {
+			if _, ok := byNsid[id]; !ok {
+				byNsid[id] = p
+			}
+		}
+	}
+	for i := range links {
+		l := &links[i]
+		if l.Type != "veth" || l.parentIndex == 0 {
+			continue
+		}
+		if l.LinkNetnsID < 0 {
+			// Both ends here.
+			for _, o := range links {
+				if o.Index == l.parentIndex {
+					l.Peer = &Peer{Name: o.Name, Index: o.Index, Bridge: o.Master, Netns: PeerNetn{Inode: ns.ID.Inode, Path: ns.Path, Same: true}}
+				}
+			}
+			continue
+		}
+		where, ok := byNsid[l.LinkNetnsID]
+		if !ok {
+			continue
+		}
+		p := &Peer{Index: l.parentIndex, Netns: where}
+		if rl, err := c.linkAt(l.LinkNetnsID, l.parentIndex); err == nil {
+			p.Name = rl.Name
+			p.Bridge = c.masterAt(l.LinkNetnsID, rl)
+		}
+		l.Peer = p
+	}
+}
+
+// nsidsOfAll maps the netnsids that c's namespace has assigned to every
+// namespace on the host (processes' and nsfs mounts').
+func nsidsOfAll(c *nlConn, procRoot string, self nsfs.ID) map[int]PeerNetn {
+	out := map[int]PeerNetn{}
+	paths := map[nsfs.ID]string{}
+	if scan, err := procfs.ScanNetns(procRoot); err == nil {
+		for id, pids := range scan.PIDs {
+			paths[id] = procRoot + "/" + strconv.Itoa(pids[0]) + "/ns/net"
+		}
+	}
+	if mounts, err := procfs.NetnsMounts(procRoot + "/self/mountinfo"); err == nil {
+		for _, m := range mounts {
+			if m.Visible() {
+				paths[m.ID] = m.MountPoint // a stable name beats /proc/PID
+			}
+		}
+	}
+	for id, path := range paths {
+		if id == self {
+			continue
+		}
+		ns, err := nsfs.Open(path)
+		if err != nil || ns.ID != id {
+			ns.Close()
+			continue
+		}
+		if nsid := c.nsidOf(ns); nsid >= 0 {
+			out[nsid] = PeerNetn{Inode: id.Inode, Path: path}
+		}
+		ns.Close()
+	}
+	return out
+}
+
+func familyName(f int) string {
+	switch f {
+	case unix.AF_INET:
+		return "inet"
+	case unix.AF_INET6:
+		return "inet6"
+	case unix.AF_BRIDGE:
+		return "bridge"
+	case unix.AF_MPLS:
+		return "mpls"
+	}
+	return strconv.Itoa(f)
+}
+
+func scopeName(s netlink.Scope) string {
+	switch s {
+	case netlink.SCOPE_UNIVERSE:
+		return "global"
+	case netlink.SCOPE_SITE:
+		return "site"
+	case netlink.SCOPE_LINK:
+		return "link"
+	case netlink.SCOPE_HOST:
+		return "host"
+	case netlink.SCOPE_NOWHERE:
+		return "nowhere"
+	}
+	return strconv.Itoa(int(s))
+}
+
+func addressesOf(h *netlink.Handle, names map[int]string) ([]Address, error) {
+	addrs, err := RetryDump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Address, 0, len(addrs))
+	for _, a := range addrs {
+		if a.IPNet == nil {
+			continue
+		}
+		fam := "inet6"
+		if a.IP.To4() != nil {
+			fam = "inet"
+		}
+		out = append(out, Address{Ifname: names[a.LinkIndex], Index: a.LinkIndex, Family: fam, Address: a.IPNet.String(), Scope: scopeName(netlink.Scope(a.Scope))})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	return out, nil
+}
+
+func tableName(t int) string {
+	switch t {
+	case unix.RT_TABLE_MAIN:
+		return "main"
+	case unix.RT_TABLE_LOCAL:
+		return "local"
+	case unix.RT_TABLE_DEFAULT:
+		return "default"
+	}
+	return strconv.Itoa(t)
+}
+
+var routeTypes = map[int]string{
+	unix.RTN_UNICAST: "unicast", unix.RTN_LOCAL: "local", unix.RTN_BROADCAST: "broadcast",
+	unix.RTN_ANYCAST: "anycast", unix.RTN_MULTICAST: "multicast", unix.RTN_BLACKHOLE: "blackhole",
+	unix.RTN_UNREACHABLE: "unreachable", unix.RTN_PROHIBIT: "prohibit", unix.RTN_THROW: "throw",
+	unix.RTN_NAT: "nat",
+}
+
+var routeProtocols = map[netlink.RouteProtocol]string{
+	unix.RTPROT_KERNEL: "kernel", unix.RTPROT_BOOT: "boot", unix.RTPROT_STATIC: "static",
+	unix.RTPROT_DHCP: "dhcp", unix.RTPROT_RA: "ra",
+}
+
+func routesOf(h *netlink.Handle, names map[int]string) ([]Route, error) {
+	// Table filter RT_TABLE_UNSPEC with the table flag: every table (without
+	// it the library keeps the main table only).
+	filter := &netlink.Route{Table: unix.RT_TABLE_UNSPEC}
+	routes, err := RetryDump(func() ([]netlink.Route, error) {
+		return h.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_TABLE)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Route, 0, len(routes))
+	for _, r := range routes {
+		rt := Route{Table: tableName(r.Table), Type: routeTypes[r.Type], Family: familyName(r.Family), Dst: "default", Dev: names[r.LinkIndex], Scope: scopeName(r.Scope), Metric: r.Priority}
+		if rt.Type == "" {
+			rt.Type = strconv.Itoa(r.Type)
+		}
+		if r.Dst != nil {
+			if ones, _ := r.Dst.Mask.Size(); ones > 0 {
+				rt.Dst = r.Dst.String()
+			}
+		}
+		if r.Gw != nil {
+			rt.Gateway = r.Gw.String()
+		}
+		if r.Src != nil {
+			rt.Src = r.Src.String()
+		}
+		if p, ok := routeProtocols[r.Protocol]; ok {
+			rt.Protocol = p
+		} else if r.Protocol != 0 {
+			rt.Protocol = strconv.Itoa(int(r.Protocol))
+		}
+		out = append(out, rt)
+	}
+	return out, nil
+}
+
+// rulesOf lists the IPv4 and IPv6 policy rules (ip rule; the multicast
+// routing families' rules are left out, as ip rule does).
+func rulesOf(h *netlink.Handle) ([]Rule, error) {
+	rules, err := RetryDump(func() ([]netlink.Rule, error) { return h.RuleList(netlink.FAMILY_ALL) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Rule, 0, len(rules))
+	for _, r := range rules {
+		if r.Family != unix.AF_INET && r.Family != unix.AF_INET6 {
+			continue
+		}
+		// The library does not decode the rule's action (rtm_type): a
+		// rule with a goto target jumps, one with a table looks it up.
+		action := "lookup"
+		switch {
+		case r.Goto > 0:
+			action = "goto " + strconv.Itoa(r.Goto)
+		case r.Table == 0:
+			action = "other"
+		}
+		if r.Invert {
+			action = "not " + action
+		}
+		ru := Rule{Priority: r.Priority, Family: familyName(r.Family), Table: tableName(r.Table), IIf: r.IifName, OIf: r.OifName, Action: action}
+		if r.Src != nil {
+			ru.Src = r.Src.String()
+		}
+		if r.Dst != nil {
+			ru.Dst = r.Dst.String()
+		}
+		if r.Mark != 0 {
+			ru.Fwmark = fmt.Sprintf("0x%x", r.Mark)
+		}
+		out = append(out, ru)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Family != out[j].Family {
+			return out[i].Family < out[j].Family
+		}
+		return out[i].Priority < out[j].Priority
+	})
+	return out, nil
+}
+
+func neighborsOf(h *netlink.Handle, names map[int]string) ([]Neighbor, error) {
+	neighs, err := RetryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_ALL) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Neighbor, 0, len(neighs))
+	for _, n := range neighs {
+		if n.IP == nil {
+			continue
+		}
+		out = append(out, Neighbor{IP: n.IP.String(), MAC: n.HardwareAddr.String(), Dev: names[n.LinkIndex], State: neighState(n.State)})
+	}
+	return out, nil
+}
+
+func neighState(s int) string {
+	var parts []string
+	for _, st := range []struct {
+		bit  int
+		name string
+	}{{netlink.NUD_INCOMPLETE, "INCOMPLETE"}, {netlink.NUD_REACHABLE, "REACHABLE"}, {netlink.NUD_STALE, "STALE"}, {netlink.NUD_DELAY, "DELAY"}, {netlink.NUD_PROBE, "PROBE"}, {netlink.NUD_FAILED, "FAILED"}, {netlink.NUD_NOARP, "NOARP"}, {netlink.NUD_PERMANENT, "PERMANENT"}} {
+		if s&st.bit != 0 {
+			parts = append(parts, st.name)
+		}
+	}
+	if len(parts) == 0 {
+		return "NONE"
+	}
+	return strings.Join(parts, ",")
+}
+
+// sysctlNames are read in every report: the ones that matter in incidents.
+var sysctlNames = []string{
+	"net.ipv4.ip_forward",
+	"net.ipv4.conf.all.rp_filter",
+	"net.ipv4.conf.default.rp_filter",
+	"net.core.somaxconn",
+	"net.ipv4.ip_local_port_range",
+	"net.ipv4.tcp_keepalive_time",
+	"net.ipv6.conf.all.forwarding",
+	"net.ipv6.conf.all.disable_ipv6",
+}
+
+// readInside reads what only a thread inside the namespace can see:
+// /proc/sys/net (resolved against the opener's netns), conntrack, the legacy
+// x_tables names under /proc/thread-self/net (not /proc/self/net: that is
+// the thread-group leader's namespace) and the nftables ruleset through a
+// NETLINK_NETFILTER socket made there.
+func readInside(ns *nsfs.Netns, sysctls, firewall bool, rep *Report) {
+	var warnings []string
+	err := enter.Do(ns, func() error {
+		if sysctls {
+			rep.Sysctls = map[string]string{}
+			for _, name := range sysctlNames {
+				if v, err := readSysctl(name); err == nil {
+					rep.Sysctls[name] = v
+				}
+			}
+			cnt, err1 := readSysctl("net.netfilter.nf_conntrack_count")
+			max, err2 := readSysctl("net.netfilter.nf_conntrack_max")
+			if err1 == nil && err2 == nil {
+				ct := &Conntrack{}
+				ct.Count, _ = strconv.Atoi(cnt)
+				ct.Max, _ = strconv.Atoi(max)
+				rep.Conntrack = ct
+			}
+		}
+		if firewall {
+			fw, err := readFirewall()
+			if err != nil {
+				warnings = append(warnings, "firewall: "+firstLine(err))
+			}
+			rep.Firewall = fw
+		}
+		return nil
+	})
+	if err != nil {
+		warnings = append(warnings, "sysctls/firewall: "+firstLine(err))
+	}
+	rep.Warnings = append(rep.Warnings, warnings...)
+}
+
+func readSysctl(name string) (string, error) {
+	b, err := os.ReadFile("/proc/sys/" + strings.ReplaceAll(name, ".", "/"))
+	if err != nil {
+		return "", err
+	}
+	return strings.Join(strings.Fields(string(b)), " "), nil
+}
