@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/nsdebug/nsdebug/internal/nsfs"
+	"github.com/nsdebug/nsdebug/resolver"
 )
 
 // HostWiring maps each namespace in nss to the host-side ends of the veth
@@ -63,4 +64,39 @@ func HostWiring(ctx context.Context, host *nsfs.Netns, nss []*nsfs.Netns) (map[n
 		sort.Slice(v, func(i, j int) bool { return v[i].Name < v[j].Name })
 	}
 	return out, nil
+}
+
+// AddHostWiring fills HostVeths of the given rows (ls -o wide, graph,
+// whois). Rows whose namespace cannot be pinned any more are left without.
+func AddHostWiring(ctx context.Context, r *resolver.Resolver, rows []NetnsRow) error {
+	host, err := OpenHost(r)
+	if err != nil {
+		return fmt.Errorf("open the host network namespace: %w", err)
+	}
+	defer host.Close()
+	var nss []*nsfs.Netns
+	for i := range rows {
+		if rows[i].Host {
+			continue
+		}
+		ns, err := openRow(&rows[i])
+		if err != nil {
+			continue
+		}
+		nss = append(nss, ns)
+	}
+	defer func() {
+		for _, ns := range nss {
+			ns.Close()
+		}
+	}()
+	wiring, err := HostWiring(ctx, host, nss)
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		rw := &rows[i]
+		rw.HostVeths = wiring[nsfs.ID{Dev: rw.Netns.Dev, Inode: rw.Netns.Inode}]
+	}
+	return nil
 }
