@@ -302,3 +302,10 @@ func waitListen(t *testing.T, nsPath, port string) {
 	}
 	t.Fatalf("nothing listens on %s in %s", port, nsPath)
 }
+
+func runStdin(stdin, name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}

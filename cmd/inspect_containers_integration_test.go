@@ -1,0 +1,140 @@
+package cmd
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nsdebug/nsdebug/inspect"
+	"github.com/nsdebug/nsdebug/internal/testbed"
+)
+
+// hostPeerOf is iproute2's word on which host interface is the peer of
+// ifname inside nsPath: the host link whose index is ifname's link_index.
+func hostPeerOf(t *testing.T, nsPath, ifname string) ipLink {
+	t.Helper()
+	var inside []ipLink
+	nsJSON(t, nsPath, &inside, "ip", "-j", "link", "show", "dev", ifname)
+	var host []ipLink
+	nsJSON(t, "/proc/2/ns/net", &host, "ip", "-j", "link")
+	for _, l := range host {
+		if len(inside) == 1 && l.Ifindex == inside[0].LinkIndex {
+			return l
+		}
+	}
+	t.Fatalf("no host link is the peer of %s in %s", ifname, nsPath)
+	return ipLink{}
+}
+
+// checkWired: eth0's peer is the host veth iproute2 names, on bridge.
+func checkWired(t *testing.T, rep *inspect.Report, nsPath, bridge string) ipLink {
+	t.Helper()
+	want := hostPeerOf(t, nsPath, "eth0")
+	if want.Master != bridge {
+		t.Fatalf("fixture: host peer %s is on %q, not %q", want.Ifname, want.Master, bridge)
+	}
+	p := linkNamed(t, rep, "eth0").Peer
+	if p == nil || p.Name != want.Ifname || p.Index != want.Ifindex || !p.Netns.Host || p.Bridge != bridge {
+		t.Errorf("eth0 peer = %+v, want host %s#%d on %s", p, want.Ifname, want.Ifindex, bridge)
+	}
+	return want
+}
+
+func checkWhois(t *testing.T, thing string, wantInode uint64, wantRef string) {
+	t.Helper()
+	stdout, stderr, code := run(t, "whois", thing, "-o", "json")
+	if code != 0 {
+		t.Fatalf("whois %s: exit %d %s", thing, code, stderr)
+	}
+	var res inspect.WhoisResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range res.Matches {
+		if m.Netns.Inode == wantInode {
+			for _, o := range m.Owners {
+				if o.Ref() == wantRef {
+					return
+				}
+			}
+		}
+	}
+	t.Errorf("whois %s: no match in net:[%d] owned by %s: %s", thing, wantInode, wantRef, stdout)
+}
+
+func TestInspectDockerContainers(t *testing.T) {
+	testbed.Require(t)
+	userNet := testbed.NewDockerNetwork(t, "nsdbg-insp")
+	netID := testbed.MustRun(t, "docker", "network", "inspect", "-f", "{{.Id}}", userNet)
+	cases := []struct {
+		name, network, bridge string
+	}{
+		{"bridge", "", "docker0"},
+		{"user-network", userNet, "br-" + netID[:12]},
+		{"none", "none", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "nsdbg-insp", Network: tc.network, Cmd: []string{"httpd", "-f", "-p", "8080"}})
+			nsPath := "/proc/" + strconv.Itoa(c.PID) + "/ns/net"
+			waitListen(t, nsPath, ":8080")
+			rep := inspectJSON(t, "docker:"+c.Name)
+			compareWithIproute2(t, rep, nsPath)
+			if len(rep.Owners) == 0 || rep.Owners[0].Ref() != "docker:"+c.Name {
+				t.Errorf("owners = %+v", rep.Owners)
+			}
+			ino := inode(t, nsPath)
+			if tc.bridge == "" {
+				for _, l := range rep.Links {
+					if l.Name != "lo" {
+						t.Errorf("none container has link %s", l.Name)
+					}
+				}
+				checkWhois(t, "net:["+strconv.FormatUint(ino, 10)+"]", ino, "docker:"+c.Name)
+				return
+			}
+			hostVeth := checkWired(t, rep, nsPath, tc.bridge)
+			for _, ip := range c.IPs {
+				checkWhois(t, ip, ino, "docker:"+c.Name)
+			}
+			checkWhois(t, hostVeth.Ifname, ino, "docker:"+c.Name)
+			checkWhois(t, "pid:"+strconv.Itoa(c.PID), ino, "docker:"+c.Name)
+		})
+	}
+}
+
+func TestInspectCRIPod(t *testing.T) {
+	testbed.Require(t)
+	p := testbed.RunPod(t, testbed.PodOptions{Namespace: "nsdbg-insp", Containers: []string{"app"}})
+	rep := inspectJSON(t, p.Ref())
+	compareWithIproute2(t, rep, p.NetnsPath)
+	checkWired(t, rep, p.NetnsPath, "nsdbg-cni0")
+	ino := inode(t, p.NetnsPath)
+	if rep.Netns.Inode != ino {
+		t.Errorf("inspected net:[%d], pod netns is net:[%d]", rep.Netns.Inode, ino)
+	}
+	ref := "pod:" + p.Namespace + "/" + p.Name
+	checkWhois(t, p.IP, ino, ref)
+	checkWhois(t, hostPeerOf(t, p.NetnsPath, "eth0").Ifname, ino, ref)
+}
+
+// TestGraphDotRenders: graphviz accepts -o dot, and the text tree shows a
+// container under its bridge.
+func TestGraphDotRenders(t *testing.T) {
+	testbed.Require(t)
+	c := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "nsdbg-graph", Cmd: []string{"sleep", "3600"}})
+	stdout, stderr, code := run(t, "graph", "-o", "dot")
+	if code != 0 {
+		t.Fatalf("graph -o dot: %d %s", code, stderr)
+	}
+	out, err := runStdin(stdout, "dot", "-Tsvg")
+	if err != nil || !strings.Contains(out, "<svg") {
+		t.Fatalf("dot -Tsvg rejects the graph: %v %.300s", err, out)
+	}
+	text, _, code := run(t, "graph")
+	veth := hostPeerOf(t, "/proc/"+strconv.Itoa(c.PID)+"/ns/net", "eth0").Ifname
+	if code != 0 || !strings.Contains(text, veth+" ⇄ eth0 in docker:"+c.Name) {
+		t.Errorf("graph text lacks %s ⇄ eth0 in docker:%s", veth, c.Name)
+	}
+}
