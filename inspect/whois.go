@@ -53,9 +53,14 @@ func Whois(ctx context.Context, r *resolver.Resolver, thing string) (*WhoisResul
 			host = &inv.Rows[i]
 		}
 	}
-	// Wiring is needed to say which host veth leads where.
-	if err := AddHostWiring(ctx, r, inv.Rows); err != nil {
-		res.Warnings = append(res.Warnings, "host wiring: "+err.Error())
+	// A host interface is explained by every namespace's wiring; other
+	// queries need the wiring of their matches only (see below), which
+	// keeps whois IP fast on hosts with hundreds of namespaces.
+	wiredAll := q.name != "" || q.ifindex > 0
+	if wiredAll {
+		if err := AddHostWiring(ctx, r, inv.Rows); err != nil {
+			res.Warnings = append(res.Warnings, "host wiring: "+err.Error())
+		}
 	}
 	add := func(reason string, rw NetnsRow) {
 		res.Matches = append(res.Matches, WhoisMatch{Reason: reason, NetnsRow: rw})
@@ -101,6 +106,18 @@ func Whois(ctx context.Context, r *resolver.Resolver, thing string) (*WhoisResul
 					add(fmt.Sprintf("process %d (%s)", p, strings.TrimSpace(string(comm))), rw)
 				}
 			}
+		}
+	}
+	if !wiredAll && len(res.Matches) > 0 {
+		rows := make([]NetnsRow, len(res.Matches))
+		for i, m := range res.Matches {
+			rows[i] = m.NetnsRow
+		}
+		if err := AddHostWiring(ctx, r, rows); err != nil {
+			res.Warnings = append(res.Warnings, "host wiring: "+err.Error())
+		}
+		for i := range rows {
+			res.Matches[i].HostVeths = rows[i].HostVeths
 		}
 	}
 	if len(res.Matches) == 0 {
