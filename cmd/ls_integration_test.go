@@ -323,6 +323,16 @@ func TestLsOwnersFromRuntimes(t *testing.T) {
 			t.Errorf("ls table lacks %q", want)
 		}
 	}
+	// -o wide: the host side of each veth pair and its bridge.
+	wide, _, _ := run(t, "ls", "-o", "wide")
+	for _, line := range strings.Split(wide, "\n") {
+		if strings.Contains(line, "docker:"+br.Name) && !strings.Contains(line, "@docker0") {
+			t.Errorf("wide row of %s lacks its host veth on docker0: %q", br.Name, line)
+		}
+		if strings.Contains(line, "pod:"+pod.Namespace+"/"+pod.Name) && !strings.Contains(line, "@nsdbg-cni0") {
+			t.Errorf("wide row of the pod lacks its host veth on nsdbg-cni0: %q", line)
+		}
+	}
 }
 
 // A runtime that does not answer is a warning; the kernel side is complete.

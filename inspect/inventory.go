@@ -9,6 +9,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -219,6 +220,11 @@ func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*In
 	for _, rw := range list {
 		inv.Rows = append(inv.Rows, *rw)
 	}
+	if opts.Wiring {
+		if err := AddHostWiring(ctx, r, inv.Rows); err != nil {
+			inv.Warnings = append(inv.Warnings, "host wiring: "+err.Error())
+		}
+	}
 	return inv, nil
 }
 
@@ -317,8 +323,10 @@ func hasOwner(os []resolver.Owner, o resolver.Owner) bool {
 func sortOwners(os []resolver.Owner) {
 	rank := func(o resolver.Owner) int {
 		switch {
-		case o.Runtime == "docker":
+		case o.Runtime == "docker" && !strings.HasPrefix(o.NetworkMode, "container:"):
 			return 0
+		case o.Runtime == "docker":
+			return 1
 		case o.Runtime == "cri" && o.Sandbox:
 			return 1
 		case o.Runtime == "cri":

@@ -141,6 +141,9 @@ func (b *dockerBackend) ListBrief(ctx context.Context) ([]Candidate, error) {
 	out := make([]Candidate, 0, len(list))
 	for _, s := range list {
 		c := Candidate{Owner: Owner{Runtime: "docker", ID: s.ID, NetworkMode: s.HostConfig.NetworkMode}, Running: true, State: s.State}
+		if c.NetworkMode == "default" {
+			c.NetworkMode = "bridge"
+		}
 		if len(s.Names) > 0 {
 			c.Name = strings.TrimPrefix(s.Names[0], "/")
 		}
@@ -222,6 +225,9 @@ func (b *dockerBackend) candidate(ctx context.Context, cli *client.Client, info 
 	}
 	if c.Running && info.NetworkSettings != nil {
 		c.NetnsPath = info.NetworkSettings.SandboxKey
+	}
+	if c.NetworkMode == "default" {
+		c.NetworkMode = "bridge" // what "default" means on Linux
 	}
 	mode := container.NetworkMode(c.NetworkMode)
 	c.HostNetwork = mode.IsHost()

@@ -57,7 +57,7 @@ func TestDockerNetworkModes(t *testing.T) {
 		mode    string
 		sandbox bool
 	}{
-		{bridge, statIno(t, fmt.Sprintf("/proc/%d/ns/net", bridge.PID)), false, "default", true},
+		{bridge, statIno(t, fmt.Sprintf("/proc/%d/ns/net", bridge.PID)), false, "bridge", true},
 		{user, statIno(t, fmt.Sprintf("/proc/%d/ns/net", user.PID)), false, userNet, true},
 		{joined, statIno(t, fmt.Sprintf("/proc/%d/ns/net", bridge.PID)), false, "container:" + bridge.Name, false},
 		{host, hostIno, true, "host", true},
