@@ -134,7 +134,56 @@ func TestGraphDotRenders(t *testing.T) {
 	}
 	text, _, code := run(t, "graph")
 	veth := hostPeerOf(t, "/proc/"+strconv.Itoa(c.PID)+"/ns/net", "eth0").Ifname
-	if code != 0 || !strings.Contains(text, veth+" ⇄ eth0 in docker:"+c.Name) {
-		t.Errorf("graph text lacks %s ⇄ eth0 in docker:%s", veth, c.Name)
+	if code != 0 || !hasLine(text, "── "+veth+" (veth)", "⇄ eth0 in docker:"+c.Name) {
+		t.Errorf("graph text lacks %s ⇄ eth0 in docker:%s:\n%s", veth, c.Name, text)
 	}
+}
+
+// TestGraphSeedStyle: two namespaces on a bridge that lives in a third
+// namespace (no host veth at all); the tree shows the bridge's ports and
+// their peers.
+func TestGraphSeedStyle(t *testing.T) {
+	testbed.Require(t)
+	hub := testbed.NewNetNS(t, "nsdbg-ghub")
+	var leaves []*testbed.NetNS
+	for i, name := range []string{"p1", "p2"} {
+		leaf := testbed.NewNetNS(t, "nsdbg-g"+name)
+		hub.Exec(t, "ip", "link", "add", "to-"+name, "type", "veth", "peer", "name", "eth0", "netns", leaf.Name)
+		leaf.Exec(t, "ip", "addr", "add", "10.234.0."+strconv.Itoa(i+2)+"/24", "dev", "eth0")
+		leaves = append(leaves, leaf)
+	}
+	hub.Exec(t, "ip", "link", "add", "br0", "type", "bridge")
+	for _, name := range []string{"p1", "p2"} {
+		hub.Exec(t, "ip", "link", "set", "to-"+name, "master", "br0")
+	}
+	text, stderr, code := run(t, "graph")
+	if code != 0 {
+		t.Fatalf("graph: %d %s", code, stderr)
+	}
+	if !hasLine(text, "── br0 (bridge)") {
+		t.Errorf("no br0 in:\n%s", text)
+	}
+	for i, name := range []string{"p1", "p2"} {
+		if !hasLine(text, "── to-"+name+" (veth) ⇄ eth0 in ", leaves[i].Name, "10.234.0."+strconv.Itoa(i+2)+"/24") {
+			t.Errorf("br0 port to-%s ⇄ eth0 in %s missing:\n%s", name, leaves[i].Name, text)
+		}
+	}
+	dot, _, _ := run(t, "graph", "-o", "dot")
+	if out, err := runStdin(dot, "dot", "-Tsvg"); err != nil {
+		t.Errorf("dot -Tsvg: %v %.300s", err, out)
+	}
+}
+
+// hasLine reports whether one line of text contains every part.
+func hasLine(text string, parts ...string) bool {
+	for _, line := range strings.Split(text, "\n") {
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(line, p)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }

@@ -8,28 +8,181 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsdebug/nsdebug/enter"
+	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/resolver"
 )
 
-// Graph is the host's wiring: every namespace with its interfaces, the
-// host's bridges and uplinks, and the veth pairs between the host and the
-// namespaces (host end, bridge, end inside).
+// Graph is the host's wiring: every namespace with its interfaces (and the
+// bridge or bond each is enslaved to), and every veth pair, wherever its two
+// ends are: host and container, or two namespaces (seed-style setups with
+// the bridge in a namespace of its own).
 type Graph struct {
-	Rows     []NetnsRow
+	Nodes    []GraphNetns
+	Pairs    []VethPair
 	Warnings []string
 }
 
-// BuildGraph lists the namespaces (as ls does) and their host wiring.
+// GraphNetns is one namespace in the graph.
+type GraphNetns struct {
+	Row   NetnsRow
+	Links []GraphLink
+}
+
+// GraphLink is one interface of a namespace.
+type GraphLink struct {
+	Name      string
+	Index     int
+	Kind      string
+	Master    string
+	Addresses []string
+
+	peerNsid, peerIndex int
+}
+
+// End is one end of a veth pair: node index in Graph.Nodes and interface.
+type End struct {
+	Node int
+	Link string
+}
+
+// VethPair joins two interfaces.
+type VethPair struct{ A, B End }
+
+// BuildGraph lists the namespaces (as ls does), then reads every
+// namespace's links on threads switched into it and joins veth ends by
+// netnsid and peer index.
 func BuildGraph(ctx context.Context, r *resolver.Resolver) (*Graph, error) {
 	inv, err := ListNetns(ctx, r, ListOptions{})
 	if err != nil {
 		return nil, err
 	}
-	g := &Graph{Rows: inv.Rows, Warnings: inv.Warnings}
-	if err := AddHostWiring(ctx, r, g.Rows); err != nil {
-		g.Warnings = append(g.Warnings, "host wiring: "+err.Error())
+	g := &Graph{Warnings: inv.Warnings}
+	var nss []*nsfs.Netns
+	var idx []int
+	for _, rw := range inv.Rows {
+		g.Nodes = append(g.Nodes, GraphNetns{Row: rw})
+		ns, err := openRow(&rw)
+		if err != nil {
+			continue
+		}
+		nss = append(nss, ns)
+		idx = append(idx, len(g.Nodes)-1)
+	}
+	defer func() {
+		for _, ns := range nss {
+			ns.Close()
+		}
+	}()
+	// nsidMaps[i]: netnsid -> node, as namespace i numbers the others. Only
+	// namespaces with a veth into another namespace need one.
+	nsidMaps := make([]map[int]int, len(nss))
+	errs := enter.Each(nss, func(i int) error {
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		links, err := RetryDump(h.LinkList)
+		if err != nil {
+			return err
+		}
+		addrs, err := RetryDump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
+		if err != nil {
+			return err
+		}
+		names := map[int]string{}
+		for _, l := range links {
+			names[l.Attrs().Index] = l.Attrs().Name
+		}
+		byIndex := map[int][]string{}
+		for _, a := range addrs {
+			if a.IPNet != nil {
+				byIndex[a.LinkIndex] = append(byIndex[a.LinkIndex], a.IPNet.String())
+			}
+		}
+		node := &g.Nodes[idx[i]]
+		need := false
+		for _, l := range links {
+			a := l.Attrs()
+			gl := GraphLink{Name: a.Name, Index: a.Index, Kind: l.Type(), Master: names[a.MasterIndex], Addresses: byIndex[a.Index], peerNsid: -1}
+			if gl.Kind == "veth" && a.ParentIndex > 0 {
+				gl.peerNsid, gl.peerIndex = a.NetNsID, a.ParentIndex
+				need = need || a.NetNsID >= 0
+			}
+			node.Links = append(node.Links, gl)
+		}
+		if need {
+			m := map[int]int{}
+			for j, other := range nss {
+				if j != i {
+					if id, err := h.GetNetNsIdByFd(other.Fd()); err == nil && id >= 0 {
+						m[id] = idx[j]
+					}
+				}
+			}
+			nsidMaps[i] = m
+		}
+		return nil
+	})
+	for i, err := range errs {
+		if err != nil {
+			g.Warnings = append(g.Warnings, fmt.Sprintf("%s: %v", g.Nodes[idx[i]].Row.label(), firstLine(err)))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	seen := map[[2]End]bool{}
+	for i, ni := range idx {
+		for _, l := range g.Nodes[ni].Links {
+			if l.Kind != "veth" || l.peerIndex == 0 {
+				continue
+			}
+			peerNode := ni
+			if l.peerNsid >= 0 {
+				pn, ok := nsidMaps[i][l.peerNsid]
+				if !ok {
+					continue
+				}
+				peerNode = pn
+			}
+			peer := g.Nodes[peerNode].linkByIndex(l.peerIndex)
+			if peer == "" {
+				continue
+			}
+			a, b := End{ni, l.Name}, End{peerNode, peer}
+			if b.Node < a.Node || (b.Node == a.Node && b.Link < a.Link) {
+				a, b = b, a
+			}
+			if !seen[[2]End{a, b}] {
+				seen[[2]End{a, b}] = true
+				g.Pairs = append(g.Pairs, VethPair{a, b})
+			}
+		}
 	}
 	return g, nil
+}
+
+func (n GraphNetns) linkByIndex(i int) string {
+	for _, l := range n.Links {
+		if l.Index == i {
+			return l.Name
+		}
+	}
+	return ""
+}
+
+func (n GraphNetns) link(name string) GraphLink {
+	for _, l := range n.Links {
+		if l.Name == name {
+			return l
+		}
+	}
+	return GraphLink{}
 }
 
 // label names a namespace for people: its owners, else its mount, else its
@@ -63,164 +216,134 @@ func (rw NetnsRow) label() string {
 	return strings.Join(refs, ", ")
 }
 
-func (g *Graph) host() *NetnsRow {
-	for i := range g.Rows {
-		if g.Rows[i].Host {
-			return &g.Rows[i]
-		}
-	}
-	return nil
-}
-
-// hostVethNames are the host interfaces that are one end of a pair into a
-// namespace: drawn as edges, not as host boxes.
-func (g *Graph) hostVethNames() map[string]bool {
-	m := map[string]bool{}
-	for _, rw := range g.Rows {
-		for _, hv := range rw.HostVeths {
-			m[hv.Name] = true
+// wired reports which nodes have at least one veth pair to another node.
+func (g *Graph) wired() map[int]bool {
+	m := map[int]bool{}
+	for _, p := range g.Pairs {
+		if p.A.Node != p.B.Node {
+			m[p.A.Node], m[p.B.Node] = true, true
 		}
 	}
 	return m
 }
 
-// WriteDot writes the graph in Graphviz's language: one cluster per
-// namespace, its interfaces as nodes, veth pairs as edges, host veths linked
-// to their bridge.
+// WriteDot writes the graph in Graphviz's language: a cluster per wired
+// namespace with its interfaces, bridges as hexagons, host uplinks as double
+// octagons, veth pairs as bold edges and bridge ports as dashed ones.
+// Namespaces with nothing but loopback are left out (a host with hundreds
+// of empty namespaces would drown the picture); -o text lists them.
 func (g *Graph) WriteDot(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("graph nsdebug {\n  rankdir=LR;\n  node [shape=box, fontsize=10];\n")
-	id := func(ns uint64, ifname string) string { return strconv.Quote(fmt.Sprintf("%d/%s", ns, ifname)) }
-	hostVeths := g.hostVethNames()
-	for i, rw := range g.Rows {
-		fmt.Fprintf(&b, "  subgraph cluster_%d {\n    label=%s;\n", i, strconv.Quote(rw.label()+"\nnet:["+strconv.FormatUint(rw.Netns.Inode, 10)+"]"))
-		if rw.Host {
+	id := func(node int, ifname string) string { return strconv.Quote(fmt.Sprintf("%d/%s", node, ifname)) }
+	wired := g.wired()
+	for i, n := range g.Nodes {
+		if !n.Row.Host && !wired[i] {
+			continue
+		}
+		fmt.Fprintf(&b, "  subgraph cluster_%d {\n    label=%s;\n", i, strconv.Quote(n.Row.label()+"\nnet:["+strconv.FormatUint(n.Row.Netns.Inode, 10)+"]"))
+		if n.Row.Host {
 			b.WriteString("    style=filled; fillcolor=\"#eeeeee\";\n")
 		}
-		for _, ifc := range rw.Interfaces {
-			if ifc.Name == "lo" || (rw.Host && hostVeths[ifc.Name]) {
+		for _, l := range n.Links {
+			if l.Name == "lo" {
 				continue
 			}
 			shape := "box"
 			switch {
-			case ifc.Type == "bridge":
+			case l.Kind == "bridge":
 				shape = "hexagon"
-			case rw.Host && ifc.Type != "veth":
-				shape = "doubleoctagon" // uplinks and other host devices
+			case n.Row.Host && l.Kind != "veth":
+				shape = "doubleoctagon"
 			}
-			fmt.Fprintf(&b, "    %s [label=%s, shape=%s];\n", id(rw.Netns.Inode, ifc.Name), strconv.Quote(ifc.Name+"\n"+strings.Join(ifc.Addresses, "\n")), shape)
+			fmt.Fprintf(&b, "    %s [label=%s, shape=%s];\n", id(i, l.Name), strconv.Quote(strings.Join(append([]string{l.Name}, l.Addresses...), "\n")), shape)
+		}
+		for _, l := range n.Links {
+			if l.Master != "" {
+				fmt.Fprintf(&b, "    %s -- %s [style=dashed];\n", id(i, l.Name), id(i, l.Master))
+			}
 		}
 		b.WriteString("  }\n")
 	}
-	host := g.host()
-	for _, rw := range g.Rows {
-		for _, hv := range rw.HostVeths {
-			if hv.Peer == "" || host == nil {
-				continue
-			}
-			from := id(rw.Netns.Inode, hv.Peer)
-			if hv.Bridge != "" {
-				fmt.Fprintf(&b, "  %s -- %s [label=%s];\n", from, id(host.Netns.Inode, hv.Bridge), strconv.Quote(hv.Name))
-			} else {
-				fmt.Fprintf(&b, "  %s -- %s [label=\"veth\"];\n  %s [label=%s, shape=box];\n", from, id(host.Netns.Inode, hv.Name), id(host.Netns.Inode, hv.Name), strconv.Quote(hv.Name))
-			}
-		}
+	for _, p := range g.Pairs {
+		fmt.Fprintf(&b, "  %s -- %s [style=bold, label=\"veth\"];\n", id(p.A.Node, p.A.Link), id(p.B.Node, p.B.Link))
 	}
 	b.WriteString("}\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// WriteText writes the wiring as a tree: the host's uplinks, its bridges
-// with the namespaces hanging on them, veths without a bridge, then
-// namespaces not wired to the host.
+// WriteText writes the wiring as a tree, one namespace with interfaces
+// beyond loopback after another (the host first): each interface, the
+// bridge it hangs on, and for a veth the other end (interface and
+// namespace). Namespaces with loopback only are counted at the end.
 func (g *Graph) WriteText(w io.Writer) error {
 	var b strings.Builder
-	host := g.host()
-	hostVeths := g.hostVethNames()
-	type member struct {
-		rw NetnsRow
-		hv HostVeth
+	peerOf := map[End]End{}
+	for _, p := range g.Pairs {
+		peerOf[p.A], peerOf[p.B] = p.B, p.A
 	}
-	byBridge := map[string][]member{}
-	wired := map[uint64]bool{}
-	for _, rw := range g.Rows {
-		for _, hv := range rw.HostVeths {
-			byBridge[hv.Bridge] = append(byBridge[hv.Bridge], member{rw, hv})
-			wired[rw.Netns.Inode] = true
-		}
-	}
-	if host != nil {
-		fmt.Fprintf(&b, "host net:[%d]\n", host.Netns.Inode)
-		var bridges, others []Interface
-		for _, ifc := range host.Interfaces {
-			switch {
-			case ifc.Name == "lo" || hostVeths[ifc.Name]:
-			case ifc.Type == "bridge":
-				bridges = append(bridges, ifc)
-			default:
-				others = append(others, ifc)
+	var empty []string
+	for i, n := range g.Nodes {
+		var links []GraphLink
+		for _, l := range n.Links {
+			if l.Name != "lo" {
+				links = append(links, l)
 			}
 		}
-		for _, ifc := range others {
-			fmt.Fprintf(&b, "├── %s (%s, %s) %s\n", ifc.Name, ifc.Type, ifc.State, strings.Join(ifc.Addresses, " "))
+		if len(links) == 0 && !n.Row.Host {
+			empty = append(empty, n.Row.label())
+			continue
 		}
-		sections := len(bridges)
-		if len(byBridge[""]) > 0 {
-			sections++
+		fmt.Fprintf(&b, "%s net:[%d]\n", n.Row.label(), n.Row.Netns.Inode)
+		// Bridges first with their ports under them, then the rest.
+		sort.SliceStable(links, func(a, c int) bool { return links[a].Kind == "bridge" && links[c].Kind != "bridge" })
+		var top []GraphLink
+		ports := map[string][]GraphLink{}
+		for _, l := range links {
+			if l.Master != "" && n.link(l.Master).Kind == "bridge" {
+				ports[l.Master] = append(ports[l.Master], l)
+			} else {
+				top = append(top, l)
+			}
 		}
-		n := 0
-		writeMembers := func(ms []member, indent string) {
-			sort.Slice(ms, func(i, j int) bool { return ms[i].hv.Name < ms[j].hv.Name })
-			for i, m := range ms {
-				branch := "├── "
-				if i == len(ms)-1 {
-					branch = "└── "
+		describe := func(l GraphLink) string {
+			s := fmt.Sprintf("%s (%s)", l.Name, l.Kind)
+			if len(l.Addresses) > 0 {
+				s += " " + strings.Join(l.Addresses, " ")
+			}
+			if p, ok := peerOf[End{i, l.Name}]; ok {
+				where := g.Nodes[p.Node].Row.label()
+				if p.Node == i {
+					where = "here"
 				}
-				fmt.Fprintf(&b, "%s%s%s ⇄ %s in %s %s\n", indent, branch, m.hv.Name, dashOr(m.hv.Peer, "?"), m.rw.label(), ifAddrs(m.rw, m.hv.Peer))
+				s += fmt.Sprintf(" ⇄ %s in %s", p.Link, where)
+				if addrs := g.Nodes[p.Node].link(p.Link).Addresses; len(addrs) > 0 {
+					s += " " + strings.Join(addrs, " ")
+				}
 			}
+			return s
 		}
-		for _, br := range bridges {
-			n++
+		for ti, l := range top {
 			branch, indent := "├── ", "│   "
-			if n == sections {
+			if ti == len(top)-1 {
 				branch, indent = "└── ", "    "
 			}
-			fmt.Fprintf(&b, "%sbridge %s (%s) %s\n", branch, br.Name, br.State, strings.Join(br.Addresses, " "))
-			writeMembers(byBridge[br.Name], indent)
-		}
-		if ms := byBridge[""]; len(ms) > 0 {
-			fmt.Fprintf(&b, "└── veths without a bridge\n")
-			writeMembers(ms, "    ")
-		}
-	}
-	var loose []string
-	for _, rw := range g.Rows {
-		if !rw.Host && !wired[rw.Netns.Inode] {
-			var ifs []string
-			for _, ifc := range rw.Interfaces {
-				if ifc.Name != "lo" {
-					ifs = append(ifs, ifc.Name+"("+ifc.Type+")")
+			b.WriteString(branch + describe(l) + "\n")
+			ps := ports[l.Name]
+			sort.Slice(ps, func(a, c int) bool { return ps[a].Name < ps[c].Name })
+			for pi, p := range ps {
+				pb := "├── "
+				if pi == len(ps)-1 {
+					pb = "└── "
 				}
+				b.WriteString(indent + pb + describe(p) + "\n")
 			}
-			loose = append(loose, fmt.Sprintf("%s net:[%d] %s", rw.label(), rw.Netns.Inode, dashOr(strings.Join(ifs, " "), "(loopback only)")))
 		}
 	}
-	if len(loose) > 0 {
-		fmt.Fprintf(&b, "\nnot wired to the host (%d):\n", len(loose))
-		for _, l := range loose {
-			b.WriteString("  " + l + "\n")
-		}
+	if len(empty) > 0 {
+		fmt.Fprintf(&b, "\n%d namespaces with loopback only: %s\n", len(empty), strings.Join(empty, " "))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func ifAddrs(rw NetnsRow, name string) string {
-	for _, ifc := range rw.Interfaces {
-		if ifc.Name == name {
-			return strings.Join(ifc.Addresses, " ")
-		}
-	}
-	return ""
 }

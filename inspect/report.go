@@ -84,11 +84,11 @@ type Peer struct {
 	Name   string   `json:"name"`
 	Index  int      `json:"index"`
 	Bridge string   `json:"bridge,omitempty"`
-	Netns  PeerNetn `json:"netns"`
+	Netns  PeerNetns `json:"netns"`
 }
 
-// PeerNetn says where a veth peer lives.
-type PeerNetn struct {
+// PeerNetns says where a veth peer lives.
+type PeerNetns struct {
 	Inode uint64 `json:"inode,omitempty"`
 	Path  string `json:"path,omitempty"`
 	Host  bool   `json:"host"` // the host's namespace
@@ -298,7 +298,7 @@ func linksOf(links []netlink.Link, names map[int]string) []Link {
 // link-netnsid), in the host's, or in any other namespace on the host, by
 // asking the kernel which netnsid each has here.
 func resolvePeers(c *nlConn, ns *nsfs.Netns, opts Options, links []Link) {
-	byNsid := map[int]PeerNetn{}
+	byNsid := map[int]PeerNetns{}
 	var need []int
 	for _, l := range links {
 		if l.Type == "veth" && l.LinkNetnsID >= 0 {
@@ -307,7 +307,7 @@ func resolvePeers(c *nlConn, ns *nsfs.Netns, opts Options, links []Link) {
 	}
 	if len(need) > 0 && opts.Host != nil && opts.Host.ID != ns.ID {
 		if id := c.nsidOf(opts.Host); id >= 0 {
-			byNsid[id] = PeerNetn{Inode: opts.Host.ID.Inode, Path: opts.Host.Path, Host: true}
+			byNsid[id] = PeerNetns{Inode: opts.Host.ID.Inode, Path: opts.Host.Path, Host: true}
 		}
 	}
 	missing := false
@@ -332,7 +332,7 @@ func resolvePeers(c *nlConn, ns *nsfs.Netns, opts Options, links []Link) {
 			// Both ends here.
 			for _, o := range links {
 				if o.Index == l.parentIndex {
-					l.Peer = &Peer{Name: o.Name, Index: o.Index, Bridge: o.Master, Netns: PeerNetn{Inode: ns.ID.Inode, Path: ns.Path, Same: true}}
+					l.Peer = &Peer{Name: o.Name, Index: o.Index, Bridge: o.Master, Netns: PeerNetns{Inode: ns.ID.Inode, Path: ns.Path, Same: true}}
 				}
 			}
 			continue
@@ -352,8 +352,8 @@ func resolvePeers(c *nlConn, ns *nsfs.Netns, opts Options, links []Link) {
 
 // nsidsOfAll maps the netnsids that c's namespace has assigned to every
 // namespace on the host (processes' and nsfs mounts').
-func nsidsOfAll(c *nlConn, procRoot string, self nsfs.ID) map[int]PeerNetn {
-	out := map[int]PeerNetn{}
+func nsidsOfAll(c *nlConn, procRoot string, self nsfs.ID) map[int]PeerNetns {
+	out := map[int]PeerNetns{}
 	paths := map[nsfs.ID]string{}
 	if scan, err := procfs.ScanNetns(procRoot); err == nil {
 		for id, pids := range scan.PIDs {
@@ -377,7 +377,7 @@ func nsidsOfAll(c *nlConn, procRoot string, self nsfs.ID) map[int]PeerNetn {
 			continue
 		}
 		if nsid := c.nsidOf(ns); nsid >= 0 {
-			out[nsid] = PeerNetn{Inode: id.Inode, Path: path}
+			out[nsid] = PeerNetns{Inode: id.Inode, Path: path}
 		}
 		ns.Close()
 	}

@@ -126,7 +126,7 @@ func TestNeighStateAndHooks(t *testing.T) {
 
 func TestRenderTextSections(t *testing.T) {
 	r := &Report{Links: []Link{{Name: "eth0", Index: 2, Type: "veth", State: "up", MTU: 1500,
-		Peer: &Peer{Name: "veth1", Index: 9, Bridge: "docker0", Netns: PeerNetn{Host: true}}}},
+		Peer: &Peer{Name: "veth1", Index: 9, Bridge: "docker0", Netns: PeerNetns{Host: true}}}},
 		Sockets: []Socket{}}
 	var b strings.Builder
 	if err := r.WriteText(&b, false); err != nil {
