@@ -81,9 +81,9 @@ type Link struct {
 
 // Peer is the other end of a veth pair.
 type Peer struct {
-	Name   string   `json:"name"`
-	Index  int      `json:"index"`
-	Bridge string   `json:"bridge,omitempty"`
+	Name   string    `json:"name"`
+	Index  int       `json:"index"`
+	Bridge string    `json:"bridge,omitempty"`
 	Netns  PeerNetns `json:"netns"`
 }
 
