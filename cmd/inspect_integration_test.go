@@ -182,6 +182,11 @@ func TestInspectSelfMadeNetns(t *testing.T) {
 	a.Exec(t, "ip", "addr", "add", "10.231.0.2/24", "dev", "eth0")
 	a.Exec(t, "ip", "link", "set", "eth0", "up")
 	a.Exec(t, "ip", "link", "set", "lo", "up")
+	// A macvlan made in the hub on a veth there and moved into a: its lower device
+	// is in another namespace.
+	hub.Exec(t, "ip", "link", "add", "lowr", "type", "veth", "peer", "name", "lowr2")
+	hub.Exec(t, "ip", "link", "add", "mv0", "link", "lowr", "type", "macvlan", "mode", "bridge")
+	hub.Exec(t, "ip", "link", "set", "mv0", "netns", a.Name)
 	a.Exec(t, "ip", "route", "add", "10.232.0.0/16", "via", "10.231.0.1", "table", "100")
 	a.Exec(t, "ip", "rule", "add", "from", "10.231.0.0/24", "table", "100", "priority", "1000")
 
@@ -203,6 +208,9 @@ func TestInspectSelfMadeNetns(t *testing.T) {
 	}
 	if hubIno := inode(t, hub.Path); eth0.Peer != nil && eth0.Peer.Netns.Inode != hubIno {
 		t.Errorf("eth0 peer netns inode %d, want the hub's %d", eth0.Peer.Netns.Inode, hubIno)
+	}
+	if mv := linkNamed(t, rep, "mv0"); mv.Type != "macvlan" || mv.Lower == nil || mv.Lower.Name != "lowr" || mv.Lower.Netns.Inode != inode(t, hub.Path) {
+		t.Errorf("mv0 = %+v lower %+v, want a macvlan on lowr in the hub", mv, mv.Lower)
 	}
 	foundRule := false
 	for _, r := range rep.Rules {

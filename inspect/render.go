@@ -137,13 +137,19 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 }
 
 func peerText(l Link) string {
-	p := l.Peer
-	if p == nil {
-		if l.Type == "veth" {
-			return "(peer not found)"
-		}
-		return "-"
+	switch {
+	case l.Peer != nil:
+		return endText(l.Peer)
+	case l.Lower != nil:
+		return "lower " + endText(l.Lower)
+	case l.Type == "veth":
+		return "(peer not found)"
 	}
+	return "-"
+}
+
+// endText is a veth peer or lower device: name#index, where, bridge.
+func endText(p *Peer) string {
 	s := p.Name
 	if s == "" {
 		s = "?"

@@ -33,7 +33,9 @@ var Sections = []string{"links", "addrs", "routes", "rules", "neigh", "sockets",
 //	links[]           name, index, type (veth, bridge, ...), state (operstate),
 //	                  mtu, mac, master (bridge/bond name), link_netnsid (-1:
 //	                  none), peer (veth only: name, index, bridge, netns
-//	                  {inode, path, host, same}; null when not found)
+//	                  {inode, path, host, same}; null when not found),
+//	                  lower (macvlan, ipvlan, vlan...: the device it sits
+//	                  on, same fields as peer)
 //	addresses[]       ifname, index, family (inet, inet6), address (CIDR), scope
 //	routes[]          table (main, local, or a number), type, family, dst
 //	                  ("default" or CIDR), gateway, dev, src, protocol, scope, metric
@@ -75,6 +77,9 @@ type Link struct {
 	Master      string `json:"master,omitempty"`
 	LinkNetnsID int    `json:"link_netnsid"`
 	Peer        *Peer  `json:"peer,omitempty"`
+	// Lower is the device a macvlan, ipvlan, vlan... sits on (IFLA_LINK),
+	// possibly in another namespace (a macvlan moved into a container).
+	Lower *Peer `json:"lower,omitempty"`
 
 	parentIndex int
 }
@@ -301,7 +306,7 @@ func resolvePeers(c *nlConn, ns *nsfs.Netns, opts Options, links []Link) {
 	byNsid := map[int]PeerNetns{}
 	var need []int
 	for _, l := range links {
-		if l.Type == "veth" && l.LinkNetnsID >= 0 {
+		if l.parentIndex > 0 && l.LinkNetnsID >= 0 {
 			need = append(need, l.LinkNetnsID)
 		}
 	}
@@ -325,28 +330,32 @@ func resolvePeers(c *nlConn, ns *nsfs.Netns, opts Options, links []Link) {
 	}
 	for i := range links {
 		l := &links[i]
-		if l.Type != "veth" || l.parentIndex == 0 {
+		if l.parentIndex == 0 {
 			continue
 		}
+		var p *Peer
 		if l.LinkNetnsID < 0 {
-			// Both ends here.
+			// Both ends (or the lower device) here.
 			for _, o := range links {
 				if o.Index == l.parentIndex {
-					l.Peer = &Peer{Name: o.Name, Index: o.Index, Bridge: o.Master, Netns: PeerNetns{Inode: ns.ID.Inode, Path: ns.Path, Same: true}}
+					p = &Peer{Name: o.Name, Index: o.Index, Bridge: o.Master, Netns: PeerNetns{Inode: ns.ID.Inode, Path: ns.Path, Same: true}}
 				}
 			}
+		} else if where, ok := byNsid[l.LinkNetnsID]; ok {
+			p = &Peer{Index: l.parentIndex, Netns: where}
+			if rl, err := c.linkAt(l.LinkNetnsID, l.parentIndex); err == nil {
+				p.Name = rl.Name
+				p.Bridge = c.masterAt(l.LinkNetnsID, rl)
+			}
+		}
+		if p == nil {
 			continue
 		}
-		where, ok := byNsid[l.LinkNetnsID]
-		if !ok {
-			continue
+		if l.Type == "veth" {
+			l.Peer = p
+		} else {
+			l.Lower = p
 		}
-		p := &Peer{Index: l.parentIndex, Netns: where}
-		if rl, err := c.linkAt(l.LinkNetnsID, l.parentIndex); err == nil {
-			p.Name = rl.Name
-			p.Bridge = c.masterAt(l.LinkNetnsID, rl)
-		}
-		l.Peer = p
 	}
 }
 
