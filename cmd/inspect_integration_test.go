@@ -197,6 +197,9 @@ func TestInspectSelfMadeNetns(t *testing.T) {
 	c.Exec(t, "ip", "link", "set", "eth0", "up")
 	testbed.MustRun(t, "ip", "link", "set", hostEnd, "up")
 
+	a.Exec(t, "ip", "neigh", "add", "10.231.0.9", "lladdr", "02:00:00:00:00:09", "dev", "eth0", "nud", "permanent")
+	a.Exec(t, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "ACCEPT")
+	a.Exec(t, "iptables", "-A", "INPUT", "-p", "udp", "--dport", "53", "-j", "DROP")
 	pid := a.StartProcess(t, "busybox", "nc", "-l", "-p", "8080")
 	waitListen(t, a.Path, ":8080")
 
@@ -211,6 +214,29 @@ func TestInspectSelfMadeNetns(t *testing.T) {
 	}
 	if mv := linkNamed(t, rep, "mv0"); mv.Type != "macvlan" || mv.Lower == nil || mv.Lower.Name != "lowr" || mv.Lower.Netns.Inode != inode(t, hub.Path) {
 		t.Errorf("mv0 = %+v lower %+v, want a macvlan on lowr in the hub", mv, mv.Lower)
+	}
+	neighOK := false
+	for _, n := range rep.Neighbors {
+		neighOK = neighOK || (n.IP == "10.231.0.9" && n.MAC == "02:00:00:00:00:09" && n.Dev == "eth0" && n.State == "PERMANENT")
+	}
+	if !neighOK {
+		t.Errorf("permanent neighbour 10.231.0.9 missing: %+v", rep.Neighbors)
+	}
+	// iptables here is iptables-nft: its rules are nftables rules of table
+	// ip filter; the count must match what iptables itself lists.
+	wantRules := strings.Count(a.Exec(t, "iptables", "-S", "INPUT"), "-A INPUT")
+	gotRules := -1
+	if rep.Firewall != nil {
+		for _, tb := range rep.Firewall.NFTables {
+			for _, ch := range tb.Chains {
+				if tb.Family == "ip" && tb.Name == "filter" && ch.Name == "INPUT" {
+					gotRules = ch.Rules
+				}
+			}
+		}
+	}
+	if wantRules != 2 || gotRules != wantRules {
+		t.Errorf("ip filter INPUT: nsdebug counts %d rules, iptables -S lists %d (want 2)", gotRules, wantRules)
 	}
 	foundRule := false
 	for _, r := range rep.Rules {
@@ -316,4 +342,14 @@ func runStdin(stdin, name string, args ...string) (string, error) {
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+func TestWhoisNotFound(t *testing.T) {
+	testbed.Require(t)
+	for _, thing := range []string{"198.51.100.254", "nsdbgnoif0", "net:[1]"} {
+		stdout, stderr, code := run(t, "whois", thing)
+		if code != 3 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, thing) {
+			t.Errorf("whois %s: exit %d stdout %q stderr %q; want exit 3 and one line naming it", thing, code, stdout, stderr)
+		}
+	}
 }
