@@ -29,10 +29,20 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 		fmt.Fprintf(&b, "%s %s\n", output.Paint(color, output.Bold, "owners:"), strings.Join(refs, ", "))
 	}
 	table := func(header ...string) *output.Table { return output.NewTable(&b, color, header...) }
+	// An empty section prints "(none)" and no header.
+	tableFor := func(rows int, header ...string) *output.Table {
+		if rows == 0 {
+			return output.NewTable(io.Discard, false)
+		}
+		return table(header...)
+	}
 
 	if r.Links != nil {
 		title("links")
-		t := table("INDEX", "NAME", "TYPE", "STATE", "MTU", "MAC", "MASTER", "PEER")
+		if len(r.Links) == 0 {
+			b.WriteString("(none)\n")
+		}
+		t := tableFor(len(r.Links), "INDEX", "NAME", "TYPE", "STATE", "MTU", "MAC", "MASTER", "PEER")
 		for _, l := range r.Links {
 			code := ""
 			if l.State == "down" || l.State == "lower-layer-down" {
@@ -44,7 +54,10 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 	}
 	if r.Addresses != nil {
 		title("addresses")
-		t := table("IFNAME", "FAMILY", "ADDRESS", "SCOPE")
+		if len(r.Addresses) == 0 {
+			b.WriteString("(none)\n")
+		}
+		t := tableFor(len(r.Addresses), "IFNAME", "FAMILY", "ADDRESS", "SCOPE")
 		for _, a := range r.Addresses {
 			t.Row(a.Ifname, a.Family, a.Address, a.Scope)
 		}
@@ -52,7 +65,10 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 	}
 	if r.Routes != nil {
 		title("routes")
-		t := table("TABLE", "TYPE", "DST", "GATEWAY", "DEV", "SRC", "PROTO", "SCOPE", "METRIC")
+		if len(r.Routes) == 0 {
+			b.WriteString("(none)\n")
+		}
+		t := tableFor(len(r.Routes), "TABLE", "TYPE", "DST", "GATEWAY", "DEV", "SRC", "PROTO", "SCOPE", "METRIC")
 		for _, rt := range r.Routes {
 			t.Row(rt.Table, rt.Type, rt.Dst, dash(rt.Gateway), dash(rt.Dev), dash(rt.Src), dash(rt.Protocol), rt.Scope, dashInt(rt.Metric))
 		}
@@ -60,7 +76,10 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 	}
 	if r.Rules != nil {
 		title("rules")
-		t := table("PRIO", "FAMILY", "FROM", "TO", "IIF", "OIF", "FWMARK", "ACTION", "TABLE")
+		if len(r.Rules) == 0 {
+			b.WriteString("(none)\n")
+		}
+		t := tableFor(len(r.Rules), "PRIO", "FAMILY", "FROM", "TO", "IIF", "OIF", "FWMARK", "ACTION", "TABLE")
 		for _, ru := range r.Rules {
 			t.Row(strconv.Itoa(ru.Priority), ru.Family, dashOr(ru.Src, "all"), dashOr(ru.Dst, "all"), dash(ru.IIf), dash(ru.OIf), dash(ru.Fwmark), ru.Action, ru.Table)
 		}
@@ -68,7 +87,10 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 	}
 	if r.Neighbors != nil {
 		title("neighbors")
-		t := table("IP", "MAC", "DEV", "STATE")
+		if len(r.Neighbors) == 0 {
+			b.WriteString("(none)\n")
+		}
+		t := tableFor(len(r.Neighbors), "IP", "MAC", "DEV", "STATE")
 		for _, n := range r.Neighbors {
 			t.Row(n.IP, dash(n.MAC), n.Dev, n.State)
 		}
@@ -76,7 +98,10 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 	}
 	if r.Sockets != nil {
 		title("sockets")
-		t := table("PROTO", "STATE", "RECV-Q", "SEND-Q", "LOCAL", "REMOTE", "PROCESS")
+		if len(r.Sockets) == 0 {
+			b.WriteString("(none)\n")
+		}
+		t := tableFor(len(r.Sockets), "PROTO", "STATE", "RECV-Q", "SEND-Q", "LOCAL", "REMOTE", "PROCESS")
 		for _, s := range r.Sockets {
 			var ps []string
 			for _, p := range s.Processes {
