@@ -75,6 +75,9 @@ func runInspect(cmd *cobra.Command, env *Env, opts inspectOptions) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range inspect.NameOtherEnds(cmd.Context(), r, rep) {
+		env.Warn("%s", w)
+	}
 	rep.Target = res.Target
 	rep.Netns = res.Netns
 	if res.Owners != nil {

@@ -95,6 +95,11 @@ func TestInspectDockerContainers(t *testing.T) {
 				return
 			}
 			hostVeth := checkWired(t, rep, nsPath, tc.bridge)
+			// From the host's side, that veth's peer is eth0 in this container.
+			hostRep := inspectJSON(t, "/proc/2/ns/net")
+			if p := linkNamed(t, hostRep, hostVeth.Ifname).Peer; p == nil || p.Name != "eth0" || p.Netns.Inode != ino || !containsStr(p.Netns.Owners, "docker:"+c.Name) {
+				t.Errorf("host %s peer = %+v, want eth0 in docker:%s", hostVeth.Ifname, p, c.Name)
+			}
 			for _, ip := range c.IPs {
 				checkWhois(t, ip, ino, "docker:"+c.Name)
 			}
@@ -182,6 +187,15 @@ func hasLine(text string, parts ...string) bool {
 			ok = ok && strings.Contains(line, p)
 		}
 		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func containsStr(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
 			return true
 		}
 	}

@@ -212,6 +212,9 @@ func TestInspectSelfMadeNetns(t *testing.T) {
 	if hubIno := inode(t, hub.Path); eth0.Peer != nil && eth0.Peer.Netns.Inode != hubIno {
 		t.Errorf("eth0 peer netns inode %d, want the hub's %d", eth0.Peer.Netns.Inode, hubIno)
 	}
+	if eth0.Peer != nil && (len(eth0.Peer.Netns.Owners) != 1 || !strings.HasSuffix(eth0.Peer.Netns.Owners[0], "/"+hub.Name)) {
+		t.Errorf("eth0 peer netns named %q, want the hub's mount", eth0.Peer.Netns.Owners)
+	}
 	if mv := linkNamed(t, rep, "mv0"); mv.Type != "macvlan" || mv.Lower == nil || mv.Lower.Name != "lowr" || mv.Lower.Netns.Inode != inode(t, hub.Path) {
 		t.Errorf("mv0 = %+v lower %+v, want a macvlan on lowr in the hub", mv, mv.Lower)
 	}

@@ -185,6 +185,8 @@ func endText(p *Peer) string {
 		s += " here"
 	case p.Netns.Host:
 		s += " in host"
+	case len(p.Netns.Owners) > 0:
+		s += " in " + strings.Join(p.Netns.Owners, ",")
 	default:
 		s += " in net:[" + strconv.FormatUint(p.Netns.Inode, 10) + "]"
 	}

@@ -33,7 +33,7 @@ var Sections = []string{"links", "addrs", "routes", "rules", "neigh", "sockets",
 //	links[]           name, index, type (veth, bridge, ...), state (operstate),
 //	                  mtu, mac, master (bridge/bond name), link_netnsid (-1:
 //	                  none), peer (veth only: name, index, bridge, netns
-//	                  {inode, path, host, same}; null when not found),
+//	                  {inode, path, host, same, owners}; null when not found),
 //	                  lower (macvlan, ipvlan, vlan...: the device it sits
 //	                  on, same fields as peer)
 //	addresses[]       ifname, index, family (inet, inet6), address (CIDR), scope
@@ -98,6 +98,42 @@ type PeerNetns struct {
 	Path  string `json:"path,omitempty"`
 	Host  bool   `json:"host"` // the host's namespace
 	Same  bool   `json:"same"` // the inspected namespace itself
+	// Owners are the containers/pods using it, in target syntax
+	// (docker:web, pod:shop/cart), or its netns mount when no runtime
+	// claims it.
+	Owners []string `json:"owners,omitempty"`
+}
+
+// NameOtherEnds fills the owners of every namespace that a veth peer or a
+// lower device of rep lives in, other than the host and rep's own. It lists
+// the host's namespaces (as ls does), so it is only worth its cost when
+// there is such an end: inspecting the host, or namespaces wired together.
+func NameOtherEnds(ctx context.Context, r *resolver.Resolver, rep *Report) []string {
+	var ends []*Peer
+	for i := range rep.Links {
+		for _, p := range []*Peer{rep.Links[i].Peer, rep.Links[i].Lower} {
+			if p != nil && !p.Netns.Host && !p.Netns.Same && p.Netns.Inode != 0 {
+				ends = append(ends, p)
+			}
+		}
+	}
+	if len(ends) == 0 {
+		return nil
+	}
+	inv, err := ListNetns(ctx, r, ListOptions{})
+	if err != nil {
+		return []string{"naming the namespaces of veth peers: " + firstLine(err)}
+	}
+	labels := map[uint64]string{}
+	for _, rw := range inv.Rows {
+		labels[rw.Netns.Inode] = rw.label()
+	}
+	for _, p := range ends {
+		if l, ok := labels[p.Netns.Inode]; ok && !strings.HasPrefix(l, "net:[") {
+			p.Netns.Owners = strings.Split(l, ", ")
+		}
+	}
+	return inv.Warnings
 }
 
 // Address is one interface address.
