@@ -76,7 +76,11 @@ func runWhois(cmd *cobra.Command, env *Env, opts whoisOptions) error {
 		tb := output.NewTable(env.IO.Out, false)
 		owner := owners(m.NetnsRow)
 		if m.Host {
-			owner = "the host"
+			if owner == "-" {
+				owner = "the host"
+			} else {
+				owner = "the host (host network: " + owner + ")"
+			}
 		}
 		tb.Row("owner:", owner)
 		tb.Row("netns:", fmt.Sprintf("%s (net:[%d])", dash(m.Netns.Path), m.Netns.Inode))
