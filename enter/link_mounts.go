@@ -1,0 +1,210 @@
+package enter
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsdebug/nsdebug/internal/nserr"
+	"github.com/nsdebug/nsdebug/internal/procfs"
+)
+
+// mountEntry is one line of /proc/self/mountinfo, as much as links need.
+type mountEntry struct {
+	ID, Parent int
+	MountPoint string
+	Shared     bool // "shared:N" among the optional fields
+	FSType     string
+}
+
+func readMounts(path string) ([]mountEntry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []mountEntry
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if m, ok := parseMountLine(sc.Text()); ok {
+			out = append(out, m)
+		}
+	}
+	return out, sc.Err()
+}
+
+// parseMountLine parses "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 shared:5 - ext3 /dev/root rw".
+func parseMountLine(line string) (mountEntry, bool) {
+	pre, post, ok := strings.Cut(line, " - ")
+	if !ok {
+		return mountEntry{}, false
+	}
+	f := strings.Fields(pre)
+	if len(f) < 6 {
+		return mountEntry{}, false
+	}
+	id, err1 := strconv.Atoi(f[0])
+	parent, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil {
+		return mountEntry{}, false
+	}
+	m := mountEntry{ID: id, Parent: parent, MountPoint: unescapeMount(f[4])}
+	for _, opt := range f[6:] {
+		if strings.HasPrefix(opt, "shared:") {
+			m.Shared = true
+		}
+	}
+	if pf := strings.Fields(post); len(pf) > 0 {
+		m.FSType = pf[0]
+	}
+	return m, true
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 space, \012 newline).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// topMountAt returns the visible (last stacked) mount at mount point real.
+func topMountAt(ms []mountEntry, real string) (mountEntry, bool) {
+	var at []mountEntry
+	for _, m := range ms {
+		if m.MountPoint == real {
+			at = append(at, m)
+		}
+	}
+	if len(at) == 0 {
+		return mountEntry{}, false
+	}
+	// A mount stacked on another at the same point has it as parent; the
+	// top is the one no other mount at that point sits on.
+	for _, m := range at {
+		covered := false
+		for _, o := range at {
+			if o.Parent == m.ID {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			return m, true
+		}
+	}
+	return at[len(at)-1], true
+}
+
+// makeShared prepares dir as iproute2 does: a shared mount point, so that
+// links propagate to (and unmounts reach) other mount namespaces. made tells
+// whether it turned dir into a mount point (undone if the link fails).
+//
+// iproute2 bind-mounts dir onto itself whenever it is not a mount point yet.
+// nsdebug does not when dir already holds netns mounts (containerd's cni-*
+// files): the runtime would later unmount only the copy on top and fail to
+// remove the file ("Device or resource busy") while the original mount stays
+// hidden underneath, holding the namespace forever. It links without the
+// shared mount point instead, and says so.
+func makeShared(dir, procRoot string) (made bool, warn string, err error) {
+	real := realPath(dir)
+	ms, err := readMounts(procRoot + "/self/mountinfo")
+	if err != nil {
+		return false, "", fmt.Errorf("read mountinfo: %w", err)
+	}
+	netnsMounts, _ := procfs.NetnsMounts(procRoot + "/self/mountinfo")
+	var below []string
+	for _, m := range netnsMounts {
+		if filepath.Dir(m.MountPoint) == real {
+			below = append(below, filepath.Base(m.MountPoint))
+		}
+	}
+
+	if top, ok := topMountAt(ms, real); ok {
+		var hidden []string
+		for _, m := range netnsMounts {
+			if filepath.Dir(m.MountPoint) == real && m.ParentID != top.ID && !m.Visible() {
+				hidden = append(hidden, filepath.Base(m.MountPoint)+"="+m.ID.String())
+			}
+		}
+		if len(hidden) > 0 {
+			warn = fmt.Sprintf("%d netns mount(s) in %s are hidden under a later mount of %s (the /run/netns re-mount trap): %s; they cannot be reached by name (see 'nsdebug ls')", len(hidden), dir, dir, clipList(hidden))
+		}
+		if top.Shared {
+			return false, warn, nil
+		}
+		if err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+			return false, warn, mountSetupError("mount --make-shared "+dir, err)
+		}
+		return false, warn, nil
+	}
+
+	if len(below) > 0 {
+		warn = fmt.Sprintf("%s is not a mount point and already holds %d netns mount(s) (%s); nsdebug does not bind-mount it onto itself as ip netns would, because that would hide them under the new mount (the /run/netns re-mount trap): the link is made without a shared %s", dir, len(below), clipList(below), dir)
+		return false, warn, nil
+	}
+	if err := unix.Mount(dir, dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return false, "", mountSetupError("mount --rbind "+dir+" "+dir, err)
+	}
+	// As iproute2: private first, then shared, to get a peer group of its
+	// own rather than joining the parent's.
+	for _, fl := range []uintptr{unix.MS_PRIVATE | unix.MS_REC, unix.MS_SHARED | unix.MS_REC} {
+		if err := unix.Mount("", dir, "none", fl, ""); err != nil {
+			unix.Unmount(dir, unix.MNT_DETACH)
+			return false, "", mountSetupError("make "+dir+" a shared mount point", err)
+		}
+	}
+	return true, "", nil
+}
+
+// undoSharedMount removes the self-bind mount makeShared made, unless
+// something was mounted under it meanwhile.
+func undoSharedMount(dir, procRoot string) {
+	real := realPath(dir)
+	ms, err := readMounts(procRoot + "/self/mountinfo")
+	if err != nil {
+		return
+	}
+	top, ok := topMountAt(ms, real)
+	if !ok {
+		return
+	}
+	for _, m := range ms {
+		if m.Parent == top.ID {
+			return
+		}
+	}
+	unix.Unmount(dir, unix.MNT_DETACH)
+}
+
+func mountSetupError(what string, err error) error {
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		return nserr.Wrap(nserr.ErrPermission, err, "%s (needs CAP_SYS_ADMIN in the host's mount namespace)", what)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func clipList(s []string) string {
+	if len(s) > 5 {
+		return strings.Join(s[:5], ", ") + fmt.Sprintf(" and %d more", len(s)-5)
+	}
+	return strings.Join(s, ", ")
+}
