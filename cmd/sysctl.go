@@ -1,0 +1,232 @@
+package cmd
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nsdebug/nsdebug/inspect"
+	"github.com/nsdebug/nsdebug/internal/nserr"
+	"github.com/nsdebug/nsdebug/internal/output"
+	"github.com/nsdebug/nsdebug/internal/sysctl"
+	"github.com/nsdebug/nsdebug/resolver"
+)
+
+func init() { addCommand(newSysctlCmd) }
+
+type sysctlOptions struct {
+	Target string
+	Args   []string // KEY or KEY=VALUE, in order
+	Output string
+	Diff   bool
+	DryRun bool
+	Force  bool
+}
+
+func newSysctlCmd(env *Env) *cobra.Command {
+	opts := sysctlOptions{}
+	c := &cobra.Command{
+		Use:   "sysctl TARGET [KEY[=VALUE]...]",
+		Short: "Read and write the net.* sysctls of a target's network namespace",
+		Long: `Read and write the net.* sysctls of the target's network namespace from the
+host, without touching the host's own values.
+
+With no KEY, every net.* sysctl that exists in that namespace is listed.
+KEY reads (a group such as net.ipv4.conf.eth0 lists the keys below it),
+KEY=VALUE writes; several are applied in order, and a failed write stops the
+list. Keys take sysctl(8)'s forms: net.ipv4.tcp_keepalive_time,
+net/ipv4/tcp_keepalive_time, and net.ipv4.conf.eth0/100.rp_filter for the
+VLAN interface eth0.100.
+
+Only net.* keys that exist in the target's namespace are accepted. Writing
+when the target is the host's own namespace (host network mode, hostNetwork
+pods, PID 1) is refused unless --force.
+
+Output: reads as "key = value", writes as "key: old -> new". JSON: a read-only
+run is an object key -> value; a run with writes is
+{"dry_run": bool, "reads": {key: value}, "writes": [{"key", "old", "new", "applied"}]};
+--diff is [{"key", "target", "host"}].`,
+		Example: `  nsdebug sysctl web
+  nsdebug sysctl web net.core.somaxconn
+  nsdebug sysctl web net.core.somaxconn=4096 net.ipv4.tcp_keepalive_time=600
+  nsdebug sysctl pod:shop/cart net.ipv4.ip_local_port_range="32768 60999" --dry-run
+  nsdebug sysctl web --diff`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 1 {
+				return nserr.New(nserr.ErrUsage, "%s takes TARGET [KEY[=VALUE]...] (got no target); see '%s --help'", cmd.CommandPath(), cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Target, opts.Args = args[0], args[1:]
+			return runSysctl(cmd, env, opts)
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
+	f.BoolVar(&opts.Diff, "diff", false, "show only keys whose value differs from the host's, side by side")
+	f.BoolVar(&opts.DryRun, "dry-run", false, "validate and show what would change; write nothing")
+	f.BoolVar(&opts.Force, "force", false, "allow writes when the target is the host's own network namespace")
+	return c
+}
+
+func runSysctl(cmd *cobra.Command, env *Env, opts sysctlOptions) error {
+	format, err := output.ParseFormat(opts.Output, "text", "json")
+	if err != nil {
+		return err
+	}
+	t, err := resolver.ParseTarget(opts.Target)
+	if err != nil {
+		return err
+	}
+	// Every key and value is checked before anything is resolved or opened.
+	ops, err := sysctl.ParseOps(opts.Args)
+	if err != nil {
+		return err
+	}
+	writes := sysctl.HasWrites(ops)
+	if opts.Diff && writes {
+		return nserr.New(nserr.ErrUsage, "--diff only reads: drop the KEY=VALUE arguments or --diff")
+	}
+	// PID 1 is the host's init (hostcheck guarantees the host's PID
+	// namespace): refuse before trying to open its namespace, which ptrace
+	// rules may forbid anyway.
+	if writes && !opts.Force && t.Kind == resolver.KindPID && t.PID == 1 {
+		return refuseHost(t.String(), "PID 1 is the host's init")
+	}
+	if err := requireRoot(env); err != nil {
+		return err
+	}
+	r := env.Resolver()
+	res, err := r.Resolve(cmd.Context(), t)
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for _, w := range res.Warnings {
+		env.Warn("%s", w)
+	}
+	if writes && res.Host && !opts.Force {
+		why := "it is in the host's network namespace"
+		switch {
+		case res.Pod != nil && res.NetworkMode == "host":
+			why = "it is a hostNetwork pod"
+		case res.NetworkMode == "host":
+			why = "it runs in host network mode"
+		}
+		return refuseHost(res.Target, why)
+	}
+
+	if opts.Diff {
+		return sysctlDiff(env, r, res, ops, format)
+	}
+	var steps []sysctl.Step
+	var runErr error
+	if len(ops) == 0 {
+		vals, err := sysctl.Read(res.NS, nil, false)
+		if err != nil {
+			return err
+		}
+		steps = []sysctl.Step{{Reads: vals}}
+	} else {
+		steps, runErr = sysctl.Run(res.NS, ops, opts.DryRun)
+	}
+	// What was applied before a failure is still shown on stdout.
+	if err := writeSysctlSteps(env.IO.Out, format, steps, writes, opts.DryRun); err != nil {
+		return err
+	}
+	return runErr
+}
+
+func refuseHost(target, why string) error {
+	return nserr.New(nserr.ErrRefused, "refusing to write sysctls of %s: %s, so this would change the host's own values (use --force)", target, why)
+}
+
+func writeSysctlSteps(w io.Writer, format output.Format, steps []sysctl.Step, writes, dryRun bool) error {
+	if format == "json" {
+		reads := map[string]string{}
+		changes := []sysctl.Change{}
+		for _, s := range steps {
+			for _, v := range s.Reads {
+				reads[v.Key] = v.Value
+			}
+			if s.Write != nil {
+				changes = append(changes, *s.Write)
+			}
+		}
+		if !writes {
+			return output.JSON(w, reads)
+		}
+		return output.JSON(w, struct {
+			DryRun bool              `json:"dry_run"`
+			Reads  map[string]string `json:"reads"`
+			Writes []sysctl.Change   `json:"writes"`
+		}{dryRun, reads, changes})
+	}
+	for _, s := range steps {
+		for _, v := range s.Reads {
+			if _, err := fmt.Fprintf(w, "%s = %s\n", v.Key, v.Value); err != nil {
+				return err
+			}
+		}
+		if c := s.Write; c != nil {
+			suffix := ""
+			if !c.Applied {
+				suffix = " (dry run: not written)"
+			}
+			line := fmt.Sprintf("%s: %s -> %s%s\n", c.Key, c.Old, c.New, suffix)
+			if c.WriteOnly {
+				line = fmt.Sprintf("%s = %s (write-only key)%s\n", c.Key, c.New, suffix)
+			}
+			if _, err := io.WriteString(w, line); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// sysctlDiff reads the same keys in the target and in the host's namespace
+// (through its pin, not nsdebug's own thread, which need not be the host's).
+func sysctlDiff(env *Env, r *resolver.Resolver, res *resolver.Result, ops []sysctl.Op, format output.Format) error {
+	keys := make([]sysctl.Key, len(ops))
+	for i, o := range ops {
+		keys[i] = o.Key
+	}
+	target, err := sysctl.Read(res.NS, keys, false)
+	if err != nil {
+		return err
+	}
+	host, err := inspect.OpenHost(r)
+	if err != nil {
+		return fmt.Errorf("open the host network namespace to compare with: %w", err)
+	}
+	defer host.Close()
+	hostVals, err := sysctl.Read(host, keys, true)
+	if err != nil {
+		return err
+	}
+	diff := sysctl.Diff(target, hostVals)
+	if format == "json" {
+		if diff == nil {
+			diff = []sysctl.DiffEntry{}
+		}
+		return output.JSON(env.IO.Out, diff)
+	}
+	if len(diff) == 0 {
+		if res.Host {
+			_, err := fmt.Fprintln(env.IO.Out, "(no differences: the target is in the host's network namespace)")
+			return err
+		}
+		_, err := fmt.Fprintln(env.IO.Out, "(no differences from the host)")
+		return err
+	}
+	tb := output.NewTable(env.IO.Out, env.IO.Color(), "KEY", "TARGET", "HOST")
+	for _, d := range diff {
+		// Multi-value sysctls are tab-separated; tabs would break the columns.
+		tb.Row(d.Key, strings.ReplaceAll(d.Target, "\t", " "), strings.ReplaceAll(d.Host, "\t", " "))
+	}
+	return tb.Flush()
+}
