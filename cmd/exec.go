@@ -1,0 +1,132 @@
+package cmd
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/nsdebug/nsdebug/enter"
+	"github.com/nsdebug/nsdebug/internal/nserr"
+	"github.com/nsdebug/nsdebug/resolver"
+)
+
+func init() { addCommand(newExecCmd) }
+
+// execOptions are the flags exec and shell share.
+type execOptions struct {
+	Target  string
+	Argv    []string
+	Env     []string
+	Workdir string
+	User    string
+	PID     bool
+	HostDNS bool
+	NoSysfs bool
+}
+
+func newExecCmd(env *Env) *cobra.Command {
+	opts := execOptions{}
+	c := &cobra.Command{
+		Use:   "exec [flags] TARGET -- CMD [ARGS...]",
+		Short: "Run a host command inside a target's network namespace",
+		Long: `Run a host command inside the target's network namespace only: the mount,
+PID, UTS and user namespaces stay the host's, so host binaries and files are
+used. By default the command sees the target as its processes do, in a private
+mount namespace that disappears with it: /sys is remounted so /sys/class/net
+matches the namespace (as 'ip netns exec' does), and the target's own
+/etc/resolv.conf and /etc/hosts (from the runtime, /etc/netns/NAME, or the
+process's root) are bind-mounted over the host's.
+
+The namespace is pinned when the target is resolved; if the target's process
+exits or its PID is reused before the command starts, nothing runs.
+
+Exit status: the command's own (128+N if killed by signal N); 125 when nsdebug
+itself fails, 126 when the command cannot be run, 127 when it is not found.
+The command gets NSDEBUG_TARGET and NSDEBUG_NETNS in its environment.`,
+		Example: `  nsdebug exec web -- curl -sv localhost:8080/health
+  nsdebug exec pod:shop/cart-7d9f -- tcpdump -ni eth0 port 53
+  nsdebug exec docker:web -- getent hosts db        # through Docker's embedded DNS
+  nsdebug exec --pid web -- ss -tnp
+  nsdebug exec -u nobody -e LANG=C netns:blue -- ping -c1 10.0.0.1`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			env.execStyle = true
+			return execArgs(cmd, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Target, opts.Argv = args[0], args[1:]
+			if len(opts.Argv) > 0 && opts.Argv[0] == "--" {
+				opts.Argv = opts.Argv[1:]
+			}
+			return runExec(cmd, env, opts)
+		},
+	}
+	// Everything after TARGET belongs to the command: nsdebug exec X ls -l.
+	c.Flags().SetInterspersed(false)
+	addExecFlags(c, env, &opts)
+	return c
+}
+
+func addExecFlags(c *cobra.Command, env *Env, opts *execOptions) {
+	f := c.Flags()
+	f.StringArrayVarP(&opts.Env, "env", "e", nil, "set an environment variable (KEY=VALUE, or KEY to pass nsdebug's value); repeatable")
+	f.StringVarP(&opts.Workdir, "workdir", "w", "", "working directory of the command (a host path)")
+	f.StringVarP(&opts.User, "user", "u", "", "run as this user after entering: NAME, UID, NAME:GROUP or UID:GID")
+	f.BoolVar(&opts.PID, "pid", false, "also join the target's PID namespace (for ss -p, ps of the target's processes)")
+	f.BoolVar(&opts.HostDNS, "host-dns", false, "keep the host's /etc/resolv.conf and /etc/hosts")
+	f.BoolVar(&opts.NoSysfs, "no-sysfs", false, "do not remount /sys (it then shows the host's interfaces)")
+	// Flag errors of exec and shell are nsdebug's own failures: 125.
+	c.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		env.execStyle = true
+		return nserr.New(nserr.ErrUsage, "%v (see '%s --help')", err, c.CommandPath())
+	})
+}
+
+func execArgs(cmd *cobra.Command, args []string) error {
+	n := len(args)
+	if n > 1 && args[1] == "--" {
+		n--
+	}
+	if n < 2 {
+		return nserr.New(nserr.ErrUsage, "%s takes TARGET -- CMD [ARGS...] (got %d argument(s)); see '%s --help'", cmd.CommandPath(), n, cmd.CommandPath())
+	}
+	return nil
+}
+
+// runExec resolves the target and hands everything to enter.Exec.
+func runExec(cmd *cobra.Command, env *Env, opts execOptions) error {
+	t, err := resolver.ParseTarget(opts.Target)
+	if err != nil {
+		return err
+	}
+	if err := requireRoot(env); err != nil {
+		return err
+	}
+	res, err := env.Resolver().Resolve(cmd.Context(), t)
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for _, w := range res.Warnings {
+		env.Warn("%s", w)
+	}
+	return enter.Exec(execRequest(env, res, t, opts))
+}
+
+func execRequest(env *Env, res *resolver.Result, t resolver.Target, opts execOptions) enter.ExecOptions {
+	// Name the target by its owner (docker:web, pod:shop/cart) when known:
+	// that is what the operator will recognise in a prompt.
+	label := res.Target
+	if len(res.Owners) > 0 {
+		label = res.Owners[0].Ref()
+	}
+	etcNetns := ""
+	if t.Kind == resolver.KindNetns {
+		etcNetns = "/etc/netns/" + t.Name
+	}
+	return enter.ExecOptions{
+		NS: res.NS, PID: res.PID, ProcRoot: env.ProcRoot, Label: label,
+		ResolvConf: res.ResolvConf, Hosts: res.Hosts, EtcNetns: etcNetns,
+		Argv: opts.Argv, Env: opts.Env, Workdir: opts.Workdir, User: opts.User,
+		JoinPID: opts.PID, HostDNS: opts.HostDNS, NoSysfs: opts.NoSysfs,
+		Stdin: env.IO.In, Stdout: env.IO.Out, Stderr: env.IO.ErrOut,
+		Warn: env.Warn,
+	}
+}
