@@ -35,7 +35,7 @@ mkdir -p "$STATE" "$LOGS" /etc/nsdebug-testbed
 
 # 1. Packages.
 need=()
-for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps; do
+for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -141,5 +141,20 @@ func (n *NetNS) StartProcess(t testing.TB, name string, args ...string) int {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
+	// ip netns exec switches only after it has started: until then the PID
+	// is still in the caller's netns. Return once the process is inside.
+	want, err := os.Stat(n.Path)
+	if err != nil {
+		t.Fatalf("stat %s: %v", n.Path, err)
+	}
+	nsPath := fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if got, err := os.Stat(nsPath); err == nil && os.SameFile(got, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (PID %d) did not enter netns %s within 5s", name, cmd.Process.Pid, n.Name)
+		}
+	}
 	return cmd.Process.Pid
 }
