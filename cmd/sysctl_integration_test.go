@@ -166,9 +166,9 @@ func TestSysctlRefusesHostNetns(t *testing.T) {
 	before := netSysctls(t, hostNS)
 	somax := readFile(t, "/proc/sys/net/core/somaxconn")
 	for target, why := range map[string]string{
-		"docker:" + c.Name:                  "host network mode",
-		p.Ref():                             "hostNetwork pod",
-		"pid:1":                             "PID 1",
+		"docker:" + c.Name:                 "host network mode",
+		p.Ref():                            "hostNetwork pod",
+		"pid:1":                            "PID 1",
 		"pid:" + strconv.Itoa(os.Getpid()): "host's network namespace",
 	} {
 		for _, extra := range [][]string{nil, {"--dry-run"}} {

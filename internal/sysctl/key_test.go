@@ -20,7 +20,7 @@ func TestParseKeyAccepts(t *testing.T) {
 		{"net/ipv4/conf/eth0.100/rp_filter", "net.ipv4.conf.eth0/100.rp_filter", "/proc/sys/net/ipv4/conf/eth0.100/rp_filter"},
 		{"net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-iptables", "/proc/sys/net/bridge/bridge-nf-call-iptables"},
 		{"net.ipv4.conf.eth0", "net.ipv4.conf.eth0", "/proc/sys/net/ipv4/conf/eth0"}, // a group
-		{"net.ipv4.conf.a/.b", "net.ipv4.conf.a/.b", "/proc/sys/net/ipv4/conf/a./b"},   // "a." is a legal ifname
+		{"net.ipv4.conf.a/.b", "net.ipv4.conf.a/.b", "/proc/sys/net/ipv4/conf/a./b"}, // "a." is a legal ifname
 	}
 	for _, c := range cases {
 		k, err := ParseKey(c.in)
@@ -86,11 +86,11 @@ func TestValidateValue(t *testing.T) {
 		}
 	}
 	for v, why := range map[string]string{
-		"":                                  "empty",
-		"1\n2":                              "newline",
-		"1\r":                               "newline",
-		"1\x00":                             "NUL",
-		"1\x1b[0m":                          "control character",
+		"":                                 "empty",
+		"1\n2":                             "newline",
+		"1\r":                              "newline",
+		"1\x00":                            "NUL",
+		"1\x1b[0m":                         "control character",
 		strings.Repeat("1", MaxValueLen+1): "too long",
 	} {
 		err := ValidateValue(k, v)
