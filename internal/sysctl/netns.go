@@ -6,6 +6,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -189,14 +190,15 @@ func openTree() (*tree, error) {
 
 func (t *tree) close() { unix.Close(t.fd) }
 
-var noOpenat2 bool
+// noOpenat2 is set once openat2 turns out to be missing (kernel before 5.6).
+var noOpenat2 atomic.Bool
 
 func (t *tree) open(rel string, flags int) (int, error) {
 	if rel == "" {
 		rel = "."
 	}
 	flags |= unix.O_CLOEXEC | unix.O_NOFOLLOW
-	if !noOpenat2 {
+	if !noOpenat2.Load() {
 		fd, err := unix.Openat2(t.fd, rel, &unix.OpenHow{
 			Flags:   uint64(flags),
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
@@ -204,7 +206,7 @@ func (t *tree) open(rel string, flags int) (int, error) {
 		if !errors.Is(err, unix.ENOSYS) {
 			return fd, err
 		}
-		noOpenat2 = true // kernel before 5.6: ParseKey's guarantee stands alone
+		noOpenat2.Store(true) // ParseKey's guarantee then stands alone
 	}
 	return unix.Openat(t.fd, rel, flags, 0)
 }
@@ -277,6 +279,9 @@ func (t *tree) readKey(k Key) ([]Value, error) {
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return t.walk(k.Rel)
+	}
+	if st.Mode&0o444 == 0 {
+		return nil, nserr.New(nserr.ErrUsage, "sysctl %s is write-only: it has no value to read", k.Name)
 	}
 	v, err := t.read(k.Rel)
 	if err != nil {
