@@ -1,0 +1,214 @@
+package enter
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nsdebug/nsdebug/internal/nserr"
+)
+
+func TestSafeName(t *testing.T) {
+	long := strings.Repeat("é", 200) // 400 bytes
+	cases := []struct{ in, want string }{
+		{"web", "web"},
+		{"shop_cart-7d9f", "shop_cart-7d9f"},
+		{"/web", "web"},    // docker's leading slash
+		{"a/b/c", "a-b-c"}, // containerd IDs may hold '/'
+		{"line\nbreak", "line-break"},
+		{".", ""},
+		{"..", ""},
+		{"", ""},
+		{"///", ""},
+		{"a\xffb", "ab"}, // invalid UTF-8 dropped
+		{strings.Repeat("x", 300), strings.Repeat("x", 255)},
+		{long, strings.Repeat("é", 127)}, // cut on a character boundary
+	}
+	for _, c := range cases {
+		if got := SafeName(c.in); got != c.want {
+			t.Errorf("SafeName(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestValidateNameIsIproute2s(t *testing.T) {
+	for _, n := range []string{"web", "cni-1234", "a.b", "..a", strings.Repeat("n", 255)} {
+		if err := ValidateName(n); err != nil {
+			t.Errorf("ValidateName(%q): %v", n, err)
+		}
+	}
+	for _, n := range []string{"", ".", "..", "a/b", "../x", "/", strings.Repeat("n", 256), "a\nb", "a\x00b"} {
+		err := ValidateName(n)
+		if !errors.Is(err, nserr.ErrUsage) || strings.ContainsAny(err.Error(), "\n\r") {
+			t.Errorf("ValidateName(%q) = %v, want a one-line usage error", n, err)
+		}
+	}
+}
+
+func TestParseMountLine(t *testing.T) {
+	cases := []struct {
+		line string
+		want mountEntry
+		ok   bool
+	}{
+		{"62 27 254:0 /run/netns /run/netns rw,relatime shared:4 - ext4 /dev/vda rw", mountEntry{ID: 62, Parent: 27, MountPoint: "/run/netns", Shared: true, FSType: "ext4"}, true},
+		{"94 62 0:4 net:[4026532259] /run/netns/a\\040b rw - nsfs nsfs rw", mountEntry{ID: 94, Parent: 62, MountPoint: "/run/netns/a b", FSType: "nsfs"}, true},
+		{"36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw", mountEntry{ID: 36, Parent: 35, MountPoint: "/mnt2", FSType: "ext3"}, true},
+		{"garbage", mountEntry{}, false},
+		{"x y 0:4 / /a rw - tmpfs t rw", mountEntry{}, false},
+	}
+	for _, c := range cases {
+		got, ok := parseMountLine(c.line)
+		if ok != c.ok || got != c.want {
+			t.Errorf("parseMountLine(%q) = %+v %v, want %+v %v", c.line, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestTopMountAt(t *testing.T) {
+	ms := []mountEntry{
+		{ID: 27, Parent: 1, MountPoint: "/"},
+		{ID: 62, Parent: 27, MountPoint: "/run/netns"},
+		{ID: 70, Parent: 62, MountPoint: "/run/netns/a"},
+		{ID: 80, Parent: 62, MountPoint: "/run/netns", Shared: true}, // stacked on 62
+	}
+	top, ok := topMountAt(ms, "/run/netns")
+	if !ok || top.ID != 80 {
+		t.Errorf("top = %+v %v, want mount 80", top, ok)
+	}
+	if _, ok := topMountAt(ms, "/var"); ok {
+		t.Error("found a mount at /var")
+	}
+}
+
+// Unlink and --stale on plain files need no root: a temporary directory
+// stands in for /var/run/netns.
+func TestUnlinkStaleOnPlainEntries(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	mk := func(name string, data string, mtime time.Time) {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("old-placeholder", "", old)
+	mk("young-placeholder", "", time.Now())
+	mk("notes", "not a netns", old)
+	os.Symlink(filepath.Join(dir, "nowhere"), filepath.Join(dir, "dangling"))
+	os.Symlink(filepath.Join(dir, "notes"), filepath.Join(dir, "to-notes"))
+	os.Mkdir(filepath.Join(dir, "subdir"), 0o700)
+
+	dry, err := UnlinkStale(StaleOptions{UnlinkOptions: UnlinkOptions{Dir: dir, DryRun: true}, MinAge: 10 * time.Second, RuntimesComplete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := removedNames(dry); got != "dangling old-placeholder" {
+		t.Errorf("dry run would remove %q", got)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "dangling")); err != nil {
+		t.Errorf("dry run removed something: %v", err)
+	}
+	rep, err := UnlinkStale(StaleOptions{UnlinkOptions: UnlinkOptions{Dir: dir}, MinAge: 10 * time.Second, RuntimesComplete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := removedNames(rep); got != "dangling old-placeholder" {
+		t.Errorf("removed %q", got)
+	}
+	left, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range left {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "notes subdir to-notes young-placeholder" {
+		t.Errorf("left %v", names)
+	}
+	if len(rep.Kept) != 4 {
+		t.Errorf("kept %+v, want 4 entries with reasons", rep.Kept)
+	}
+}
+
+func removedNames(r *StaleReport) string {
+	var s []string
+	for _, e := range r.Removed {
+		s = append(s, e.Name)
+	}
+	return strings.Join(s, " ")
+}
+
+func TestUnlinkRefusesWhatIsNotALink(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "notes"), []byte("x"), 0o600)
+	os.Mkdir(filepath.Join(dir, "subdir"), 0o700)
+	os.WriteFile(filepath.Join(dir, "empty"), nil, 0o600)
+	os.Symlink("/nowhere", filepath.Join(dir, "dangling"))
+	cases := []struct {
+		name string
+		kind error
+	}{
+		{"notes", nserr.ErrNotNetns},
+		{"subdir", nserr.ErrNotNetns},
+		{"missing", nserr.ErrNotFound},
+		{"..", nserr.ErrUsage},
+		{"a/b", nserr.ErrUsage},
+	}
+	for _, c := range cases {
+		if _, err := Unlink(c.name, UnlinkOptions{Dir: dir}); !errors.Is(err, c.kind) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("Unlink(%q) = %v, want %v", c.name, err, c.kind)
+		}
+	}
+	for _, n := range []string{"notes", "subdir"} {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s was touched: %v", n, err)
+		}
+	}
+	// Placeholders and dangling symlinks are what unlink cleans up.
+	for _, n := range []string{"empty", "dangling"} {
+		if _, err := Unlink(n, UnlinkOptions{Dir: dir}); err != nil {
+			t.Errorf("Unlink(%q): %v", n, err)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, n)); !os.IsNotExist(err) {
+			t.Errorf("%s still there", n)
+		}
+	}
+}
+
+// FuzzLinkName: a name the link-name validator accepts always names exactly
+// one entry directly inside the netns directory, errors are one usage line,
+// and SafeName always yields a valid name (or "").
+func FuzzLinkName(f *testing.F) {
+	for _, s := range []string{"web", "", ".", "..", "a/b", "../x", "a\nb", "/", "\x00", strings.Repeat("x", 256), "é/é", "a\xffb"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		const dir = "/var/run/netns"
+		if err := ValidateName(s); err != nil {
+			if !errors.Is(err, nserr.ErrUsage) || strings.ContainsAny(err.Error(), "\n\r") {
+				t.Fatalf("ValidateName(%q): %v", s, err)
+			}
+		} else {
+			p := filepath.Join(dir, s)
+			if filepath.Dir(p) != dir || filepath.Base(p) != s || len(s) > 255 || strings.ContainsAny(s, "\x00\n") {
+				t.Fatalf("accepted %q escapes or is unsafe: %q", s, p)
+			}
+		}
+		safe := SafeName(s)
+		if safe == "" {
+			return
+		}
+		if err := ValidateName(safe); err != nil {
+			t.Fatalf("SafeName(%q) = %q, invalid: %v", s, safe, err)
+		}
+		if !utf8.ValidString(safe) || SafeName(safe) != safe {
+			t.Fatalf("SafeName(%q) = %q is not a fixed point", s, safe)
+		}
+	})
+}
