@@ -127,6 +127,5 @@ func execRequest(env *Env, res *resolver.Result, t resolver.Target, opts execOpt
 		Argv: opts.Argv, Env: opts.Env, Workdir: opts.Workdir, User: opts.User,
 		JoinPID: opts.PID, HostDNS: opts.HostDNS, NoSysfs: opts.NoSysfs,
 		Stdin: env.IO.In, Stdout: env.IO.Out, Stderr: env.IO.ErrOut,
-		Warn: env.Warn,
 	}
 }

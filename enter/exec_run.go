@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -44,8 +45,7 @@ type ExecOptions struct {
 	ExtraFiles []*os.File // shell: the bash rcfile
 	Stdin      io.Reader
 	Stdout     io.Writer
-	Stderr     io.Writer
-	Warn       func(format string, args ...any)
+	Stderr     io.Writer // also gets nsdebug's own warnings and messages
 }
 
 // Exec runs o.Argv inside o.NS and returns nil if it exited 0, an
@@ -56,8 +56,17 @@ func Exec(o ExecOptions) error {
 	if o.ProcRoot == "" {
 		o.ProcRoot = "/proc"
 	}
-	if o.Warn == nil {
-		o.Warn = func(string, ...any) {}
+	if o.Stderr == nil {
+		o.Stderr = io.Discard
+	}
+	// When Stderr is not a file, os/exec copies the command's stderr into it
+	// from a goroutine (bytes.Buffer.ReadFrom even rewrites the buffer as a
+	// whole): our own lines must be serialized with that copy.
+	if _, isFile := o.Stderr.(*os.File); !isFile {
+		o.Stderr = &lockedWriter{w: o.Stderr}
+	}
+	warn := func(format string, args ...any) {
+		fmt.Fprintf(o.Stderr, "nsdebug: warning: "+format+"\n", args...)
 	}
 	if len(o.Argv) == 0 || o.Argv[0] == "" {
 		return nserr.New(nserr.ErrUsage, "no command given")
@@ -110,7 +119,7 @@ func Exec(o ExecOptions) error {
 	if !o.HostDNS {
 		files := containerFiles(o, pin.root)
 		for _, n := range files.notes {
-			o.Warn("%s", n)
+			warn("%s", n)
 		}
 		if b := files.resolv; b != nil {
 			spec.Binds = append(spec.Binds, *b)
@@ -147,7 +156,7 @@ func Exec(o ExecOptions) error {
 		return err
 	}
 	for _, n := range p.Notes {
-		o.Warn("%s", n)
+		warn("%s", n)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -343,4 +352,17 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// lockedWriter serializes writes. It has no ReadFrom, so io.Copy writes
+// through it in chunks.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
