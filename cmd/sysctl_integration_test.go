@@ -11,26 +11,40 @@ import (
 )
 
 // netSysctls is every readable net.* sysctl in the netns at nsPath, read by
-// grep inside nsenter (ground truth independent of nsdebug), by path. Per
-// interface entries of veths and bridges other tests create and remove,
-// and counters, are left out: they change without anyone writing.
+// grep inside nsenter (ground truth independent of nsdebug), by path.
+// Counters and entries of short-lived interfaces are left out: they change
+// without anyone writing.
 func netSysctls(t *testing.T, nsPath string) map[string]string {
 	t.Helper()
 	out, _ := testbed.Run("nsenter", "--net="+nsPath, "grep", "-rs", ".", "/proc/sys/net")
 	m := map[string]string{}
 	for _, line := range strings.Split(out, "\n") {
 		p, v, ok := strings.Cut(line, ":")
-		if !ok || strings.Contains(p, "/conf/veth") || strings.Contains(p, "/neigh/veth") || strings.Contains(p, "/conf/br-") ||
-			strings.Contains(p, "/neigh/br-") || strings.Contains(p, "/conf/nsdbg") || strings.Contains(p, "/neigh/nsdbg") ||
-			strings.HasSuffix(p, "nf_conntrack_count") || strings.Contains(p, "/netfilter/nf_log") {
-			continue
+		if ok && !strings.HasSuffix(p, "nf_conntrack_count") && !strings.Contains(p, "/netfilter/nf_log") && stableIf(p) {
+			m[p] += v + "\n"
 		}
-		m[p] += v + "\n"
 	}
 	if len(m) < 50 {
 		t.Fatalf("read only %d sysctls in %s: %.300s", len(m), nsPath, out)
 	}
 	return m
+}
+
+// stableIf: p is not a per-interface entry, or one of an interface that
+// lives for the whole run; others' tests create, change and remove
+// interfaces of their own on the host while these run.
+func stableIf(p string) bool {
+	for _, dir := range []string{"/conf/", "/neigh/"} {
+		if _, rest, ok := strings.Cut(p, dir); ok {
+			ifname, _, _ := strings.Cut(rest, "/")
+			switch ifname {
+			case "all", "default", "lo", "eth0", "docker0":
+				return true
+			}
+			return false
+		}
+	}
+	return true
 }
 
 // hostNS is the host's netns for ground truth (PID 2, kthreadd, is readable
