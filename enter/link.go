@@ -211,7 +211,7 @@ func Link(ns *nsfs.Netns, o LinkOptions) (*LinkResult, error) {
 
 	// The pinned fd is the source: no PID (that could be reused) is involved.
 	src := "/proc/self/fd/" + strconv.Itoa(ns.Fd())
-	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+	if err := bindMount(src, path); err != nil {
 		if !reuse {
 			os.Remove(path)
 		}
@@ -228,6 +228,18 @@ func Link(ns *nsfs.Netns, o LinkOptions) (*LinkResult, error) {
 	}
 	res.Changed = true
 	return res, nil
+}
+
+// testHookBind lets tests make the bind mount fail (nil in production).
+var testHookBind func() error
+
+func bindMount(src, path string) error {
+	if testHookBind != nil {
+		if err := testHookBind(); err != nil {
+			return err
+		}
+	}
+	return unix.Mount(src, path, "none", unix.MS_BIND, "")
 }
 
 func mountError(path string, err error) error {
