@@ -74,16 +74,19 @@ func ParseKey(s string) (Key, error) {
 	}
 	// sysctl(8)'s slashdot: the first separator tells the form; dotted
 	// keys swap '.' and '/' to become paths.
+	// Bytewise: interface names need not be UTF-8, and strings.Map would
+	// turn invalid bytes into U+FFFD (another file).
 	if i := strings.IndexAny(p, "./"); i >= 0 && p[i] == '.' {
-		p = strings.Map(func(r rune) rune {
-			switch r {
+		b := []byte(p)
+		for j, c := range b {
+			switch c {
 			case '.':
-				return '/'
+				b[j] = '/'
 			case '/':
-				return '.'
+				b[j] = '.'
 			}
-			return r
-		}, p)
+		}
+		p = string(b)
 	}
 	comps := strings.Split(p, "/")
 	if comps[0] != "net" {
