@@ -68,6 +68,12 @@ func ParseKey(s string) (Key, error) {
 	if strings.ContainsAny(s, " =") {
 		return Key{}, nserr.New(nserr.ErrUsage, "sysctl key %s contains a space or '='", shown)
 	}
+	// ".." is a traversal attempt in either form (in dotted form it would
+	// otherwise surface as a puzzling "empty component"); it costs only
+	// interface names containing "..", which nobody uses.
+	if strings.Contains(s, "..") {
+		return Key{}, nserr.New(nserr.ErrUsage, "sysctl key %s contains \"..\": keys may not walk out of net.*", shown)
+	}
 	p := s
 	if rest, ok := strings.CutPrefix(p, "/proc/sys/"); ok {
 		p = rest
