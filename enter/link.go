@@ -204,7 +204,7 @@ func Link(ns *nsfs.Netns, o LinkOptions) (*LinkResult, error) {
 				// Someone not taking the lock (a runtime) made it meanwhile.
 				return nil, nserr.New(nserr.ErrRefused, "%s appeared while linking (made by another program); try again", path)
 			}
-			return nil, fmt.Errorf("create %s: %w", path, err)
+			return nil, &sysError{"create " + path, err}
 		}
 		unix.Close(fd)
 	}
@@ -246,7 +246,7 @@ func mountError(path string, err error) error {
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 		return nserr.Wrap(nserr.ErrPermission, err, "bind-mount the network namespace onto %s (needs CAP_SYS_ADMIN in the host's mount namespace)", path)
 	}
-	return fmt.Errorf("bind-mount the network namespace onto %s: %w", path, err)
+	return &sysError{"bind-mount the network namespace onto " + path, err}
 }
 
 // mkdirNetnsDir is `mkdir -p` with iproute2's mode; made tells whether it
@@ -260,7 +260,7 @@ func mkdirNetnsDir(dir string) (made bool, err error) {
 		return true, nil
 	}
 	if !errors.Is(err, unix.EEXIST) {
-		return false, fmt.Errorf("create %s: %w", dir, err)
+		return false, &sysError{"create " + dir, err}
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -312,7 +312,7 @@ func unmountAll(path string) error {
 			if errors.Is(err, unix.EPERM) {
 				return nserr.Wrap(nserr.ErrPermission, err, "unmount %s", path)
 			}
-			return fmt.Errorf("unmount %s: %w", path, err)
+			return &sysError{"unmount " + path, err}
 		}
 	}
 	return fmt.Errorf("unmount %s: still a mount point after 64 unmounts", path)

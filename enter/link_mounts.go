@@ -114,6 +114,30 @@ func topMountAt(ms []mountEntry, real string) (mountEntry, bool) {
 	return at[len(at)-1], true
 }
 
+// visibleMount returns the mount that path is on, as this process sees it
+// (statx's mount ID): mountinfo alone cannot tell, since it also lists
+// mounts that a later mount on a parent directory hides.
+func visibleMount(ms []mountEntry, path string) (mountEntry, bool) {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil || stx.Mask&unix.STATX_MNT_ID == 0 {
+		return mountEntry{}, false
+	}
+	for _, m := range ms {
+		if uint64(m.ID) == stx.Mnt_id {
+			return m, true
+		}
+	}
+	return mountEntry{}, false
+}
+
+// dirMount tells whether dir is itself a mount point, and which mount.
+func dirMount(ms []mountEntry, dir, real string) (mountEntry, bool) {
+	if m, ok := visibleMount(ms, dir); ok {
+		return m, m.MountPoint == real
+	}
+	return topMountAt(ms, real) // kernels before 5.8: best effort
+}
+
 // makeShared prepares dir as iproute2 does: a shared mount point, so that
 // links propagate to (and unmounts reach) other mount namespaces. made tells
 // whether it turned dir into a mount point (undone if the link fails).
@@ -131,14 +155,8 @@ func makeShared(dir, procRoot string) (made bool, warn string, err error) {
 		return false, "", fmt.Errorf("read mountinfo: %w", err)
 	}
 	netnsMounts, _ := procfs.NetnsMounts(procRoot + "/self/mountinfo")
-	var below []string
-	for _, m := range netnsMounts {
-		if filepath.Dir(m.MountPoint) == real {
-			below = append(below, filepath.Base(m.MountPoint))
-		}
-	}
 
-	if top, ok := topMountAt(ms, real); ok {
+	if top, ok := dirMount(ms, dir, real); ok {
 		var hidden []string
 		for _, m := range netnsMounts {
 			if filepath.Dir(m.MountPoint) == real && m.ParentID != top.ID && !m.Visible() {
@@ -151,12 +169,22 @@ func makeShared(dir, procRoot string) (made bool, warn string, err error) {
 		if top.Shared {
 			return false, warn, nil
 		}
-		if err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		if err == nil {
+			return false, warn, nil
+		}
+		if !errors.Is(err, unix.EINVAL) {
 			return false, warn, mountSetupError("mount --make-shared "+dir, err)
 		}
-		return false, warn, nil
+		// EINVAL: not a mount point after all; go on as iproute2 does.
 	}
 
+	var below []string
+	for _, m := range netnsMounts {
+		if filepath.Dir(m.MountPoint) == real && m.Visible() {
+			below = append(below, filepath.Base(m.MountPoint))
+		}
+	}
 	if len(below) > 0 {
 		warn = fmt.Sprintf("%s is not a mount point and already holds %d netns mount(s) (%s); nsdebug does not bind-mount it onto itself as ip netns would, because that would hide them under the new mount (the /run/netns re-mount trap): the link is made without a shared %s", dir, len(below), clipList(below), dir)
 		return false, warn, nil
@@ -178,12 +206,11 @@ func makeShared(dir, procRoot string) (made bool, warn string, err error) {
 // undoSharedMount removes the self-bind mount makeShared made, unless
 // something was mounted under it meanwhile.
 func undoSharedMount(dir, procRoot string) {
-	real := realPath(dir)
 	ms, err := readMounts(procRoot + "/self/mountinfo")
 	if err != nil {
 		return
 	}
-	top, ok := topMountAt(ms, real)
+	top, ok := dirMount(ms, dir, realPath(dir))
 	if !ok {
 		return
 	}
@@ -195,11 +222,32 @@ func undoSharedMount(dir, procRoot string) {
 	unix.Unmount(dir, unix.MNT_DETACH)
 }
 
+// sysError keeps errno text out of cobra's usage-error patterns ("invalid
+// argument") and names the errno, which is what people search for.
+type sysError struct {
+	what string
+	err  error
+}
+
+func (e *sysError) Error() string {
+	var en unix.Errno
+	if errors.As(e.err, &en) {
+		msg := en.Error()
+		if msg != "" {
+			msg = strings.ToUpper(msg[:1]) + msg[1:]
+		}
+		return e.what + ": " + unix.ErrnoName(en) + " (" + msg + ")"
+	}
+	return e.what + ": " + e.err.Error()
+}
+
+func (e *sysError) Unwrap() error { return e.err }
+
 func mountSetupError(what string, err error) error {
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 		return nserr.Wrap(nserr.ErrPermission, err, "%s (needs CAP_SYS_ADMIN in the host's mount namespace)", what)
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	return &sysError{what, err}
 }
 
 func clipList(s []string) string {
