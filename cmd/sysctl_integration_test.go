@@ -244,6 +244,7 @@ func TestSysctlRejects(t *testing.T) {
 		{[]string{"net.ipv4.conf.nosuchif.rp_filter=1"}, 3, "does not exist"},
 		{[]string{"net.nf_conntrack_max"}, 3, "does not exist"},
 		{[]string{"net.ipv4.conf=1"}, 2, "group of sysctls"},
+		{[]string{"net.core.somaxconn=7", "net.ipv4.route.flush"}, 2, "write-only"},
 		// The kernel's own refusal of a value, before anything else was written.
 		{[]string{"net.core.somaxconn=abc", "net.ipv4.tcp_keepalive_time=7"}, 2, "nothing was written; not attempted: net.ipv4.tcp_keepalive_time"},
 		{[]string{"net.ipv4.tcp_keepalive_time=7", "--dry-run"}, 0, ""},

@@ -63,6 +63,9 @@ func Run(ns *nsfs.Netns, ops []Op, dryRun bool) ([]Step, error) {
 			if !op.Write {
 				vals, err := t.readKey(op.Key)
 				if err != nil {
+					if HasWrites(ops) {
+						return appliedSoFar(err, steps, ops[i+1:])
+					}
 					return err
 				}
 				steps = append(steps, Step{Reads: vals})
@@ -232,10 +235,14 @@ func (t *tree) check(op Op) error {
 	if err != nil {
 		return fmt.Errorf("sysctl %s: %w", op.Key.Name, err)
 	}
+	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
 	if !op.Write {
+		if !isDir && st.Mode&0o444 == 0 {
+			return nserr.New(nserr.ErrUsage, "sysctl %s is write-only: it has no value to read", op.Key.Name)
+		}
 		return nil
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+	if isDir {
 		return nserr.New(nserr.ErrUsage, "%s is a group of sysctls, not one: cannot write it", op.Key.Name)
 	}
 	if st.Mode&0o222 == 0 {
