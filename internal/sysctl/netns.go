@@ -71,8 +71,11 @@ func Run(ns *nsfs.Netns, ops []Op, dryRun bool) ([]Step, error) {
 				steps = append(steps, Step{Reads: vals})
 				continue
 			}
-			old, rerr := t.read(op.Key.Rel)
-			ch := &Change{Key: op.Key.Name, Old: old, New: op.Value, WriteOnly: rerr != nil}
+			// Old is "" when it cannot be read: write-only keys (route.flush)
+			// and ipv6 stable_secret until set (EIO).
+			old, _ := t.read(op.Key.Rel)
+			st, _ := t.stat(op.Key.Rel)
+			ch := &Change{Key: op.Key.Name, Old: old, New: op.Value, WriteOnly: st.Mode&0o444 == 0}
 			if !dryRun {
 				if err := t.write(op.Key, op.Value); err != nil {
 					return appliedSoFar(err, steps, ops[i+1:])
