@@ -412,8 +412,8 @@ func TestLinkConcurrent(t *testing.T) {
 	dir := newLinkDir(t)
 	self := "pid:" + strconv.Itoa(os.Getpid())
 	var wg sync.WaitGroup
-	errs := make(chan string, 100)
-	for i := 0; i < 24; i++ {
+	errs := make(chan string, 200)
+	for i := 0; i < 100; i++ { // enough to collide without the lock
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
