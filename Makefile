@@ -9,7 +9,7 @@ LDFLAGS   := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/inter
 FUZZTIME  ?= 15s
 TESTFLAGS ?= -count=1 -timeout 30m
 
-.PHONY: all build test test-unit test-fuzz testbed lint demo bench clean tidy-check
+.PHONY: all build test test-unit test-fuzz testbed lint demo bench examples clean tidy-check
 
 all: build
 
@@ -56,6 +56,10 @@ demo: build
 
 bench: build
 	NSDEBUG=$(CURDIR)/$(BIN) scripts/bench.sh
+
+# Regenerates the README's command examples from real runs on the test bed.
+examples: build
+	NSDEBUG=$(CURDIR)/$(BIN) scripts/examples.sh README.md
 
 clean:
 	rm -rf bin bench-results.md

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Regenerates the README's command examples from real runs, so the README
+# shows what nsdebug really prints. Needs root and the test bed.
+#
+#   scripts/examples.sh              print the examples (markdown) on stdout
+#   scripts/examples.sh README.md    replace the block between
+#                                    <!-- commands --> and <!-- /commands -->
+#
+# It makes its own fixtures (Docker containers web, api, cache, web-sidecar and
+# hostnet, a user-defined network shop-net, a CRI pod shop/cart and a named
+# netns blue) and removes them all on exit, whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "examples: must run as root" >&2; exit 1; }
+scripts/testbed.sh status >/dev/null || { echo "examples: the test bed is not up (sudo make testbed)" >&2; exit 1; }
+
+NSDEBUG=${NSDEBUG:-$PWD/bin/nsdebug}
+[ -x "$NSDEBUG" ] || make -s build
+CTRD_SOCK=/run/containerd/containerd.sock
+CTRD_IMAGE=docker.io/library/bb:local
+WORK=$(mktemp -d)
+OUT=$WORK/examples.md
+POD_ID=
+
+CRICTL=$(command -v crictl || true)
+if [ -z "$CRICTL" ]; then
+	CRICTL=$(go env GOPATH)/bin/crictl
+	[ -x "$CRICTL" ] || { echo "examples: installing crictl (go install)" >&2; go install sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0; }
+fi
+printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\n' "$CTRD_SOCK" "$CTRD_SOCK" >"$WORK/crictl.yaml"
+crictl_() { "$CRICTL" -c "$WORK/crictl.yaml" "$@"; }
+
+cleanup() {
+	set +e
+	"$NSDEBUG" unlink web >/dev/null 2>&1
+	docker rm -f web-sidecar web api cache hostnet >/dev/null 2>&1
+	docker network rm shop-net >/dev/null 2>&1
+	if [ -n "$POD_ID" ]; then crictl_ stopp "$POD_ID" >/dev/null 2>&1; crictl_ rmp "$POD_ID" >/dev/null 2>&1; fi
+	ip netns del blue >/dev/null 2>&1
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for c in web web-sidecar api cache hostnet; do
+	docker inspect "$c" >/dev/null 2>&1 && { echo "examples: a container named $c exists already; remove it first" >&2; exit 1; }
+done
+
+echo "examples: making fixtures" >&2
+docker network create shop-net >/dev/null
+docker run -d --name web bb:local sh -c 'mkdir -p /www && echo ok >/www/health && exec httpd -f -p 8080 -h /www' >/dev/null
+docker run -d --name web-sidecar --network container:web bb:local >/dev/null
+docker run -d --name cache --network shop-net bb:local httpd -f -p 6379 >/dev/null
+docker run -d --name api --network shop-net bb:local >/dev/null
+docker run -d --name hostnet --network host bb:local >/dev/null
+ip netns add blue
+cat >"$WORK/pod.json" <<EOF
+{"metadata": {"name": "cart", "namespace": "shop", "uid": "cart-uid-1"},
+ "labels": {"io.kubernetes.pod.name": "cart", "io.kubernetes.pod.namespace": "shop", "io.kubernetes.pod.uid": "cart-uid-1"},
+ "linux": {}}
+EOF
+cat >"$WORK/ctr.json" <<EOF
+{"metadata": {"name": "app"}, "image": {"image": "$CTRD_IMAGE"}, "command": ["/bin/sleep", "2147483647"],
+ "labels": {"io.kubernetes.container.name": "app", "io.kubernetes.pod.name": "cart", "io.kubernetes.pod.namespace": "shop"},
+ "linux": {}}
+EOF
+crictl_ run --no-pull "$WORK/ctr.json" "$WORK/pod.json" >/dev/null
+POD_ID=$(crictl_ pods --name cart -q)
+sleep 0.5 # let httpd and nc bind
+
+WEB_IP=$(docker inspect -f '{{.NetworkSettings.IPAddress}}' web)
+WEB_PID=$(docker inspect -f '{{.State.Pid}}' web)
+WEB_VETH=$("$NSDEBUG" inspect web --section links -o json | python3 -c '
+import json, sys
+for l in json.load(sys.stdin)["links"]:
+    if l.get("peer") and l["peer"]["netns"].get("host"):
+        print(l["peer"]["name"]); break' || true)
+
+# show "description" command...: a heading line, then the command and its
+# real output (stdout and stderr, and the exit status when it is not 0).
+show() {
+	local what=$1; shift
+	[ -z "$what" ] || printf '\n%s\n' "$what" >>"$OUT"
+	printf '\n```\n$ %s\n' "$*" >>"$OUT"
+	local code=0
+	bash -c "$*" >>"$OUT" 2>&1 || code=$?
+	[ "$code" = 0 ] || printf '[exit status %d]\n' "$code" >>"$OUT"
+	printf '```\n' >>"$OUT"
+}
+
+N=nsdebug
+PATH=$(dirname "$NSDEBUG"):$PATH
+export PATH
+
+{
+	echo
+	echo "Made with \`scripts/examples.sh\` on the test bed: Docker containers \`web\` (HTTP on :8080),"
+	echo "\`web-sidecar\` (\`--network container:web\`), \`api\` and \`cache\` (user-defined network \`shop-net\`),"
+	echo "\`hostnet\` (\`--network host\`), a Kubernetes pod \`shop/cart\` made through CRI, and \`ip netns add blue\`."
+} >"$OUT"
+
+echo $'\n### ls' >>"$OUT"
+show "Every network namespace on the host: from the runtimes and from the kernel side (\`/proc/*/ns/net\`, nsfs mounts)." "$N ls"
+show "\`-o wide\` adds each namespace's host-side veth and its bridge." "$N ls -o wide"
+
+echo $'\n### resolve' >>"$OUT"
+show "What a target is, in any runtime." "$N resolve web"
+show "JSON for scripts; a pod through CRI." "$N resolve pod:shop/cart -o json"
+show "Errors are one line on stderr with a documented exit status." "$N resolve nosuch"
+
+echo $'\n### exec' >>"$OUT"
+show "A host tool inside the container's netns (the image has no curl or ip)." "$N exec web -- ip -br addr"
+show "" "$N exec web -- busybox wget -qO- http://localhost:8080/health"
+show "DNS is the container's: Docker's embedded DNS (127.0.0.11) on a user-defined network." "$N exec api -- getent hosts cache"
+show "The command's exit status is nsdebug's; 127 when the command does not exist." "$N exec web -- sh -c 'exit 3'"
+show "" "$N exec web -- no-such-tool"
+
+echo $'\n### shell' >>"$OUT"
+show "An interactive shell (here fed from a pipe); the prompt and \`NSDEBUG_TARGET\` name the target." "echo 'echo \$NSDEBUG_TARGET; ip -br link' | $N shell web"
+
+echo $'\n### link / unlink' >>"$OUT"
+show "Make a container's netns visible to \`ip netns\` (a bind mount of the pinned namespace)." "$N link web"
+show "" "ip netns exec web ip -br addr"
+show "" "$N unlink web"
+show "Stale entries under /var/run/netns (empty placeholders, dangling symlinks, namespaces nobody uses or knows)." "$N unlink --stale --dry-run"
+
+echo $'\n### sysctl' >>"$OUT"
+show "Read, then write, sysctls of the container's netns only." "$N sysctl web net.core.somaxconn net.ipv4.tcp_keepalive_time"
+show "" "$N sysctl web net.core.somaxconn=1024 net.ipv4.tcp_keepalive_time=600"
+show "Which keys differ from the host's." "$N sysctl web --diff"
+show "The host's own netns is refused without --force." "$N sysctl hostnet net.core.somaxconn=1024"
+show "Only net.* keys, and never outside /proc/sys/net." "$N sysctl web kernel.core_pattern=x"
+
+echo $'\n### inspect' >>"$OUT"
+show "Links (with the veth peer on the host and its bridge), addresses, routes, rules, neighbours, sockets with their processes, sysctls, firewall." "$N inspect web"
+
+echo $'\n### whois' >>"$OUT"
+show "Whose is this IP address?" "$N whois $WEB_IP"
+if [ -n "$WEB_VETH" ]; then
+	show "Whose is this host veth?" "$N whois $WEB_VETH"
+fi
+show "And this PID?" "$N whois $WEB_PID"
+
+echo $'\n### graph' >>"$OUT"
+show "The host's wiring as a tree (\`-o dot\` for Graphviz)." "$N graph -o text"
+
+echo $'\n### version' >>"$OUT"
+show "" "$N version"
+
+if [ $# -ge 1 ]; then
+	python3 - "$1" "$OUT" <<'PY'
+import re, sys
+readme, block = sys.argv[1], open(sys.argv[2]).read()
+text = open(readme).read()
+new, n = re.subn(r"<!-- commands -->.*?<!-- /commands -->", lambda m: "<!-- commands -->\n" + block + "\n<!-- /commands -->", text, flags=re.S)
+if n != 1:
+    sys.exit("examples: README has no <!-- commands --> ... <!-- /commands --> block")
+open(readme, "w").write(new)
+PY
+	echo "examples: updated $1" >&2
+else
+	cat "$OUT"
+fi
