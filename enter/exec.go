@@ -22,8 +22,10 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -218,12 +220,35 @@ func privateMounts(s Spec) error {
 	return nil
 }
 
-// copyStage is where copies are written: a tmpfs mounted over it in the
-// private namespace only, and detached again once the copies are bound, so
-// the command sees the host's directory there.
-const copyStage = "/tmp"
+// copyStages are where copies are written: a tmpfs mounted over one of
+// them in the private namespace only, and detached again once the copies
+// are bound, so the command sees the host's directory there. The first that
+// holds no destination (also through symlinks) is used.
+var copyStages = []string{"/tmp", "/mnt", "/var/tmp", "/media", "/srv", "/opt"}
 
 func bindCopies(bs []Bind) error {
+	copyStage := ""
+	for _, dir := range copyStages {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			continue
+		}
+		clash := false
+		for _, b := range bs {
+			real, _ := filepath.EvalSymlinks(b.Dst)
+			for _, d := range []string{b.Dst, real} {
+				if d != "" && strings.HasPrefix(d, dir+"/") {
+					clash = true
+				}
+			}
+		}
+		if !clash {
+			copyStage = dir
+			break
+		}
+	}
+	if copyStage == "" {
+		return fmt.Errorf("no directory to stage copies of the target's files in")
+	}
 	if err := unix.Mount("nsdebug", copyStage, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,size=4m"); err != nil {
 		return fmt.Errorf("mount tmpfs for copies: %w", err)
 	}

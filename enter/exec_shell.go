@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // ShellCommand is what nsdebug shell runs: $SHELL (else /bin/sh) with a
@@ -49,7 +48,7 @@ func NewShellCommand(shellEnv, label string, root bool) (*ShellCommand, error) {
 		}
 		rc := `[ -f /etc/bash.bashrc ] && . /etc/bash.bashrc
 [ -f ~/.bashrc ] && . ~/.bashrc
-PS1='\[\e[1;33m\]` + bashQuote(tag) + `\[\e[0m\] '"${PS1:-\\$ }"
+PS1='\[\e[1;33m\][nsdebug ${NSDEBUG_TARGET}]\[\e[0m\] '"${PS1:-\\$ }"
 exec 3<&-
 `
 		// Far below a pipe's buffer: the write cannot block.
@@ -63,11 +62,4 @@ exec 3<&-
 		sc.Argv = []string{sh, "--rcfile", "/dev/fd/3"}
 	}
 	return sc, nil
-}
-
-// bashQuote makes s literal inside single quotes and inside a prompt
-// (where \ , $ and ` are expanded).
-func bashQuote(s string) string {
-	s = strings.NewReplacer(`\`, `\\`, "$", `\$`, "`", "\\`").Replace(s)
-	return strings.ReplaceAll(s, "'", `'\''`)
 }

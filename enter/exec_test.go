@@ -1,0 +1,277 @@
+package enter
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsdebug/nsdebug/internal/nserr"
+	"github.com/nsdebug/nsdebug/internal/testbed"
+)
+
+// ---- unit tests (no root) ----
+
+func TestLookPathTellsNotFoundFromNotExecutable(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "tool"), []byte("#!/bin/sh\n"), 0o755)
+	os.WriteFile(filepath.Join(dir, "data"), []byte("x"), 0o644)
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "data"), []byte("#!/bin/sh\n"), 0o755)
+	for _, tc := range []struct {
+		file, path string
+		want       string // path found, or "" for an error
+		code       int
+	}{
+		{"tool", dir, filepath.Join(dir, "tool"), 0},
+		{"tool", "/nonexistent:" + dir, filepath.Join(dir, "tool"), 0},
+		{"data", dir, "", 126},
+		{"data", dir + ":" + other, filepath.Join(other, "data"), 0}, // a later executable wins, as in shells
+		{"sub", dir, "", 126},
+		{"nothere", dir, "", 127},
+		{"nothere", "", "", 127},
+		{filepath.Join(dir, "tool"), "", filepath.Join(dir, "tool"), 0},
+		{filepath.Join(dir, "data"), "", "", 126},
+		{filepath.Join(dir, "sub"), "", "", 126},
+		{filepath.Join(dir, "nothere"), "", "", 127},
+	} {
+		got, err := LookPath(tc.file, tc.path)
+		var se *StartError
+		switch {
+		case tc.want != "" && (err != nil || got != tc.want):
+			t.Errorf("LookPath(%q, %q) = %q, %v; want %q", tc.file, tc.path, got, err, tc.want)
+		case tc.want == "" && (!errors.As(err, &se) || se.Code != tc.code):
+			t.Errorf("LookPath(%q, %q) = %q, %v; want status %d", tc.file, tc.path, got, err, tc.code)
+		}
+	}
+}
+
+func TestLoopbackNameservers(t *testing.T) {
+	conf := "# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.1\nnameserver ::1\nnameserver fe80::1%eth0\nnameserver ::ffff:127.0.0.11\nsearch x\nnameserver bogus\n"
+	got := loopbackNameservers([]byte(conf))
+	want := []netip.Addr{netip.MustParseAddr("127.0.0.53"), netip.MustParseAddr("::1"), netip.MustParseAddr("127.0.0.11")}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("got %v, want %v", got, want)
+		}
+	}
+}
+
+func TestParseProcNetUDPAndStubs(t *testing.T) {
+	// As the kernel prints them: 127.0.0.11:41234, 0.0.0.0:53, [::1]:5353.
+	udp := "  sl  local_address rem_address   st\n" +
+		"   1: 0B00007F:A112 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0\n" +
+		"   2: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0\n"
+	udp6 := "  sl  local_address                         remote_address\n" +
+		"   3: 00000000000000000000000001000000:14E9 00000000000000000000000000000000:0000 07\n"
+	got := append(parseProcNetUDP([]byte(udp)), parseProcNetUDP([]byte(udp6))...)
+	want := []string{"127.0.0.11:41234", "0.0.0.0:53", "[::1]:5353"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("entry %d = %s, want %s", i, got[i], want[i])
+		}
+	}
+}
+
+func TestCredential(t *testing.T) {
+	if c, env, err := credential(""); c != nil || env != nil || err != nil {
+		t.Errorf("no --user: %v %v %v", c, env, err)
+	}
+	c, env, err := credential("nobody")
+	if err != nil || c.Uid != 65534 || !strings.HasPrefix(strings.Join(env, " "), "HOME=") {
+		t.Errorf("nobody: %+v %v %v", c, env, err)
+	}
+	if c, _, err := credential("4321"); err != nil || c.Uid != 4321 || c.Gid != 4321 {
+		t.Errorf("bare unknown UID: %+v %v (want GID = UID, never root's group)", c, err)
+	}
+	if c, _, err := credential("4321:99"); err != nil || c.Uid != 4321 || c.Gid != 99 || c.Groups != nil {
+		t.Errorf("UID:GID: %+v %v", c, err)
+	}
+	for _, bad := range []string{"no-such-user-nsdebug", "nobody:no-such-group-nsdebug", "-1"} {
+		if _, _, err := credential(bad); !errors.Is(err, nserr.ErrUsage) {
+			t.Errorf("%q: %v, want a usage error", bad, err)
+		}
+	}
+}
+
+func TestShellCommandPrompt(t *testing.T) {
+	sh, err := NewShellCommand("/no/such/shell", "docker:web", true)
+	if err != nil || sh.Argv[0] != "/bin/sh" || sh.Env[0] != "PS1=[nsdebug docker:web] # " {
+		t.Errorf("missing $SHELL: %+v %v", sh, err)
+	}
+	if _, err := os.Stat("/bin/bash"); err != nil {
+		t.Skip("no bash")
+	}
+	sh, err = NewShellCommand("/bin/bash", "pod:a/b'$x`", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	if strings.Join(sh.Argv, " ") != "/bin/bash --rcfile /dev/fd/3" || len(sh.Files) != 1 {
+		t.Fatalf("bash: %+v", sh)
+	}
+	rc, _ := io.ReadAll(sh.Files[0])
+	// The label stays literal in bash's prompt expansion.
+	cmd := exec.Command("bash", "--norc", "-c", string(rc)+"\nprintf %s \"${PS1@P}\"")
+	cmd.Env = append(os.Environ(), "NSDEBUG_TARGET=pod:a/b'$x`")
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), "[nsdebug pod:a/b'$x`]") {
+		t.Errorf("prompt %q %v (rc %q)", out, err, rc)
+	}
+}
+
+// ---- integration tests (root, real namespaces) ----
+
+// startIn starts argv in a fresh netns and returns it with the namespace.
+func startIn(t *testing.T, s Spec) (*Process, *testbed.NetNS) {
+	t.Helper()
+	n := testbed.NewNetNS(t, "exec")
+	s.NS = openNS(t, n)
+	if s.Path == "" {
+		p, err := LookPath(s.Args[0], os.Getenv("PATH"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Path = p
+	}
+	p, err := Start(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, n
+}
+
+// Issue 6 case 3: a command started by exec outlives the thread (and the
+// goroutine) that forked it. Pdeathsig is per-thread in Go; had it been
+// set, the command would die with that thread.
+func TestExecCommandOutlivesItsThread(t *testing.T) {
+	testbed.RequireRoot(t)
+	home := threadNS(t)
+	mntHome, _ := os.Readlink("/proc/thread-self/ns/mnt")
+	var out bytes.Buffer
+	p, n := startIn(t, Spec{Args: []string{"sh", "-c", "sleep 1; readlink /proc/self/ns/net; ls /sys/class/net"}, Stdout: &out, Sysfs: true})
+	// The forking thread is gone (its goroutine returned locked) ...
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat("/proc/self/task/" + strconv.Itoa(p.tid)); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("forking thread %d still exists", p.tid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// ... the command is still running ...
+	if err := unix.Kill(p.Pid(), 0); err != nil {
+		t.Fatalf("command died with its thread: %v", err)
+	}
+	// ... and ends normally, later, in the target netns with its own /sys.
+	st, err := p.Wait()
+	if err != nil || !st.Success() {
+		t.Fatalf("command: %v %v", st, err)
+	}
+	lines := strings.Fields(out.String())
+	id, _ := os.Stat(n.Path)
+	if len(lines) != 2 || lines[0] != "net:["+strconv.FormatUint(id.Sys().(*syscall.Stat_t).Ino, 10)+"]" || lines[1] != "lo" {
+		t.Errorf("command saw %q, want its netns and only lo in /sys/class/net", out.String())
+	}
+	allThreadsIn(t, home)
+	if now, _ := os.Readlink("/proc/thread-self/ns/mnt"); now != mntHome {
+		t.Errorf("mount namespace changed: %s -> %s", mntHome, now)
+	}
+}
+
+// Bind over a symlink (systemd-resolved's /etc/resolv.conf): the link's
+// target is covered in the command's mount namespace only; host-file binds
+// and copies both work; nothing stays mounted.
+func TestExecBindsFollowSymlinksPrivately(t *testing.T) {
+	testbed.RequireRoot(t)
+	dir := t.TempDir()
+	real := filepath.Join(dir, "stub-resolv.conf")
+	os.WriteFile(real, []byte("nameserver 127.0.0.53\n"), 0o644)
+	link := filepath.Join(dir, "resolv.conf")
+	os.Symlink("stub-resolv.conf", link)
+	hostsSrc := filepath.Join(dir, "container-hosts")
+	os.WriteFile(hostsSrc, []byte("10.9.8.7 db\n"), 0o644)
+	hostsDst := filepath.Join(dir, "hosts")
+	os.WriteFile(hostsDst, []byte("127.0.0.1 localhost\n"), 0o644)
+
+	var out bytes.Buffer
+	p, _ := startIn(t, Spec{
+		Args:   []string{"cat", link, hostsDst},
+		Stdout: &out,
+		Binds:  []Bind{{Data: []byte("nameserver 127.0.0.11\n"), Dst: link}, {Path: hostsSrc, Dst: hostsDst}},
+	})
+	if st, err := p.Wait(); err != nil || !st.Success() {
+		t.Fatalf("%v %v", st, err)
+	}
+	if out.String() != "nameserver 127.0.0.11\n10.9.8.7 db\n" {
+		t.Errorf("command saw %q", out.String())
+	}
+	if b, _ := os.ReadFile(real); string(b) != "nameserver 127.0.0.53\n" {
+		t.Errorf("host file changed: %q", b)
+	}
+	if b, _ := os.ReadFile(hostsDst); string(b) != "127.0.0.1 localhost\n" {
+		t.Errorf("host file changed: %q", b)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), dir) || strings.Contains(string(mi), " - tmpfs nsdebug ") {
+		t.Errorf("a mount was left on the host:\n%s", mi)
+	}
+}
+
+// The stale check: a process that exited, or a PID now in another netns,
+// is refused before anything runs.
+func TestExecRefusesStaleProcess(t *testing.T) {
+	testbed.RequireRoot(t)
+	n := testbed.NewNetNS(t, "stale")
+	ns := openNS(t, n)
+	marker := filepath.Join(t.TempDir(), "ran")
+	argv := []string{"touch", marker}
+
+	gone := exec.Command("true")
+	gone.Run()
+	// The test process itself is alive but in the host netns, not in ns:
+	// as if the target's PID had been reused by a host process.
+	for _, pid := range []int{gone.Process.Pid, os.Getpid()} {
+		var stderr bytes.Buffer
+		err := Exec(ExecOptions{NS: ns, PID: pid, Argv: argv, Stderr: &stderr, Label: "test"})
+		if !errors.Is(err, nserr.ErrStale) {
+			t.Errorf("PID %d: %v, want a stale-target error", pid, err)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Fatalf("PID %d: the command ran", pid)
+		}
+	}
+	// --pid needs a process.
+	if err := Exec(ExecOptions{NS: ns, JoinPID: true, Argv: argv, Label: "test"}); !errors.Is(err, nserr.ErrUsage) {
+		t.Errorf("--pid without a process: %v", err)
+	}
+	// A live process in ns: runs, with its status passed through.
+	pid := n.StartProcess(t, "sleep", "60")
+	err := Exec(ExecOptions{NS: ns, PID: pid, Argv: []string{"sh", "-c", "touch " + marker + "; exit 3"}, Label: "test"})
+	var ee *nserr.ExecError
+	if !errors.As(err, &ee) || ee.Code != 3 {
+		t.Errorf("live target: %v, want status 3", err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("live target: the command did not run")
+	}
+}
