@@ -257,9 +257,16 @@ func TestLinkPod(t *testing.T) {
 	if _, stderr, code := run(t, "unlink", p.Name); code != 0 {
 		t.Errorf("unlink: exit %d %q", code, stderr)
 	}
-	// The pod's own cni-* file is untouched.
-	if _, err := nsfs.Open(p.NetnsPath); err != nil {
+	// The pod's own cni-* file is not unlink's to take (exit 9), and stays.
+	_, stderr, code = run(t, "unlink", filepath.Base(p.NetnsPath))
+	oneErrLine(t, "unlink of a running pod's own netns file", stderr, code, nserr.ExitRefused)
+	if !strings.Contains(stderr, "is the netns file of "+p.Ref()) {
+		t.Errorf("unlink of the pod's netns file: %q does not name the pod", stderr)
+	}
+	if ns, err := nsfs.Open(p.NetnsPath); err != nil {
 		t.Errorf("the pod's netns file %s: %v", p.NetnsPath, err)
+	} else {
+		ns.Close()
 	}
 }
 

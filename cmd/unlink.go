@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ type unlinkOptions struct {
 	Names  []string
 	Stale  bool
 	DryRun bool
+	Force  bool
 	Output string
 }
 
@@ -32,7 +34,8 @@ func newUnlinkCmd(env *Env) *cobra.Command {
 		Short: "Remove netns links from /var/run/netns (unmount, then remove)",
 		Long: `Removes /var/run/netns/NAME as 'ip netns del' does: the bind mount is
 detached, then the file removed. Empty placeholders and symlinks are removed
-too; any other file is refused.
+too; any other file is refused, and so is a running pod's own netns file
+(containerd's cni-*) unless --force.
 
 With --stale, removes every entry under /var/run/netns that is an empty
 placeholder (older than 10s), a dangling symlink, or a network namespace that
@@ -47,6 +50,7 @@ in doubt are kept (with -o json, the reason for each). --dry-run changes nothing
 		},
 	}
 	c.Flags().BoolVar(&opts.Stale, "stale", false, "remove every stale entry instead of named ones")
+	c.Flags().BoolVarP(&opts.Force, "force", "f", false, "also remove a running pod's own netns file (e.g. containerd's cni-*)")
 	c.Flags().BoolVarP(&opts.DryRun, "dry-run", "n", false, "say what would be removed, change nothing")
 	c.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
 	return c
@@ -79,6 +83,20 @@ func runUnlink(ctx context.Context, env *Env, opts unlinkOptions) error {
 	}
 	if opts.Stale {
 		return runUnlinkStale(ctx, env, uo, format, verb)
+	}
+	// Asked only when a name is a netns: the runtimes are not needed to
+	// remove a link nsdebug or ip netns made.
+	var paths map[string]string
+	uo.Force = opts.Force
+	uo.RuntimeFile = func(path string) string {
+		if paths == nil {
+			_, paths, _, _ = enter.RuntimeKnowledge(ctx, env.Resolver())
+		}
+		if who := paths[path]; who != "" {
+			return who
+		}
+		real, _ := filepath.EvalSymlinks(path)
+		return paths[real]
 	}
 	removed := []enter.Removed{}
 	var failed error

@@ -24,6 +24,11 @@ type UnlinkOptions struct {
 	Dir      string // DefaultNetnsDir if ""
 	ProcRoot string // "/proc" if ""
 	DryRun   bool
+	// RuntimeFile, if set, names the container or pod whose runtime made
+	// path as its netns file ("" if none). Unlink refuses to take such a
+	// file away from a running pod unless Force.
+	RuntimeFile func(path string) string
+	Force       bool
 }
 
 func (o UnlinkOptions) dir() string      { return orDefault(o.Dir, DefaultNetnsDir) }
@@ -67,6 +72,12 @@ func Unlink(name string, o UnlinkOptions) (*Removed, error) {
 		return nil, nserr.New(nserr.ErrRefused, "cannot unlink %s: its netns mount (%s) is hidden under a later mount of %s (the /run/netns re-mount trap), so it can be neither unmounted nor removed from here; see 'nsdebug ls'", path, e.hidden, dir)
 	case kindOther:
 		return nil, nserr.New(nserr.ErrNotNetns, "%s is %s, not a network namespace link; not touching it", path, e.what)
+	case kindNetns:
+		if o.RuntimeFile != nil && !o.Force {
+			if who := o.RuntimeFile(path); who != "" {
+				return nil, nserr.New(nserr.ErrRefused, "%s is the netns file of %s, made by its runtime; removing it would break the runtime's teardown (use --force)", path, who)
+			}
+		}
 	}
 	if o.DryRun {
 		return r, nil
