@@ -359,3 +359,60 @@ func waitChild(t *testing.T, pid int) int {
 	t.Fatalf("nsdebug %d started no command", pid)
 	return 0
 }
+
+// Done-when: the terminal passes through (bash is interactive, the shell's
+// prompt names the target) and a Ctrl-C typed in it stops the command, not
+// nsdebug alone. script(1) gives nsdebug a real pseudo-terminal.
+func TestExecTerminal(t *testing.T) {
+	testbed.Require(t)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script(1) not installed")
+	}
+	c := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "nsdbg-exec-tty"})
+	bin := nsdebugBinary(t)
+	inTTY := func(command string, input func(w func(string))) (string, int, time.Duration) {
+		t.Helper()
+		cmd := exec.Command("script", "-qec", command, "/dev/null")
+		cmd.Env = append(os.Environ(), "SHELL=/bin/bash", "TERM=dumb")
+		stdin, _ := cmd.StdinPipe()
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		input(func(s string) { stdin.Write([]byte(s)) })
+		err := cmd.Wait()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return out.String(), code, time.Since(start)
+	}
+	wait := func(d time.Duration) func(func(string)) {
+		return func(func(string)) { time.Sleep(d) }
+	}
+
+	out, code, _ := inTTY(bin+" exec "+c.Name+" -- sh -c 'test -t 0 && test -t 1 && echo on-a-tty'", wait(0))
+	if code != 0 || !strings.Contains(out, "on-a-tty") {
+		t.Errorf("exec in a terminal: exit %d, %q", code, out)
+	}
+
+	out, code, _ = inTTY(bin+" shell "+c.Name, func(w func(string)) {
+		time.Sleep(500 * time.Millisecond)
+		w("echo in $NSDEBUG_TARGET; ls /sys/class/net | tr '\\n' ' '; echo\n")
+		time.Sleep(300 * time.Millisecond)
+		w("exit 6\n")
+	})
+	if code != 6 || !strings.Contains(out, "[nsdebug docker:"+c.Name+"]") || !strings.Contains(out, "in docker:"+c.Name) || !strings.Contains(out, "eth0 lo") {
+		t.Errorf("interactive shell: exit %d, output %q", code, out)
+	}
+
+	out, code, took := inTTY(bin+" exec "+c.Name+" -- sleep 30", func(w func(string)) {
+		time.Sleep(time.Second)
+		w("\x03") // Ctrl-C: the terminal signals its foreground process group
+	})
+	if code != 130 || took > 10*time.Second {
+		t.Errorf("Ctrl-C: exit %d after %v, want 130 at once (output %q)", code, took, out)
+	}
+}
