@@ -52,14 +52,9 @@ The command gets NSDEBUG_TARGET and NSDEBUG_NETNS in its environment.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Target, opts.Argv = args[0], args[1:]
-			if len(opts.Argv) > 0 && opts.Argv[0] == "--" {
-				opts.Argv = opts.Argv[1:]
-			}
 			return runExec(cmd, env, opts)
 		},
 	}
-	// Everything after TARGET belongs to the command: nsdebug exec X ls -l.
-	c.Flags().SetInterspersed(false)
 	addExecFlags(c, env, &opts)
 	return c
 }
@@ -69,23 +64,32 @@ func addExecFlags(c *cobra.Command, env *Env, opts *execOptions) {
 	f.StringArrayVarP(&opts.Env, "env", "e", nil, "set an environment variable (KEY=VALUE, or KEY to pass nsdebug's value); repeatable")
 	f.StringVarP(&opts.Workdir, "workdir", "w", "", "working directory of the command (a host path)")
 	f.StringVarP(&opts.User, "user", "u", "", "run as this user after entering: NAME, UID, NAME:GROUP or UID:GID")
-	f.BoolVar(&opts.PID, "pid", false, "also join the target's PID namespace (for ss -p, ps of the target's processes)")
+	f.BoolVar(&opts.PID, "pid", false, "also join the target's PID namespace (the command gets a PID there; /proc stays the host's)")
 	f.BoolVar(&opts.HostDNS, "host-dns", false, "keep the host's /etc/resolv.conf and /etc/hosts")
 	f.BoolVar(&opts.NoSysfs, "no-sysfs", false, "do not remount /sys (it then shows the host's interfaces)")
 	// Flag errors of exec and shell are nsdebug's own failures: 125.
 	c.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		env.execStyle = true
-		return nserr.New(nserr.ErrUsage, "%v (see '%s --help')", err, c.CommandPath())
+		hint := ""
+		if c.Name() == "exec" {
+			hint = "the command and its flags go after \"--\"; "
+		}
+		return nserr.New(nserr.ErrUsage, "%v (%ssee '%s --help')", err, hint, c.CommandPath())
 	})
 }
 
+// execArgs: TARGET, then the command, normally after "--" (cobra drops the
+// "--" and reports where it was). nsdebug's flags may come before or after
+// TARGET; everything after "--" is the command's.
 func execArgs(cmd *cobra.Command, args []string) error {
-	n := len(args)
-	if n > 1 && args[1] == "--" {
-		n--
-	}
-	if n < 2 {
-		return nserr.New(nserr.ErrUsage, "%s takes TARGET -- CMD [ARGS...] (got %d argument(s)); see '%s --help'", cmd.CommandPath(), n, cmd.CommandPath())
+	dash := cmd.ArgsLenAtDash()
+	switch {
+	case len(args) == 0 || dash == 0:
+		return nserr.New(nserr.ErrUsage, "%s: no TARGET before the command; usage: %s [flags] TARGET -- CMD [ARGS...]", cmd.CommandPath(), cmd.CommandPath())
+	case dash > 1:
+		return nserr.New(nserr.ErrUsage, "%s: only TARGET goes before \"--\" (got %q); usage: %s [flags] TARGET -- CMD [ARGS...]", cmd.CommandPath(), args[:dash], cmd.CommandPath())
+	case len(args) < 2:
+		return nserr.New(nserr.ErrUsage, "%s: no command given; usage: %s [flags] TARGET -- CMD [ARGS...]", cmd.CommandPath(), cmd.CommandPath())
 	}
 	return nil
 }

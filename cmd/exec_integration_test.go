@@ -224,7 +224,10 @@ func TestExecStatusAndOptions(t *testing.T) {
 		{[]string{c.Name, "--", "/etc"}, 126, "is a directory"},
 		{[]string{"nsdbg-no-such-container", "--", "true"}, 125, "no container or pod matches"},
 		{[]string{"pid:4194000", "--", "true"}, 125, "no process"},
-		{[]string{c.Name}, 125, "takes TARGET -- CMD"},
+		{[]string{c.Name}, 125, "no command given"},
+		{[]string{"--", "true"}, 125, "no TARGET"},
+		{[]string{c.Name, "extra", "--", "true"}, 125, "only TARGET goes before"},
+		{[]string{c.Name, "ls", "-l"}, 125, "go after \"--\""},
 		{[]string{"--bogus", c.Name, "--", "true"}, 125, "unknown flag"},
 		{[]string{"-u", "no-such-user-nsdebug", c.Name, "--", "true"}, 125, "no such user"},
 		{[]string{"-w", "/no/such/dir", c.Name, "--", "true"}, 125, "not a directory"},
@@ -242,7 +245,8 @@ func TestExecStatusAndOptions(t *testing.T) {
 		}
 	}
 
-	out, _ := execOut(t, "-u", "nobody", "-e", "FOO=bar", "-w", "/usr", c.Name, "--", "sh", "-c", `echo "$(id -u) $FOO $(pwd) $HOME"`)
+	// nsdebug's flags before or after TARGET; the command's after "--".
+	out, _ := execOut(t, "-u", "nobody", "-e", "FOO=bar", c.Name, "-w", "/usr", "--", "sh", "-c", `echo "$(id -u) $FOO $(pwd) $HOME"`)
 	if out != "65534 bar /usr /nonexistent\n" {
 		t.Errorf("--user/--env/--workdir: %q", out)
 	}
