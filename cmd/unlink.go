@@ -39,7 +39,8 @@ too; any other file is refused, and so is a running pod's own netns file
 
 With --stale, removes every entry under /var/run/netns that is an empty
 placeholder (older than 10s), a dangling symlink, or a network namespace that
-no process uses, no other mount holds and no container runtime knows. Entries
+no process uses, no other mount holds, no container runtime knows and that
+holds no interface but loopback (one an operator configured is kept). Entries
 in doubt are kept (with -o json, the reason for each). --dry-run changes nothing.`,
 		Example: `  nsdebug unlink web
   nsdebug unlink --stale --dry-run

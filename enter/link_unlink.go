@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -194,7 +195,7 @@ type StaleReport struct {
 
 // UnlinkStale removes every entry of DIR that is an empty placeholder, a
 // dangling symlink, or a namespace that no process is in, no other mount
-// holds and no runtime knows.
+// holds, no runtime knows and that holds no interface but loopback.
 func UnlinkStale(o StaleOptions) (*StaleReport, error) {
 	dir := o.dir()
 	rep := &StaleReport{Removed: []Removed{}, Kept: []Kept{}, DryRun: o.DryRun}
@@ -283,7 +284,17 @@ func UnlinkStale(o StaleOptions) (*StaleReport, error) {
 				keep(e.id.String() + " is used by no process, but not every runtime answered")
 				continue
 			}
-			r.Reason = e.id.String() + " is used by no process and known to no runtime"
+			// `ip netns add` namespaces that an operator set up and will
+			// use later hold no process either; their interfaces tell them
+			// apart from the husk a removed container leaves behind.
+			if links, err := configuredLinks(path); err != nil {
+				keep(e.id.String() + " is used by no process, but its interfaces could not be read: " + err.Error())
+				continue
+			} else if len(links) > 0 {
+				keep(fmt.Sprintf("%s is used by no process, but holds configured interfaces (%s)", e.id, strings.Join(links, ", ")))
+				continue
+			}
+			r.Reason = e.id.String() + " is used by no process, known to no runtime and holds no interface but loopback"
 		}
 		if !o.DryRun {
 			if err := removeEntry(path, e.kind); err != nil {
@@ -294,6 +305,43 @@ func UnlinkStale(o StaleOptions) (*StaleReport, error) {
 		rep.Removed = append(rep.Removed, r)
 	}
 	return rep, nil
+}
+
+// configuredLinks names the interfaces of the netns at path other than its
+// loopback (and lo, if it has addresses beyond the kernel's own).
+func configuredLinks(path string) ([]string, error) {
+	ns, err := nsfs.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	h, err := NetlinkHandle(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, l := range links {
+		a := l.Attrs()
+		if a.Name != "lo" {
+			names = append(names, a.Name)
+			continue
+		}
+		addrs, err := h.AddrList(l, unix.AF_UNSPEC)
+		if err != nil {
+			return nil, err
+		}
+		for _, ad := range addrs {
+			if !ad.IP.IsLoopback() {
+				names = append(names, "lo "+ad.IPNet.String())
+			}
+		}
+	}
+	return names, nil
 }
 
 func readDirNames(dir string) ([]string, error) {
