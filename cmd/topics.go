@@ -42,13 +42,15 @@ with a note.`,
   0   success
   1   other failure (an unexpected error from the kernel or a runtime)
   2   invalid input: bad target, flag, name, key or value
-  3   not found: no such container, pod, process or netns
+  3   not found: no such container, pod, process, netns, link name or sysctl key
   4   ambiguous: the target matches several network namespaces
   5   not running: the container or pod exists but is stopped
   6   not a network namespace: the file is not (or no longer) a netns
-  7   insufficient privilege: not root, or CAP_SYS_ADMIN/CAP_SYS_PTRACE missing
+  7   insufficient privilege: not root, CAP_SYS_ADMIN/CAP_SYS_PTRACE missing, or
+      the kernel refused access (a read-only sysctl, /proc/1/ns/net)
   8   runtime unavailable: the runtime a target needs did not answer
-  9   refused: the change would touch the host's namespace (use --force)
+  9   refused: the change would touch the host's own netns, replace another
+      namespace's link, or remove a runtime's own netns file (use --force)
   10  target changed: the process exited or its PID was reused meanwhile
   11  wrong environment: not in the host's PID namespace, or /proc of another one
 
