@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsdebug/nsdebug/internal/nserr"
+	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/internal/testbed"
 )
 
@@ -193,9 +194,7 @@ func TestExecCommandOutlivesItsThread(t *testing.T) {
 		t.Errorf("command saw %q, want its netns and only lo in /sys/class/net", out.String())
 	}
 	allThreadsIn(t, home)
-	if now, _ := os.Readlink("/proc/thread-self/ns/mnt"); now != mntHome {
-		t.Errorf("mount namespace changed: %s -> %s", mntHome, now)
-	}
+	allThreadsInMnt(t, mntHome)
 }
 
 // Bind over a symlink (systemd-resolved's /etc/resolv.conf): the link's
@@ -274,4 +273,77 @@ func TestExecRefusesStaleProcess(t *testing.T) {
 	if _, err := os.Stat(marker); err != nil {
 		t.Errorf("live target: the command did not run")
 	}
+}
+
+// allThreadsInMnt fails t unless every thread of this process is in the
+// mount namespace want (exec's private mount namespaces die with their
+// threads; none may leak into the pool).
+func allThreadsInMnt(t *testing.T, want string) {
+	t.Helper()
+	var bad []string
+	for try := 0; try < 50; try++ {
+		bad = bad[:0]
+		tasks, _ := filepath.Glob("/proc/self/task/*")
+		for _, task := range tasks {
+			if got, err := os.Readlink(task + "/ns/mnt"); err == nil && got != want {
+				bad = append(bad, filepath.Base(task)+"="+got)
+			}
+		}
+		if len(bad) == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("threads outside the host mount namespace %s: %v", want, bad)
+}
+
+// Many commands started at once, from many goroutines, while other
+// goroutines keep the scheduler busy: every command runs in its netns with
+// its own /sys, and afterwards no thread of nsdebug is left in a target's
+// network or mount namespace.
+func TestExecStressNoThreadLeaks(t *testing.T) {
+	testbed.RequireRoot(t)
+	home := threadNS(t)
+	mntHome, _ := os.Readlink("/proc/thread-self/ns/mnt")
+	n := testbed.NewNetNS(t, "exec-stress")
+	ns := openNS(t, n)
+	n.Exec(t, "ip", "link", "add", "stress0", "type", "veth", "peer", "name", "stress1")
+	path, _ := LookPath("ls", os.Getenv("PATH"))
+	stop := make(chan struct{})
+	for i := 0; i < 8; i++ {
+		go func() { // busy goroutines that would notice a wrong netns
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					if id, err := nsfs.StatID(threadNetns); err == nil && id != home {
+						t.Errorf("a pool thread is in %s", id)
+					}
+				}
+			}
+		}()
+	}
+	errs := make(chan error, 40)
+	for i := 0; i < 40; i++ {
+		go func() {
+			var out bytes.Buffer
+			p, err := Start(Spec{NS: ns, Path: path, Args: []string{"ls", "/sys/class/net"}, Stdout: &out, Sysfs: true})
+			if err == nil {
+				_, err = p.Wait()
+			}
+			if err == nil && strings.Join(strings.Fields(out.String()), " ") != "lo stress0 stress1" {
+				err = errors.New("command saw /sys/class/net = " + out.String())
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 40; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	allThreadsIn(t, home)
+	allThreadsInMnt(t, mntHome)
 }
