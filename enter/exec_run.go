@@ -112,24 +112,28 @@ func Exec(o ExecOptions) error {
 		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, ExtraFiles: o.ExtraFiles,
 		Cred: cred, Sysfs: !o.NoSysfs,
 	}
-	if o.Stdin == nil {
-		spec.Stdin = nil // os/exec gives /dev/null
-	}
 	resolvContent := []byte(nil)
 	if !o.HostDNS {
 		files := containerFiles(o, pin.root)
 		for _, n := range files.notes {
 			warn("%s", n)
 		}
-		if b := files.resolv; b != nil {
-			spec.Binds = append(spec.Binds, *b)
-			resolvContent = b.Data
-			if b.Path != "" {
-				resolvContent, _ = os.ReadFile(b.Path)
+		for _, b := range []*Bind{files.resolv, files.hosts} {
+			if b == nil {
+				continue
 			}
-		}
-		if files.hosts != nil {
-			spec.Binds = append(spec.Binds, *files.hosts)
+			// A bind needs something to cover (following a symlink).
+			if _, err := os.Stat(b.Dst); err != nil {
+				warn("the host has no %s to cover with the target's (%v); the command sees none", b.Dst, unwrapPath(err))
+				continue
+			}
+			spec.Binds = append(spec.Binds, *b)
+			if b == files.resolv {
+				resolvContent = b.Data
+				if b.Path != "" {
+					resolvContent, _ = os.ReadFile(b.Path)
+				}
+			}
 		}
 	}
 	if resolvContent == nil {
