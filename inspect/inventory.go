@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsdebug/nsdebug/enter"
@@ -400,8 +401,9 @@ func readInterfacesOf(rows []*NetnsRow) {
 		}
 	}()
 	results := make([][]Interface, len(nss))
+	buf := make([]byte, nl.RECEIVE_BUFFER_SIZE) // one per worker, reused
 	errs := enter.Each(nss, func(i int) error {
-		ifs, err := interfacesHere()
+		ifs, err := interfacesHere(buf)
 		results[i] = ifs
 		return err
 	})
