@@ -63,7 +63,7 @@ func TestOpenPIDRefusesAReusedPID(t *testing.T) {
 			victim.Process.Kill()
 			victim.Wait()
 			// Hand the same PID to a process in another netns.
-			for try := 0; try < 50 && reused == nil; try++ {
+			for try := 0; try < 2000 && reused == nil; try++ { // other processes may take the PID first
 				os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0)
 				c := exec.Command("ip", "netns", "exec", y.Name, "sleep", "60")
 				if err := c.Start(); err != nil {
