@@ -6,7 +6,8 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
 DATE      ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS   := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT) -X $(PKG)/internal/version.Date=$(DATE)
-FUZZTIME  ?= 15s
+# Each fuzz target runs this long; longer in CI, where time is there.
+FUZZTIME  ?= $(if $(filter true,$(CI)),45s,15s)
 TESTFLAGS ?= -count=1 -timeout 30m
 
 .PHONY: all build test test-unit test-fuzz testbed lint demo bench examples clean tidy-check

@@ -6,7 +6,8 @@
 # Sections live in scripts/bench.d/*.sh; each calls
 #   compare "what" TARGET_RATIO "nsdebug command" "baseline command" [MODE]
 # MODE "max" (default): pass when ratio <= TARGET; "abs-ms": TARGET is a bound
-# in milliseconds on nsdebug's mean alone (baseline may be "-").
+# in milliseconds on nsdebug's mean alone (baseline may be "-"); "report": no
+# target, the ratio is recorded for the reader (TARGET is ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,6 +63,10 @@ import json, sys
 res = json.load(open(sys.argv[1]))["results"]
 what, target, mode = sys.argv[2], float(sys.argv[3]), sys.argv[4]
 ours = res[0]["mean"] * 1000
+if mode == "report":
+    theirs = res[1]["mean"] * 1000
+    print(f"| {what} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f}x | - | info |")
+    sys.exit(0)
 if mode == "abs-ms":
     ok = ours <= target
     print(f"| {what} | {ours:.1f} | - | - | < {target:g} ms | {'ok' if ok else 'MISSED'} |")
