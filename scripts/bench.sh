@@ -61,7 +61,8 @@ compare() { # what target nsdebug_cmd baseline_cmd [mode]
 	python3 - "$json" "$what" "$target" "$mode" >>"$OUT" <<'PY' || FAILS=$((FAILS+1))
 import json, sys
 res = json.load(open(sys.argv[1]))["results"]
-what, target, mode = sys.argv[2], float(sys.argv[3]), sys.argv[4]
+what, mode = sys.argv[2], sys.argv[4]
+target = 0.0 if mode == "report" else float(sys.argv[3])
 ours = res[0]["mean"] * 1000
 if mode == "report":
     theirs = res[1]["mean"] * 1000
