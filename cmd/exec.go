@@ -100,17 +100,11 @@ func runExec(cmd *cobra.Command, env *Env, opts execOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := requireRoot(env); err != nil {
-		return err
-	}
-	res, err := env.Resolver().Resolve(cmd.Context(), t)
+	res, err := env.resolveTarget(cmd.Context(), t)
 	if err != nil {
 		return err
 	}
 	defer res.Close()
-	for _, w := range res.Warnings {
-		env.Warn("%s", w)
-	}
 	return enter.Exec(execRequest(env, res, t, opts))
 }
 

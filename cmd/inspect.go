@@ -53,18 +53,12 @@ func runInspect(cmd *cobra.Command, env *Env, opts inspectOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := requireRoot(env); err != nil {
-		return err
-	}
-	r := env.Resolver()
-	res, err := r.Resolve(cmd.Context(), t)
+	res, err := env.resolveTarget(cmd.Context(), t)
 	if err != nil {
 		return err
 	}
 	defer res.Close()
-	for _, w := range res.Warnings {
-		env.Warn("%s", w)
-	}
+	r := env.Resolver()
 	host, err := inspect.OpenHost(r)
 	if err != nil {
 		env.Warn("cannot open the host network namespace (veth peers there are not named): %v", err)

@@ -74,17 +74,11 @@ func runLink(cmd *cobra.Command, env *Env, opts linkOptions, named bool) error {
 			return err
 		}
 	}
-	if err := requireRoot(env); err != nil {
-		return err
-	}
-	res, err := env.Resolver().Resolve(cmd.Context(), t)
+	res, err := env.resolveTarget(cmd.Context(), t)
 	if err != nil {
 		return err
 	}
 	defer res.Close()
-	for _, w := range res.Warnings {
-		env.Warn("%s", w)
-	}
 	if !named {
 		opts.Name = defaultLinkName(res)
 		if opts.Name == "" {

@@ -46,17 +46,11 @@ func runResolve(cmd *cobra.Command, env *Env, opts resolveOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := requireRoot(env); err != nil {
-		return err
-	}
-	res, err := env.Resolver().Resolve(cmd.Context(), t)
+	res, err := env.resolveTarget(cmd.Context(), t)
 	if err != nil {
 		return err
 	}
 	defer res.Close()
-	for _, w := range res.Warnings {
-		env.Warn("%s", w)
-	}
 	if format == "json" {
 		if res.Owners == nil {
 			res.Owners = []resolver.Owner{}

@@ -78,6 +78,23 @@ func (e *Env) Close() {
 	}
 }
 
+// resolveTarget is the step every single-target command shares once its
+// own input is checked: the privilege check, resolution (which pins the
+// namespace) and the resolver's warnings. The caller closes the result.
+func (e *Env) resolveTarget(ctx context.Context, t resolver.Target) (*resolver.Result, error) {
+	if err := requireRoot(e); err != nil {
+		return nil, err
+	}
+	res, err := e.Resolver().Resolve(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range res.Warnings {
+		e.Warn("%s", w)
+	}
+	return res, nil
+}
+
 // Warn prints one warning line on stderr.
 func (e *Env) Warn(format string, args ...any) {
 	fmt.Fprintf(e.IO.ErrOut, "nsdebug: warning: "+format+"\n", args...)

@@ -41,17 +41,11 @@ func runShell(cmd *cobra.Command, env *Env, opts execOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := requireRoot(env); err != nil {
-		return err
-	}
-	res, err := env.Resolver().Resolve(cmd.Context(), t)
+	res, err := env.resolveTarget(cmd.Context(), t)
 	if err != nil {
 		return err
 	}
 	defer res.Close()
-	for _, w := range res.Warnings {
-		env.Warn("%s", w)
-	}
 	root := os.Geteuid() == 0 && (opts.User == "" || opts.User == "root" || opts.User == "0")
 	req := execRequest(env, res, t, opts)
 	sh, err := enter.NewShellCommand(os.Getenv("SHELL"), req.Label, root)

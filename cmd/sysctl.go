@@ -96,18 +96,12 @@ func runSysctl(cmd *cobra.Command, env *Env, opts sysctlOptions) error {
 	if writes && !opts.Force && t.Kind == resolver.KindPID && t.PID == 1 {
 		return refuseHost(t.String(), "PID 1 is the host's init")
 	}
-	if err := requireRoot(env); err != nil {
-		return err
-	}
-	r := env.Resolver()
-	res, err := r.Resolve(cmd.Context(), t)
+	res, err := env.resolveTarget(cmd.Context(), t)
 	if err != nil {
 		return err
 	}
 	defer res.Close()
-	for _, w := range res.Warnings {
-		env.Warn("%s", w)
-	}
+	r := env.Resolver()
 	if writes && res.Host && !opts.Force {
 		why := "it is in the host's network namespace"
 		switch {

@@ -143,7 +143,7 @@ func Link(ns *nsfs.Netns, o LinkOptions) (*LinkResult, error) {
 		}
 		removeSymlink, res.Replaced = true, "symlink to "+target
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return nil, nserr.New(nserr.ErrNotNetns, "%s exists and is a %s, not a network namespace link; not touching it", path, kindOf(st.Mode))
+		return nil, nserr.New(nserr.ErrNotNetns, "%s exists and is a %s, not a network namespace link; not touching it", path, nsfs.FileKind(st.Mode))
 	default:
 		cur, oerr := nsfs.Open(path)
 		if oerr == nil {
@@ -316,24 +316,6 @@ func unmountAll(path string) error {
 		}
 	}
 	return fmt.Errorf("unmount %s: still a mount point after 64 unmounts", path)
-}
-
-func kindOf(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		return "directory"
-	case unix.S_IFIFO:
-		return "FIFO"
-	case unix.S_IFSOCK:
-		return "socket"
-	case unix.S_IFCHR:
-		return "character device"
-	case unix.S_IFBLK:
-		return "block device"
-	case unix.S_IFLNK:
-		return "symlink"
-	}
-	return "file"
 }
 
 // hiddenMountAt returns the namespace ("net:[N]") of an nsfs mount that

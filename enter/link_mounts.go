@@ -55,7 +55,7 @@ func parseMountLine(line string) (mountEntry, bool) {
 	if err1 != nil || err2 != nil {
 		return mountEntry{}, false
 	}
-	m := mountEntry{ID: id, Parent: parent, MountPoint: unescapeMount(f[4])}
+	m := mountEntry{ID: id, Parent: parent, MountPoint: procfs.Unescape(f[4])}
 	for _, opt := range f[6:] {
 		if strings.HasPrefix(opt, "shared:") {
 			m.Shared = true
@@ -65,25 +65,6 @@ func parseMountLine(line string) (mountEntry, bool) {
 		m.FSType = pf[0]
 	}
 	return m, true
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 space, \012 newline).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // topMountAt returns the visible (last stacked) mount at mount point real.

@@ -122,7 +122,7 @@ func classify(procRoot, path string) (entry, error) {
 		return e, nil
 	case unix.S_IFREG:
 	default:
-		e.kind, e.what = kindOther, "a "+kindOf(st.Mode)
+		e.kind, e.what = kindOther, "a "+nsfs.FileKind(st.Mode)
 		return e, nil
 	}
 	ns, err := nsfs.Open(path)

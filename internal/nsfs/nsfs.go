@@ -72,7 +72,7 @@ func Open(path string) (*Netns, error) {
 		return nil, openError(path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, nserr.New(nserr.ErrNotNetns, "%s is not a network namespace (it is a %s)", path, fileKind(st.Mode))
+		return nil, nserr.New(nserr.ErrNotNetns, "%s is not a network namespace (it is a %s)", path, FileKind(st.Mode))
 	}
 	// O_NONBLOCK: should the path become a FIFO after the check above,
 	// opening it must not hang.
@@ -117,7 +117,8 @@ func openError(path string, err error) error {
 	return fmt.Errorf("open %s: %w", path, err)
 }
 
-func fileKind(mode uint32) string {
+// FileKind names a file type for messages ("directory", "FIFO", ...).
+func FileKind(mode uint32) string {
 	switch mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		return "directory"

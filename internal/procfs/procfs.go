@@ -114,7 +114,7 @@ func parseNetnsMounts(r io.Reader) ([]Mount, error) {
 		out = append(out, Mount{
 			MountID:    mid,
 			ParentID:   pid,
-			MountPoint: unescape(pre[4]),
+			MountPoint: Unescape(pre[4]),
 			ID:         nsfs.ID{Dev: devOf(pre[2]), Inode: ino},
 		})
 	}
@@ -136,8 +136,8 @@ func devOf(s string) uint64 {
 	return (mi & 0xff) | (ma&0xfff)<<8 | (mi&^0xff)<<12 | (ma&^0xfff)<<32
 }
 
-// unescape undoes mountinfo's octal escapes (\040 for space, \012, \134...).
-func unescape(s string) string {
+// Unescape undoes mountinfo's octal escapes (\040 space, \012 newline).
+func Unescape(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
