@@ -324,6 +324,9 @@ func (t *tree) walk(rel string) ([]Value, error) {
 		}
 		if e.IsDir() {
 			sub, err := t.walk(child)
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) {
+				continue // an interface went away meanwhile (busy hosts)
+			}
 			if err != nil {
 				return nil, err
 			}
