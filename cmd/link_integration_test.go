@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/nsdebug/nsdebug/enter"
 	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/internal/nsfs"
@@ -456,4 +458,86 @@ func TestLinkConcurrent(t *testing.T) {
 	if m := linkMounts(t, filepath.Join(dir, "same")); len(m) != 1 {
 		t.Errorf("mounts at same: %v, want exactly one", m)
 	}
+}
+
+// A pod whose processes all died is NOTREADY but keeps its netns file until
+// it is stopped: the runtime still knows it and will tear it down, so
+// --stale keeps it (no process uses it, yet it is not stale).
+func TestUnlinkStaleKeepsANotReadyPodsNetns(t *testing.T) {
+	testbed.Require(t)
+	p := testbed.RunPod(t, testbed.PodOptions{Containers: []string{"app"}})
+	want := inodeOf(t, p.NetnsPath)
+	for _, pid := range []int{p.Containers["app"].PID, p.SandboxPID} {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	// Wait until nothing is left in the pod's netns.
+	for i := 0; ; i++ {
+		scan, err := procfs.ScanNetns("/proc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !anyPIDIn(scan, want) {
+			break
+		}
+		if i > 100 {
+			t.Fatalf("processes still in the pod's netns %d", want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// And until the runtime itself says the pod is not ready.
+	conn, rt := testbed.CRIClient(t)
+	defer conn.Close()
+	for i := 0; ; i++ {
+		st, err := rt.PodSandboxStatus(context.Background(), &cri.PodSandboxStatusRequest{PodSandboxId: p.SandboxID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.GetStatus().GetState() != cri.PodSandboxState_SANDBOX_READY {
+			break
+		}
+		if i > 200 {
+			t.Fatal("the pod is still READY 10s after its processes were killed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if inodeOf(t, p.NetnsPath) != want {
+		t.Fatalf("the runtime removed %s already; nothing to test", p.NetnsPath)
+	}
+	// containerd is asked only at Docker's socket (which does not know the
+	// pod), so that CRI alone, as on a CRI-O host, must know the pod.
+	stdout, stderr, code := run(t, "unlink", "--stale", "--dry-run", "-o", "json", "--containerd-address", testbed.DockerContainerdSock)
+	if code != 0 {
+		t.Fatalf("--stale --dry-run: exit %d %s", code, stderr)
+	}
+	var rep struct {
+		Removed []struct{ Path string }
+		Kept    []struct{ Name, Reason string }
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	for _, r := range rep.Removed {
+		if r.Path == p.NetnsPath {
+			t.Fatalf("--stale would remove the not-ready pod's netns file %s", p.NetnsPath)
+		}
+	}
+	kept := false
+	for _, k := range rep.Kept {
+		if k.Name == filepath.Base(p.NetnsPath) && strings.Contains(k.Reason, p.Ref()) {
+			kept = true
+			t.Logf("kept %s: %s", k.Name, k.Reason)
+		}
+	}
+	if !kept {
+		t.Errorf("--stale does not say it keeps %s for %s: %s", p.NetnsPath, p.Ref(), stdout)
+	}
+}
+
+func anyPIDIn(scan procfs.ScanResult, inode uint64) bool {
+	for id, pids := range scan.PIDs {
+		if id.Inode == inode && len(pids) > 0 {
+			return true
+		}
+	}
+	return false
 }

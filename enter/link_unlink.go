@@ -376,7 +376,13 @@ func RuntimeKnowledge(ctx context.Context, r *resolver.Resolver) (known map[nsfs
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, r.Timeout())
 			defer cancel()
-			cands, err := b.List(cctx)
+			var cands []resolver.Candidate
+			var err error
+			if kl, ok := b.(resolver.KnownLister); ok {
+				cands, err = kl.ListKnown(cctx) // not-ready pods keep their netns files
+			} else {
+				cands, err = b.List(cctx)
+			}
 			if err != nil && cctx.Err() == context.DeadlineExceeded {
 				err = fmt.Errorf("did not answer within %s", r.Timeout())
 			}

@@ -158,15 +158,23 @@ func matchPods(pods []*cri.PodSandbox, q Query) []*cri.PodSandbox {
 
 // List returns every ready pod.
 func (b *criBackend) List(ctx context.Context) ([]Candidate, error) {
+	return b.list(ctx, &cri.PodSandboxFilter{State: &cri.PodSandboxStateValue{State: cri.PodSandboxState_SANDBOX_READY}})
+}
+
+// ListKnown returns every pod the runtime has, ready or not, with the netns
+// file each still has.
+func (b *criBackend) ListKnown(ctx context.Context) ([]Candidate, error) {
+	return b.list(ctx, nil)
+}
+
+func (b *criBackend) list(ctx context.Context, filter *cri.PodSandboxFilter) ([]Candidate, error) {
 	ctx, cancel := withTimeout(ctx, b.timeout)
 	defer cancel()
 	rt, err := b.client()
 	if err != nil {
 		return nil, err
 	}
-	resp, err := rt.ListPodSandbox(ctx, &cri.ListPodSandboxRequest{
-		Filter: &cri.PodSandboxFilter{State: &cri.PodSandboxStateValue{State: cri.PodSandboxState_SANDBOX_READY}},
-	})
+	resp, err := rt.ListPodSandbox(ctx, &cri.ListPodSandboxRequest{Filter: filter})
 	if err != nil {
 		return nil, b.listError(ctx, err)
 	}

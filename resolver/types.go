@@ -93,6 +93,15 @@ type BriefLister interface {
 	Complete(ctx context.Context, cands []Candidate) ([]Candidate, error)
 }
 
+// KnownLister is implemented by backends that know network namespaces of
+// containers or pods that do not run now: a pod whose sandbox process died
+// keeps its netns file (containerd's /run/netns/cni-*) until the pod is
+// stopped. `unlink --stale` asks for these so that it never takes such a file
+// away from the runtime that will tear it down.
+type KnownLister interface {
+	ListKnown(ctx context.Context) ([]Candidate, error)
+}
+
 // Result is a resolved target: an open, pinned network namespace and what is
 // known about who owns it. Close it when done.
 type Result struct {
