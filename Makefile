@@ -8,7 +8,10 @@ DATE      ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS   := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT) -X $(PKG)/internal/version.Date=$(DATE)
 # Each fuzz target runs this long; longer in CI, where time is there.
 FUZZTIME  ?= $(if $(filter true,$(CI)),45s,15s)
-TESTFLAGS ?= -count=1 -timeout 30m
+# -p 1: packages one at a time. Several tests compare the host's own netns
+# (links, sysctls) with ground truth, which other packages' container fixtures
+# would change under them.
+TESTFLAGS ?= -count=1 -timeout 30m -p 1
 
 .PHONY: all build test test-unit test-fuzz testbed lint demo bench examples clean tidy-check
 

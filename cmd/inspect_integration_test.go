@@ -287,11 +287,26 @@ func TestInspectSelfMadeNetns(t *testing.T) {
 
 func TestInspectHostNetns(t *testing.T) {
 	testbed.Require(t)
-	rep := inspectJSON(t, "/proc/2/ns/net")
-	if !rep.Host {
-		t.Errorf("kthreadd's netns not reported as the host")
+	// Other tests (and packages) make and remove containers meanwhile, so
+	// the host's veths come and go: compare a report taken while iproute2
+	// saw the same host before and after it.
+	const host = "/proc/2/ns/net"
+	state := func() string {
+		return nsRun(t, host, "ip", "-j", "link") + nsRun(t, host, "ip", "-j", "addr") + nsRun(t, host, "ip", "-j", "route", "show", "table", "all")
 	}
-	compareWithIproute2(t, rep, "/proc/2/ns/net")
+	for try := 1; ; try++ {
+		before := state()
+		rep := inspectJSON(t, host)
+		if before != state() && try < 50 {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if !rep.Host {
+			t.Errorf("kthreadd's netns not reported as the host")
+		}
+		compareWithIproute2(t, rep, host)
+		return
+	}
 }
 
 func TestInspectUsageErrors(t *testing.T) {
