@@ -14,6 +14,7 @@ cleanup() {
 	if [ -n "$LISTENER" ]; then kill "$LISTENER" 2>/dev/null; wait "$LISTENER" 2>/dev/null; fi
 	ip netns del "$A" 2>/dev/null || true
 	ip netns del "$B" 2>/dev/null || true
+	"$NSDEBUG" unlink nsdebug-demo-web >/dev/null 2>&1 || true
 	rm -rf "${WWW:-/nonexistent}"
 }
 trap cleanup EXIT
@@ -40,16 +41,21 @@ echo "Made netns $A (10.231.0.1) and $B (10.231.0.2, HTTP server PID $LISTENER o
 step "$NSDEBUG" resolve "pid:$LISTENER"
 step "$NSDEBUG" resolve "netns:$B" -o json
 step "$NSDEBUG" ls
-for sub in exec inspect sysctl whois; do
+for sub in exec link inspect sysctl whois graph; do
 	# Commands land one issue at a time; show those this build has.
 	"$NSDEBUG" --help | grep -q "^  $sub " || continue
 	case $sub in
 	exec)
 		step "$NSDEBUG" exec "netns:$A" -- busybox wget -qO- http://10.231.0.2:8080/
 		step "$NSDEBUG" exec "pid:$LISTENER" -- ip -br addr ;;
+	link)
+		step "$NSDEBUG" link "pid:$LISTENER" nsdebug-demo-web
+		step ip netns exec nsdebug-demo-web ip -br addr
+		step "$NSDEBUG" unlink nsdebug-demo-web ;;
 	inspect) step "$NSDEBUG" inspect "pid:$LISTENER" --section links,addrs,sockets ;;
 	sysctl) step "$NSDEBUG" sysctl "netns:$B" net.core.somaxconn net.ipv4.ip_forward ;;
 	whois) step "$NSDEBUG" whois 10.231.0.2 ;;
+	graph) step "$NSDEBUG" graph -o text ;;
 	esac
 done
 echo
