@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 [ "$(id -u)" = 0 ] || { echo "bench: must run as root" >&2; exit 1; }
-command -v hyperfine >/dev/null || { apt-get install -y -q hyperfine >/dev/null; }
+command -v hyperfine >/dev/null || { apt-get update -q >/dev/null; apt-get install -y -q hyperfine >/dev/null; }
 
 NSDEBUG=${NSDEBUG:-$PWD/bin/nsdebug}
 [ -x "$NSDEBUG" ] || make -s build

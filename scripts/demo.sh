@@ -5,7 +5,7 @@
 set -euo pipefail
 NSDEBUG=${1:-bin/nsdebug}
 [ "$(id -u)" = 0 ] || { echo "demo: must run as root (sudo make demo)" >&2; exit 1; }
-command -v busybox >/dev/null || { echo "demo: installing busybox-static" >&2; apt-get install -y -q busybox-static >/dev/null; }
+command -v busybox >/dev/null || { echo "demo: installing busybox-static" >&2; apt-get update -q >/dev/null; apt-get install -y -q busybox-static >/dev/null; }
 
 A=nsdebug-demo-client B=nsdebug-demo-server
 LISTENER=
