@@ -7,10 +7,10 @@ import (
 	"strings"
 	"sync"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 
 	"github.com/nsdebug/nsdebug/internal/nserr"
 )
@@ -83,7 +83,7 @@ func (b *dockerBackend) Find(ctx context.Context, q Query) ([]Candidate, error) 
 	switch {
 	case err == nil:
 		return []Candidate{b.candidate(ctx, cli, info, true)}, nil
-	case errdefs.IsNotFound(err):
+	case cerrdefs.IsNotFound(err):
 		return nil, nil
 	case isAmbiguousPrefix(err):
 		return b.findByPrefix(ctx, cli, name)
@@ -94,7 +94,7 @@ func (b *dockerBackend) Find(ctx context.Context, q Query) ([]Candidate, error) 
 // isAmbiguousPrefix recognises the daemon's answer to a prefix that matches
 // several containers ("multiple IDs found with provided prefix").
 func isAmbiguousPrefix(err error) bool {
-	return errdefs.IsInvalidParameter(err) || strings.Contains(strings.ToLower(err.Error()), "multiple ids found")
+	return cerrdefs.IsInvalidArgument(err) || strings.Contains(strings.ToLower(err.Error()), "multiple ids found")
 }
 
 func (b *dockerBackend) findByPrefix(ctx context.Context, cli *client.Client, prefix string) ([]Candidate, error) {
@@ -188,7 +188,7 @@ func (b *dockerBackend) inspectAll(ctx context.Context, cli *client.Client, ids 
 			defer func() { <-sem }()
 			info, err := cli.ContainerInspect(ctx, id)
 			if err != nil {
-				if !errdefs.IsNotFound(err) {
+				if !cerrdefs.IsNotFound(err) {
 					errs[i] = err
 				}
 				return
@@ -267,7 +267,7 @@ func (b *dockerBackend) apiError(ctx context.Context, err error) error {
 		return nserr.New(nserr.ErrPermission, "cannot connect to docker at %s: permission denied", host)
 	case client.IsErrConnectionFailed(err), strings.Contains(msg, "connection refused"), strings.Contains(msg, "no such file or directory"):
 		return nserr.New(nserr.ErrUnavailable, "docker is not answering at %s", host)
-	case errdefs.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
+	case cerrdefs.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
 		return nserr.New(nserr.ErrUnavailable, "docker is not answering at %s: %s", host, firstLine(msg))
 	}
 	return fmt.Errorf("docker at %s: %s", host, firstLine(msg))
