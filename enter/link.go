@@ -158,7 +158,7 @@ func Link(ns *nsfs.Netns, o LinkOptions) (*LinkResult, error) {
 			reuse, res.Replaced = true, "link to "+id.String()
 			break
 		}
-		if hidden := hiddenMountAt(o.procRoot(), path); hidden != "" {
+		if hidden := procfs.HiddenNetnsMountAt(o.procRoot(), path, realPath(path)); hidden != "" {
 			return nil, nserr.New(nserr.ErrRefused, "%s is a mount point of %s hidden under a later mount of %s (the /run/netns re-mount trap); nsdebug cannot link over it; choose another name", path, hidden, dir)
 		}
 		if st.Size != 0 {
@@ -316,22 +316,6 @@ func unmountAll(path string) error {
 		}
 	}
 	return fmt.Errorf("unmount %s: still a mount point after 64 unmounts", path)
-}
-
-// hiddenMountAt returns the namespace ("net:[N]") of an nsfs mount that
-// mountinfo lists at path but that path does not show, or "".
-func hiddenMountAt(procRoot, path string) string {
-	real := realPath(path)
-	mounts, err := procfs.NetnsMounts(procRoot + "/self/mountinfo")
-	if err != nil {
-		return ""
-	}
-	for _, m := range mounts {
-		if (m.MountPoint == real || m.MountPoint == path) && !m.Visible() {
-			return m.ID.String()
-		}
-	}
-	return ""
 }
 
 // realPath resolves symlinks (/var/run -> /run) as mountinfo shows paths.

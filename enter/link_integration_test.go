@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsdebug/nsdebug/internal/nsfs"
+	"github.com/nsdebug/nsdebug/internal/procfs"
 	"github.com/nsdebug/nsdebug/internal/testbed"
 )
 
@@ -50,7 +51,7 @@ func TestLinkFailureChangesNothing(t *testing.T) {
 
 func mountsUnder(t *testing.T, dir string) string {
 	t.Helper()
-	ms, err := readMounts("/proc/self/mountinfo")
+	ms, err := procfs.ReadMountInfo("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,9 @@
 package enter
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -15,68 +12,16 @@ import (
 	"github.com/nsdebug/nsdebug/internal/procfs"
 )
 
-// mountEntry is one line of /proc/self/mountinfo, as much as links need.
-type mountEntry struct {
-	ID, Parent int
-	MountPoint string
-	Shared     bool // "shared:N" among the optional fields
-	FSType     string
-}
-
-func readMounts(path string) ([]mountEntry, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []mountEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		if m, ok := parseMountLine(sc.Text()); ok {
-			out = append(out, m)
-		}
-	}
-	return out, sc.Err()
-}
-
-// parseMountLine parses "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 shared:5 - ext3 /dev/root rw".
-func parseMountLine(line string) (mountEntry, bool) {
-	pre, post, ok := strings.Cut(line, " - ")
-	if !ok {
-		return mountEntry{}, false
-	}
-	f := strings.Fields(pre)
-	if len(f) < 6 {
-		return mountEntry{}, false
-	}
-	id, err1 := strconv.Atoi(f[0])
-	parent, err2 := strconv.Atoi(f[1])
-	if err1 != nil || err2 != nil {
-		return mountEntry{}, false
-	}
-	m := mountEntry{ID: id, Parent: parent, MountPoint: procfs.Unescape(f[4])}
-	for _, opt := range f[6:] {
-		if strings.HasPrefix(opt, "shared:") {
-			m.Shared = true
-		}
-	}
-	if pf := strings.Fields(post); len(pf) > 0 {
-		m.FSType = pf[0]
-	}
-	return m, true
-}
-
 // topMountAt returns the visible (last stacked) mount at mount point real.
-func topMountAt(ms []mountEntry, real string) (mountEntry, bool) {
-	var at []mountEntry
+func topMountAt(ms []procfs.MountInfo, real string) (procfs.MountInfo, bool) {
+	var at []procfs.MountInfo
 	for _, m := range ms {
 		if m.MountPoint == real {
 			at = append(at, m)
 		}
 	}
 	if len(at) == 0 {
-		return mountEntry{}, false
+		return procfs.MountInfo{}, false
 	}
 	// A mount stacked on another at the same point has it as parent; the
 	// top is the one no other mount at that point sits on.
@@ -98,21 +43,21 @@ func topMountAt(ms []mountEntry, real string) (mountEntry, bool) {
 // visibleMount returns the mount that path is on, as this process sees it
 // (statx's mount ID): mountinfo alone cannot tell, since it also lists
 // mounts that a later mount on a parent directory hides.
-func visibleMount(ms []mountEntry, path string) (mountEntry, bool) {
+func visibleMount(ms []procfs.MountInfo, path string) (procfs.MountInfo, bool) {
 	var stx unix.Statx_t
 	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil || stx.Mask&unix.STATX_MNT_ID == 0 {
-		return mountEntry{}, false
+		return procfs.MountInfo{}, false
 	}
 	for _, m := range ms {
 		if uint64(m.ID) == stx.Mnt_id {
 			return m, true
 		}
 	}
-	return mountEntry{}, false
+	return procfs.MountInfo{}, false
 }
 
 // dirMount tells whether dir is itself a mount point, and which mount.
-func dirMount(ms []mountEntry, dir, real string) (mountEntry, bool) {
+func dirMount(ms []procfs.MountInfo, dir, real string) (procfs.MountInfo, bool) {
 	if m, ok := visibleMount(ms, dir); ok {
 		return m, m.MountPoint == real
 	}
@@ -131,7 +76,7 @@ func dirMount(ms []mountEntry, dir, real string) (mountEntry, bool) {
 // shared mount point instead, and says so.
 func makeShared(dir, procRoot string) (made bool, warn string, err error) {
 	real := realPath(dir)
-	ms, err := readMounts(procRoot + "/self/mountinfo")
+	ms, err := procfs.ReadMountInfo(procRoot + "/self/mountinfo")
 	if err != nil {
 		return false, "", fmt.Errorf("read mountinfo: %w", err)
 	}
@@ -187,7 +132,7 @@ func makeShared(dir, procRoot string) (made bool, warn string, err error) {
 // undoSharedMount removes the self-bind mount makeShared made, unless
 // something was mounted under it meanwhile.
 func undoSharedMount(dir, procRoot string) {
-	ms, err := readMounts(procRoot + "/self/mountinfo")
+	ms, err := procfs.ReadMountInfo(procRoot + "/self/mountinfo")
 	if err != nil {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nsdebug/nsdebug/internal/nserr"
+	"github.com/nsdebug/nsdebug/internal/procfs"
 )
 
 func TestSafeName(t *testing.T) {
@@ -49,28 +50,8 @@ func TestValidateNameIsIproute2s(t *testing.T) {
 	}
 }
 
-func TestParseMountLine(t *testing.T) {
-	cases := []struct {
-		line string
-		want mountEntry
-		ok   bool
-	}{
-		{"62 27 254:0 /run/netns /run/netns rw,relatime shared:4 - ext4 /dev/vda rw", mountEntry{ID: 62, Parent: 27, MountPoint: "/run/netns", Shared: true, FSType: "ext4"}, true},
-		{"94 62 0:4 net:[4026532259] /run/netns/a\\040b rw - nsfs nsfs rw", mountEntry{ID: 94, Parent: 62, MountPoint: "/run/netns/a b", FSType: "nsfs"}, true},
-		{"36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw", mountEntry{ID: 36, Parent: 35, MountPoint: "/mnt2", FSType: "ext3"}, true},
-		{"garbage", mountEntry{}, false},
-		{"x y 0:4 / /a rw - tmpfs t rw", mountEntry{}, false},
-	}
-	for _, c := range cases {
-		got, ok := parseMountLine(c.line)
-		if ok != c.ok || got != c.want {
-			t.Errorf("parseMountLine(%q) = %+v %v, want %+v %v", c.line, got, ok, c.want, c.ok)
-		}
-	}
-}
-
 func TestTopMountAt(t *testing.T) {
-	ms := []mountEntry{
+	ms := []procfs.MountInfo{
 		{ID: 27, Parent: 1, MountPoint: "/"},
 		{ID: 62, Parent: 27, MountPoint: "/run/netns"},
 		{ID: 70, Parent: 62, MountPoint: "/run/netns/a"},

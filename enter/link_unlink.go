@@ -134,7 +134,7 @@ func classify(procRoot, path string) (entry, error) {
 	if !errors.Is(err, nserr.ErrNotNetns) {
 		return entry{}, err
 	}
-	if h := hiddenMountAt(procRoot, path); h != "" {
+	if h := procfs.HiddenNetnsMountAt(procRoot, path, realPath(path)); h != "" {
 		e.kind, e.hidden = kindHidden, h
 		return e, nil
 	}

@@ -125,7 +125,11 @@ func (r *Resolver) resolvePath(t Target, path, runtime string) (*Result, error) 
 	ns, err := nsfs.Open(path)
 	if err != nil {
 		if errors.Is(err, nserr.ErrNotNetns) {
-			if hidden := r.hiddenMountAt(path); hidden != "" {
+			real, err := filepath.EvalSymlinks(path)
+			if err != nil {
+				real = path
+			}
+			if hidden := procfs.HiddenNetnsMountAt(r.opts.ProcRoot, path, real); hidden != "" {
 				return nil, nserr.New(nserr.ErrNotNetns, "%s is not a network namespace any more as seen from here: the nsfs mount of %s at that path is hidden under a later mount of %s (the /run/netns re-mount trap); the namespace still exists: see 'nsdebug ls', or umount the covering mount", path, hidden, filepath.Dir(path))
 			}
 		}
@@ -145,25 +149,6 @@ func (r *Resolver) resolvePath(t Target, path, runtime string) (*Result, error) 
 		Runtime: runtime, Name: name, NS: ns,
 		Netns: NetnsInfo{Path: path, Inode: ns.ID.Inode, Dev: ns.ID.Dev},
 	}, nil
-}
-
-// hiddenMountAt returns the namespace ("net:[N]") of an nsfs mount listed in
-// mountinfo at path but not visible there, or "".
-func (r *Resolver) hiddenMountAt(path string) string {
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		real = path
-	}
-	mounts, err := procfs.NetnsMounts(r.opts.ProcRoot + "/self/mountinfo")
-	if err != nil {
-		return ""
-	}
-	for _, m := range mounts {
-		if (m.MountPoint == real || m.MountPoint == path) && !m.Visible() {
-			return m.ID.String()
-		}
-	}
-	return ""
 }
 
 // backendAnswer is one backend's reply to a query.

@@ -74,6 +74,66 @@ type Mount struct {
 	ID         nsfs.ID // from the mount's root "net:[INODE]" and its device
 }
 
+// MountInfo is one line of a mountinfo file.
+type MountInfo struct {
+	ID, Parent int
+	Dev        uint64 // st_dev of the mount's filesystem (major:minor)
+	Root       string // the mounted path inside it: "net:[INODE]" for nsfs
+	MountPoint string
+	Shared     bool // "shared:N" among the optional fields
+	FSType     string
+}
+
+// ParseMountInfoLine parses one mountinfo line,
+// "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 shared:5 - ext3 /dev/root rw".
+func ParseMountInfoLine(line string) (MountInfo, bool) {
+	pre, post, ok := strings.Cut(line, " - ")
+	if !ok {
+		return MountInfo{}, false
+	}
+	f := strings.Fields(pre)
+	if len(f) < 6 {
+		return MountInfo{}, false
+	}
+	id, err1 := strconv.Atoi(f[0])
+	parent, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil {
+		return MountInfo{}, false
+	}
+	m := MountInfo{ID: id, Parent: parent, Dev: devOf(f[2]), Root: Unescape(f[3]), MountPoint: Unescape(f[4])}
+	for _, opt := range f[6:] {
+		if strings.HasPrefix(opt, "shared:") {
+			m.Shared = true
+		}
+	}
+	if pf := strings.Fields(post); len(pf) > 0 {
+		m.FSType = pf[0]
+	}
+	return m, true
+}
+
+// ReadMountInfo parses a mountinfo file (normally /proc/self/mountinfo).
+func ReadMountInfo(path string) ([]MountInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseMountInfo(f)
+}
+
+func parseMountInfo(r io.Reader) ([]MountInfo, error) {
+	var out []MountInfo
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if m, ok := ParseMountInfoLine(sc.Text()); ok {
+			out = append(out, m)
+		}
+	}
+	return out, sc.Err()
+}
+
 // NetnsMounts parses a mountinfo file and returns the nsfs mounts of network
 // namespaces (e.g. /run/netns/*, /run/docker/netns/*). Mounts hidden under a
 // later mount are listed too: mountinfo still shows them.
@@ -87,38 +147,40 @@ func NetnsMounts(mountinfo string) ([]Mount, error) {
 }
 
 func parseNetnsMounts(r io.Reader) ([]Mount, error) {
+	all, err := parseMountInfo(r)
+	if err != nil {
+		return nil, err
+	}
 	var out []Mount
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
+	for _, m := range all {
 		// 36 35 0:4 net:[4026532300] /run/netns/x rw,... shared:5 - nsfs nsfs rw
-		sep := strings.Index(line, " - ")
-		if sep < 0 {
+		if m.FSType != "nsfs" || !strings.HasPrefix(m.Root, "net:[") || !strings.HasSuffix(m.Root, "]") {
 			continue
 		}
-		post := strings.Fields(line[sep+3:])
-		if len(post) < 1 || post[0] != "nsfs" {
-			continue
-		}
-		pre := strings.Fields(line[:sep])
-		if len(pre) < 5 || !strings.HasPrefix(pre[3], "net:[") || !strings.HasSuffix(pre[3], "]") {
-			continue
-		}
-		ino, err := strconv.ParseUint(pre[3][5:len(pre[3])-1], 10, 64)
+		ino, err := strconv.ParseUint(m.Root[5:len(m.Root)-1], 10, 64)
 		if err != nil {
 			continue
 		}
-		mid, _ := strconv.Atoi(pre[0])
-		pid, _ := strconv.Atoi(pre[1])
-		out = append(out, Mount{
-			MountID:    mid,
-			ParentID:   pid,
-			MountPoint: Unescape(pre[4]),
-			ID:         nsfs.ID{Dev: devOf(pre[2]), Inode: ino},
-		})
+		out = append(out, Mount{MountID: m.ID, ParentID: m.Parent, MountPoint: m.MountPoint, ID: nsfs.ID{Dev: m.Dev, Inode: ino}})
 	}
-	return out, sc.Err()
+	return out, nil
+}
+
+// HiddenNetnsMountAt returns the namespace ("net:[N]") of an nsfs mount that
+// mountinfo lists at path (or at real, its resolved form) but that path does
+// not show because a later mount covers it (the /run/netns re-mount trap),
+// or "".
+func HiddenNetnsMountAt(procRoot, path, real string) string {
+	mounts, err := NetnsMounts(procRoot + "/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	for _, m := range mounts {
+		if (m.MountPoint == real || m.MountPoint == path) && !m.Visible() {
+			return m.ID.String()
+		}
+	}
+	return ""
 }
 
 // devOf turns "major:minor" into the st_dev encoding stat(2) returns.

@@ -117,3 +117,24 @@ func uitoa(v uint64) string {
 	}
 	return string(b)
 }
+
+func TestParseMountInfoLine(t *testing.T) {
+	cases := []struct {
+		line string
+		want MountInfo
+		ok   bool
+	}{
+		{"62 27 254:0 /run/netns /run/netns rw,relatime shared:4 - ext4 /dev/vda rw", MountInfo{ID: 62, Parent: 27, MountPoint: "/run/netns", Shared: true, FSType: "ext4"}, true},
+		{"94 62 0:4 net:[4026532259] /run/netns/a\\040b rw - nsfs nsfs rw", MountInfo{ID: 94, Parent: 62, MountPoint: "/run/netns/a b", FSType: "nsfs"}, true},
+		{"36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw", MountInfo{ID: 36, Parent: 35, MountPoint: "/mnt2", FSType: "ext3"}, true},
+		{"garbage", MountInfo{}, false},
+		{"x y 0:4 / /a rw - tmpfs t rw", MountInfo{}, false},
+	}
+	for _, c := range cases {
+		got, ok := ParseMountInfoLine(c.line)
+		got.Dev, got.Root = 0, "" // not in the table
+		if ok != c.ok || got != c.want {
+			t.Errorf("ParseMountInfoLine(%q) = %+v %v, want %+v %v", c.line, got, ok, c.want, c.ok)
+		}
+	}
+}
