@@ -16,19 +16,12 @@ scripts/testbed.sh status >/dev/null || { echo "examples: the test bed is not up
 
 NSDEBUG=${NSDEBUG:-$PWD/bin/nsdebug}
 [ -x "$NSDEBUG" ] || make -s build
-CTRD_SOCK=/run/containerd/containerd.sock
-CTRD_IMAGE=docker.io/library/bb:local
 WORK=$(mktemp -d)
 OUT=$WORK/examples.md
 POD_ID=
 
-CRICTL=$(command -v crictl || true)
-if [ -z "$CRICTL" ]; then
-	CRICTL=$(go env GOPATH)/bin/crictl
-	[ -x "$CRICTL" ] || { echo "examples: installing crictl (go install)" >&2; go install sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0; }
-fi
-printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\n' "$CTRD_SOCK" "$CTRD_SOCK" >"$WORK/crictl.yaml"
-crictl_() { "$CRICTL" -c "$WORK/crictl.yaml" "$@"; }
+# shellcheck source=lib/crictl.sh
+. scripts/lib/crictl.sh
 
 cleanup() {
 	set +e
@@ -53,19 +46,8 @@ docker run -d --name cache --network shop-net bb:local httpd -f -p 6379 >/dev/nu
 docker run -d --name api --network shop-net bb:local >/dev/null
 docker run -d --name hostnet --network host bb:local >/dev/null
 ip netns add blue
-cat >"$WORK/pod.json" <<EOF
-{"metadata": {"name": "cart", "namespace": "shop", "uid": "cart-uid-1"},
- "labels": {"io.kubernetes.pod.name": "cart", "io.kubernetes.pod.namespace": "shop", "io.kubernetes.pod.uid": "cart-uid-1"},
- "linux": {}}
-EOF
-cat >"$WORK/ctr.json" <<EOF
-{"metadata": {"name": "app"}, "image": {"image": "$CTRD_IMAGE"}, "command": ["/bin/sleep", "2147483647"],
- "labels": {"io.kubernetes.container.name": "app", "io.kubernetes.pod.name": "cart", "io.kubernetes.pod.namespace": "shop"},
- "linux": {}}
-EOF
-crictl_ run --no-pull "$WORK/ctr.json" "$WORK/pod.json" >/dev/null
-POD_ID=$(crictl_ pods --name cart -q)
-sleep 0.5 # let httpd and nc bind
+POD_ID=$(run_pod cart shop cart-uid-1)
+sleep 0.5 # let the servers bind
 
 WEB_IP=$(docker inspect -f '{{.NetworkSettings.IPAddress}}' web)
 WEB_PID=$(docker inspect -f '{{.State.Pid}}' web)
