@@ -2,12 +2,14 @@ package cmd
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -374,49 +376,93 @@ func TestExecTerminal(t *testing.T) {
 	}
 	c := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "nsdbg-exec-tty"})
 	bin := nsdebugBinary(t)
-	inTTY := func(command string, input func(w func(string))) (string, int, time.Duration) {
+	// The terminal is driven by what it prints, not by sleeps: on a slow
+	// machine bash may start after input was typed, and readline then
+	// redraws the line scrolled so the prompt never appears whole.
+	inTTY := func(command string, drive func(t *ttySession)) (string, int, time.Duration) {
 		t.Helper()
-		cmd := exec.Command("script", "-qec", command, "/dev/null")
+		cmd := exec.Command("script", "-qec", "stty cols 1000 2>/dev/null; "+command, "/dev/null")
 		cmd.Env = append(os.Environ(), "SHELL=/bin/bash", "TERM=dumb")
 		stdin, _ := cmd.StdinPipe()
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
+		s := &ttySession{t: t, in: stdin, cmd: cmd}
+		cmd.Stdout, cmd.Stderr = &s.out, &s.out
 		start := time.Now()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		input(func(s string) { stdin.Write([]byte(s)) })
+		drive(s)
 		err := cmd.Wait()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
 		}
-		return out.String(), code, time.Since(start)
-	}
-	wait := func(d time.Duration) func(func(string)) {
-		return func(func(string)) { time.Sleep(d) }
+		return s.out.String(), code, time.Since(start)
 	}
 
-	out, code, _ := inTTY(bin+" exec "+c.Name+" -- sh -c 'test -t 0 && test -t 1 && echo on-a-tty'", wait(0))
+	out, code, _ := inTTY(bin+" exec "+c.Name+" -- sh -c 'test -t 0 && test -t 1 && echo on-a-tty'", func(*ttySession) {})
 	if code != 0 || !strings.Contains(out, "on-a-tty") {
 		t.Errorf("exec in a terminal: exit %d, %q", code, out)
 	}
 
-	out, code, _ = inTTY(bin+" shell "+c.Name, func(w func(string)) {
-		time.Sleep(500 * time.Millisecond)
-		w("echo in $NSDEBUG_TARGET; ls /sys/class/net | tr '\\n' ' '; echo\n")
-		time.Sleep(300 * time.Millisecond)
-		w("exit 6\n")
+	out, code, _ = inTTY(bin+" shell "+c.Name, func(s *ttySession) {
+		s.waitFor("[nsdebug docker:" + c.Name + "]")
+		s.write("echo in $NSDEBUG_TARGET; ls /sys/class/net | tr '\\n' ' '; echo\n")
+		s.waitFor("in docker:" + c.Name + "\r\n")
+		s.write("exit 6\n")
 	})
 	if code != 6 || !strings.Contains(out, "[nsdebug docker:"+c.Name+"]") || !strings.Contains(out, "in docker:"+c.Name) || !strings.Contains(out, "eth0 lo") {
 		t.Errorf("interactive shell: exit %d, output %q", code, out)
 	}
 
-	out, code, took := inTTY(bin+" exec "+c.Name+" -- sleep 30", func(w func(string)) {
-		time.Sleep(time.Second)
-		w("\x03") // Ctrl-C: the terminal signals its foreground process group
+	// Ctrl-C goes to the terminal's foreground process group only once the
+	// command runs; "started" is printed by the command itself.
+	out, code, took := inTTY(bin+" exec "+c.Name+" -- sh -c 'echo started; exec sleep 30'", func(s *ttySession) {
+		s.waitFor("started")
+		s.write("\x03") // Ctrl-C: the terminal signals its foreground process group
 	})
 	if code != 130 || took > 10*time.Second {
 		t.Errorf("Ctrl-C: exit %d after %v, want 130 at once (output %q)", code, took, out)
 	}
+}
+
+// ttySession is the typing side of a script(1) terminal: what it printed so
+// far, and a way to wait for a string before typing more.
+type ttySession struct {
+	t   *testing.T
+	in  io.Writer
+	cmd *exec.Cmd
+	out lockedBuffer
+}
+
+func (s *ttySession) write(text string) { s.in.Write([]byte(text)) }
+
+func (s *ttySession) waitFor(want string) {
+	s.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(s.out.String(), want) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.t.Errorf("terminal never printed %q; it printed %q", want, s.out.String())
+	s.cmd.Process.Kill() // the failure is reported; don't wait on a shell that waits on us
+}
+
+// lockedBuffer is written by exec's copy goroutine and read by the test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
