@@ -6,6 +6,8 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
 DATE      ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS   := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT) -X $(PKG)/internal/version.Date=$(DATE)
+# Pinned so a new linter release can't turn a green main red.
+GOLANGCI  ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 # Each fuzz target runs this long; longer in CI, where time is there.
 FUZZTIME  ?= $(if $(filter true,$(CI)),45s,15s)
 # -p 1: packages one at a time. Several tests compare the host's own netns
@@ -48,6 +50,7 @@ testbed:
 lint: tidy-check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GOLANGCI) run ./...
 
 tidy-check:
 	@cp go.mod /tmp/nsdebug-go.mod.bak; cp go.sum /tmp/nsdebug-go.sum.bak; \

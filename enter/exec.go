@@ -252,7 +252,9 @@ func bindCopies(bs []Bind) error {
 	if err := unix.Mount("nsdebug", copyStage, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,size=4m"); err != nil {
 		return fmt.Errorf("mount tmpfs for copies: %w", err)
 	}
-	defer unix.Unmount(copyStage, unix.MNT_DETACH)
+	// The stage only has to be gone from view; it lives in the command's
+	// private mount namespace, which dies with it anyway.
+	defer func() { _ = unix.Unmount(copyStage, unix.MNT_DETACH) }()
 	for i, b := range bs {
 		p := copyStage + "/" + strconv.Itoa(i)
 		if err := os.WriteFile(p, b.Data, 0o644); err != nil {

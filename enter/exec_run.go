@@ -175,7 +175,7 @@ func Exec(o ExecOptions) error {
 				if fromTTY && (s == unix.SIGINT || s == unix.SIGQUIT) {
 					continue
 				}
-				p.Signal(s)
+				_ = p.Signal(s) // fails only once the command has gone, which Wait reports
 			}
 		}
 	}()
@@ -277,8 +277,7 @@ func credential(spec string) (*syscall.Credential, []string, error) {
 	if lookErr != nil {
 		u, lookErr = user.LookupId(name)
 	}
-	switch {
-	case lookErr == nil:
+	if lookErr == nil {
 		uid, _ = strconv.ParseUint(u.Uid, 10, 32)
 		gid, _ = strconv.ParseUint(u.Gid, 10, 32)
 		if ids, err := u.GroupIds(); err == nil {
@@ -289,7 +288,7 @@ func credential(spec string) (*syscall.Credential, []string, error) {
 			}
 		}
 		env = []string{"HOME=" + u.HomeDir, "USER=" + u.Username, "LOGNAME=" + u.Username}
-	default:
+	} else {
 		if uid, err = strconv.ParseUint(name, 10, 32); err != nil {
 			return nil, nil, bad("no such user")
 		}

@@ -178,17 +178,21 @@ func Link(ns *nsfs.Netns, o LinkOptions) (*LinkResult, error) {
 		undoDir(dir, madeDir)
 		return nil, err
 	}
-	undo := func() {
+	// undo reverses the directory set-up; a failure to do so is added to
+	// the error the caller returns, so nothing is left behind unreported.
+	undo := func(err error) error {
 		if madeMount {
-			undoSharedMount(dir, o.procRoot())
+			if uerr := undoSharedMount(dir, o.procRoot()); uerr != nil {
+				err = fmt.Errorf("%w (and undoing the shared mount of %s failed: %v; umount %s)", err, dir, uerr, dir)
+			}
 		}
 		undoDir(dir, madeDir)
+		return err
 	}
 
 	if removeSymlink {
 		if err := os.Remove(path); err != nil {
-			undo()
-			return nil, fmt.Errorf("remove symlink %s: %w", path, err)
+			return nil, undo(fmt.Errorf("remove symlink %s: %w", path, err))
 		}
 	}
 	if reuse {
@@ -199,12 +203,11 @@ func Link(ns *nsfs.Netns, o LinkOptions) (*LinkResult, error) {
 	} else {
 		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0)
 		if err != nil {
-			undo()
 			if errors.Is(err, unix.EEXIST) {
 				// Someone not taking the lock (a runtime) made it meanwhile.
-				return nil, nserr.New(nserr.ErrRefused, "%s appeared while linking (made by another program); try again", path)
+				return nil, undo(nserr.New(nserr.ErrRefused, "%s appeared while linking (made by another program); try again", path))
 			}
-			return nil, &sysError{"create " + path, err}
+			return nil, undo(&sysError{"create " + path, err})
 		}
 		unix.Close(fd)
 	}
@@ -215,16 +218,18 @@ func Link(ns *nsfs.Netns, o LinkOptions) (*LinkResult, error) {
 		if !reuse {
 			os.Remove(path)
 		}
-		undo()
-		return nil, mountError(path, err)
+		return nil, undo(mountError(path, err))
 	}
 	if id, err := nsfs.StatID(path); err != nil || id != ns.ID {
-		unix.Unmount(path, unix.MNT_DETACH)
+		if uerr := unix.Unmount(path, unix.MNT_DETACH); uerr != nil {
+			// Leave the path for the operator to see rather than remove a
+			// file that still has a mount on it.
+			return nil, fmt.Errorf("link %s: after the bind mount the path shows %v, not %s, and undoing the mount failed (%v): remove it with umount %s", path, id, ns.ID, uerr, path)
+		}
 		if !reuse {
 			os.Remove(path)
 		}
-		undo()
-		return nil, fmt.Errorf("link %s: after the bind mount the path shows %v, not %s", path, id, ns.ID)
+		return nil, undo(fmt.Errorf("link %s: after the bind mount the path shows %v, not %s", path, id, ns.ID))
 	}
 	res.Changed = true
 	return res, nil
@@ -271,7 +276,7 @@ func mkdirNetnsDir(dir string) (made bool, err error) {
 
 func undoDir(dir string, made bool) {
 	if made {
-		unix.Rmdir(dir) // fails harmlessly if something else appeared in it
+		_ = unix.Rmdir(dir) // fails harmlessly if something else appeared in it
 	}
 }
 
@@ -297,7 +302,8 @@ func lockDir(dir string) (*dirLock, error) {
 }
 
 func (l *dirLock) unlock() {
-	unix.Flock(l.fd, unix.LOCK_UN)
+	// Closing the only fd releases the lock even if LOCK_UN failed.
+	_ = unix.Flock(l.fd, unix.LOCK_UN)
 	unix.Close(l.fd)
 }
 

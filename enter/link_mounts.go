@@ -122,7 +122,9 @@ func makeShared(dir, procRoot string) (made bool, warn string, err error) {
 	// own rather than joining the parent's.
 	for _, fl := range []uintptr{unix.MS_PRIVATE | unix.MS_REC, unix.MS_SHARED | unix.MS_REC} {
 		if err := unix.Mount("", dir, "none", fl, ""); err != nil {
-			unix.Unmount(dir, unix.MNT_DETACH)
+			if uerr := unix.Unmount(dir, unix.MNT_DETACH); uerr != nil {
+				err = fmt.Errorf("%w; undoing the self bind mount also failed (%v): umount %s", err, uerr, dir)
+			}
 			return false, "", mountSetupError("make "+dir+" a shared mount point", err)
 		}
 	}
@@ -131,21 +133,21 @@ func makeShared(dir, procRoot string) (made bool, warn string, err error) {
 
 // undoSharedMount removes the self-bind mount makeShared made, unless
 // something was mounted under it meanwhile.
-func undoSharedMount(dir, procRoot string) {
+func undoSharedMount(dir, procRoot string) error {
 	ms, err := procfs.ReadMountInfo(procRoot + "/self/mountinfo")
 	if err != nil {
-		return
+		return err
 	}
 	top, ok := dirMount(ms, dir, realPath(dir))
 	if !ok {
-		return
+		return nil
 	}
 	for _, m := range ms {
 		if m.Parent == top.ID {
-			return
+			return nil // a netns mounted meanwhile would be hidden again
 		}
 	}
-	unix.Unmount(dir, unix.MNT_DETACH)
+	return unix.Unmount(dir, unix.MNT_DETACH)
 }
 
 // sysError keeps errno text out of cobra's usage-error patterns ("invalid

@@ -397,7 +397,7 @@ func RuntimeKnowledge(ctx context.Context, r *resolver.Resolver) (known map[nsfs
 			continue
 		}
 		for _, c := range a.cands {
-			who := c.Owner.Ref()
+			who := c.Ref()
 			if c.NetnsPath != "" {
 				paths[c.NetnsPath] = who
 				if real, err := filepath.EvalSymlinks(c.NetnsPath); err == nil {

@@ -419,7 +419,7 @@ func readInterfacesOf(rows []*NetnsRow) {
 // openRow pins the row's namespace and checks it is still the same one.
 func openRow(rw *NetnsRow) (*nsfs.Netns, error) {
 	want := nsfs.ID{Dev: rw.Netns.Dev, Inode: rw.Netns.Inode}
-	var last error = errors.New("no process or visible mount holds it")
+	last := errors.New("no process or visible mount holds it")
 	paths := []string{}
 	for _, m := range rw.Mounts {
 		if !m.Hidden {

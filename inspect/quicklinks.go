@@ -165,6 +165,7 @@ func parseLinkBrief(m []byte) (*Interface, error) {
 	}
 	msg := nl.DeserializeIfInfomsg(m)
 	ifc := &Interface{Index: int(msg.Index), Type: "device", Addresses: []string{}}
+	var infoErr error
 	err := walkAttrs(m[msg.Len():], func(typ uint16, val []byte) {
 		switch typ {
 		case unix.IFLA_IFNAME:
@@ -174,13 +175,16 @@ func parseLinkBrief(m []byte) (*Interface, error) {
 				ifc.State = netlink.LinkOperState(val[0]).String()
 			}
 		case unix.IFLA_LINKINFO:
-			walkAttrs(val, func(typ uint16, val []byte) {
+			infoErr = walkAttrs(val, func(typ uint16, val []byte) {
 				if typ == unix.IFLA_INFO_KIND {
 					ifc.Type = cString(val)
 				}
 			})
 		}
 	})
+	if err == nil {
+		err = infoErr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("parse link: %w", err)
 	}

@@ -170,7 +170,7 @@ func (b *containerdBackend) Find(ctx context.Context, q Query) ([]Candidate, err
 // first '.', which is a regexp metacharacter; callers compare exactly.
 func idPrefixFilter(prefix string) (filter string, possible bool) {
 	for _, r := range prefix {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '.' && r != '_' && r != '-' {
 			return "", false
 		}
 	}

@@ -25,7 +25,7 @@ func fakeProc(t *testing.T, groups map[string][]string) (string, map[string]nsfs
 		if err := syscall.Stat(target, &st); err != nil {
 			t.Fatal(err)
 		}
-		ids[key] = nsfs.ID{Dev: uint64(st.Dev), Inode: st.Ino}
+		ids[key] = nsfs.ID{Dev: st.Dev, Inode: st.Ino}
 		for _, pid := range pids {
 			dir := filepath.Join(root, pid, "ns")
 			if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -97,7 +97,7 @@ func TestDevOfMatchesStat(t *testing.T) {
 	if err := syscall.Stat(t.TempDir(), &st); err != nil {
 		t.Fatal(err)
 	}
-	dev := uint64(st.Dev)
+	dev := st.Dev
 	major := (dev>>8)&0xfff | (dev>>32)&^0xfff
 	minor := dev&0xff | (dev>>12)&^0xff
 	s := strings.Join([]string{uitoa(major), uitoa(minor)}, ":")
