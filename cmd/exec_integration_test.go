@@ -212,6 +212,11 @@ func TestExecWarnsMissingLoopbackStub(t *testing.T) {
 func TestExecStatusAndOptions(t *testing.T) {
 	testbed.Require(t)
 	c := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "nsdbg-exec-st"})
+	private, err := os.MkdirTemp("", "nsdbg-private-") // 0700, root's: nobody cannot enter it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(private)
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -233,6 +238,7 @@ func TestExecStatusAndOptions(t *testing.T) {
 		{[]string{"--bogus", c.Name, "--", "true"}, 125, "unknown flag"},
 		{[]string{"-u", "no-such-user-nsdebug", c.Name, "--", "true"}, 125, "no such user"},
 		{[]string{"-w", "/no/such/dir", c.Name, "--", "true"}, 125, "not a directory"},
+		{[]string{"-u", "nobody", "-w", private, c.Name, "--", "true"}, 125, "user 65534 cannot enter " + private},
 		{[]string{"-e", "=x", c.Name, "--", "true"}, 125, "want KEY=VALUE"},
 	} {
 		stdout, stderr, code := run(t, append([]string{"exec"}, tc.args...)...)

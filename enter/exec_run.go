@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,6 +155,14 @@ func Exec(o ExecOptions) error {
 	if err != nil {
 		var se *StartError
 		if errors.As(err, &se) {
+			// The child's chdir and execve fail with the same errno; blame
+			// the directory when the user plainly cannot enter it.
+			if errors.Is(se.Err, unix.EACCES) && o.Workdir != "" && cred != nil {
+				if dir, denied := unsearchableBy(o.Workdir, cred); denied {
+					fmt.Fprintf(o.Stderr, "nsdebug: --workdir %s: user %d cannot enter %s (permission denied); nothing was run\n", o.Workdir, cred.Uid, dir)
+					return &nserr.ExecError{Code: nserr.ExitExecFailed}
+				}
+			}
 			fmt.Fprintf(o.Stderr, "nsdebug: %s\n", se.Err)
 			return &nserr.ExecError{Code: se.Code}
 		}
@@ -368,4 +377,34 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// unsearchableBy names the first directory on the way to dir that cred may
+// not search by its permission bits (ACLs are not read: this only explains
+// a failure the kernel already reported).
+func unsearchableBy(dir string, cred *syscall.Credential) (string, bool) {
+	p := "/"
+	for _, part := range append([]string{""}, strings.Split(strings.Trim(filepath.Clean(dir), "/"), "/")...) {
+		p = filepath.Join(p, part)
+		var st unix.Stat_t
+		if unix.Stat(p, &st) != nil {
+			return "", false
+		}
+		if !searchable(st, cred) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+func searchable(st unix.Stat_t, cred *syscall.Credential) bool {
+	switch {
+	case cred.Uid == 0:
+		return true
+	case st.Uid == cred.Uid:
+		return st.Mode&0o100 != 0
+	case st.Gid == cred.Gid || slices.Contains(cred.Groups, st.Gid):
+		return st.Mode&0o010 != 0
+	}
+	return st.Mode&0o001 != 0
 }

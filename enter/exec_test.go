@@ -347,3 +347,55 @@ func TestExecStressNoThreadLeaks(t *testing.T) {
 	allThreadsIn(t, home)
 	allThreadsInMnt(t, mntHome)
 }
+
+func TestUnsearchableBy(t *testing.T) {
+	// Modes are checked as the kernel does: owner bits for the owner, group
+	// bits for the group, others' for the rest, with no fallthrough.
+	base := t.TempDir()
+	for _, d := range []string{filepath.Dir(base), base} { // MkdirTemp's 0700
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(base, &st); err != nil {
+		t.Fatal(err)
+	}
+	owner, group := st.Uid, st.Gid
+	mk := func(name string, mode os.FileMode) string {
+		p := filepath.Join(base, name)
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ownerOnly, groupOnly, othersOnly := mk("owner", 0o700), mk("group", 0o070), mk("others", 0o007)
+	nested := filepath.Join(ownerOnly, "inner")
+	if err := os.Mkdir(nested, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	stranger := owner + 4242
+	for _, tc := range []struct {
+		dir    string
+		cred   syscall.Credential
+		denied string
+	}{
+		{ownerOnly, syscall.Credential{Uid: owner, Gid: group}, ""},
+		{ownerOnly, syscall.Credential{Uid: stranger, Gid: group}, ownerOnly},
+		{nested, syscall.Credential{Uid: stranger, Gid: stranger}, ownerOnly},
+		{groupOnly, syscall.Credential{Uid: stranger, Gid: group}, ""},
+		{groupOnly, syscall.Credential{Uid: stranger, Gid: stranger, Groups: []uint32{group}}, ""},
+		{groupOnly, syscall.Credential{Uid: stranger, Gid: stranger}, groupOnly},
+		{othersOnly, syscall.Credential{Uid: stranger, Gid: stranger}, ""},
+		{othersOnly, syscall.Credential{Uid: stranger, Gid: group}, othersOnly},
+		{othersOnly, syscall.Credential{Uid: 0, Gid: 0}, ""},
+	} {
+		dir, denied := unsearchableBy(tc.dir, &tc.cred)
+		if denied != (tc.denied != "") || dir != tc.denied {
+			t.Errorf("unsearchableBy(%s, uid %d gid %d groups %v) = %q, %v; want %q", tc.dir, tc.cred.Uid, tc.cred.Gid, tc.cred.Groups, dir, denied, tc.denied)
+		}
+	}
+}
