@@ -89,4 +89,17 @@ done
 
 echo
 cat "$OUT"
+# The README shows the table of the latest run, between its bench markers.
+if [ -n "${BENCH_README:-}" ]; then
+	python3 - "$BENCH_README" "$OUT" <<'PY'
+import re, sys
+readme, table = sys.argv[1], open(sys.argv[2]).read().strip()
+text = open(readme).read()
+new, n = re.subn(r"(<!-- bench -->\n).*?(\n<!-- /bench -->)", lambda m: m.group(1) + table + m.group(2), text, flags=re.S)
+if n != 1:
+    sys.exit(f"bench: {readme} has no <!-- bench --> ... <!-- /bench --> block")
+open(readme, "w").write(new)
+PY
+	echo "bench: table written into $BENCH_README" >&2
+fi
 echo "bench: $FAILS target(s) missed"
