@@ -1,9 +1,11 @@
 package enter
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/client"
 
 	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/internal/testbed"
@@ -176,6 +180,45 @@ func TestFailedRestoreDiscardsTheThread(t *testing.T) {
 	if n := failures.Load(); n > 0 {
 		t.Fatalf("%d host-side operations failed after a discarded thread", n)
 	}
+
+	// Docker API calls, as the resolver makes them: every connection is
+	// dialled from a thread of the host netns. (A unix socket reaches
+	// dockerd from any netns, so the dialling thread itself is checked.)
+	t.Run("docker API", func(t *testing.T) {
+		testbed.Require(t)
+		var dials, wrong atomic.Int32
+		dialer := func(ctx context.Context, _, _ string) (net.Conn, error) {
+			dials.Add(1)
+			if id, err := nsfs.StatID(threadNetns); err != nil || id != home {
+				wrong.Add(1)
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", "/var/run/docker.sock")
+		}
+		cli, err := client.NewClientWithOpts(client.WithHost("unix:///var/run/docker.sock"), client.WithAPIVersionNegotiation(),
+			client.WithHTTPClient(&http.Client{Transport: &http.Transport{DialContext: dialer, DisableKeepAlives: true}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		var wg sync.WaitGroup
+		var failed atomic.Int32
+		for i := 0; i < 50; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if _, err := cli.Ping(ctx); err != nil {
+					failed.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if failed.Load() > 0 || dials.Load() == 0 || wrong.Load() > 0 {
+			t.Fatalf("after a discarded thread: %d of 50 Docker pings failed, %d dials, %d from a thread outside the host netns", failed.Load(), dials.Load(), wrong.Load())
+		}
+	})
 }
 
 // Issue 3 / issue 6 case 1: 500 goroutines enter 50 namespaces for a while;
