@@ -451,11 +451,11 @@ func openRow(rw *NetnsRow) (*nsfs.Netns, error) {
 // Interfaces lists links and their addresses through h, retrying dumps the
 // kernel interrupted (busy hosts) instead of returning half a list.
 func Interfaces(h *netlink.Handle) ([]Interface, error) {
-	links, err := retry(func() ([]netlink.Link, error) { return h.LinkList() })
+	links, err := RetryDump(h.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
-	addrs, err := retry(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
+	addrs, err := RetryDump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
@@ -477,21 +477,6 @@ func Interfaces(h *netlink.Handle) ([]Interface, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
 	return out, nil
-}
-
-// dumpRetries bounds retries of an interrupted netlink dump.
-const dumpRetries = 10
-
-func retry[T any](dump func() ([]T, error)) ([]T, error) {
-	var err error
-	for i := 0; i < dumpRetries; i++ {
-		var v []T
-		v, err = dump()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return v, err
-		}
-	}
-	return nil, fmt.Errorf("netlink dump interrupted %d times in a row: %w", dumpRetries, err)
 }
 
 func firstLine(err error) string {

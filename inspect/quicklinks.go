@@ -122,7 +122,7 @@ func interfacesHere(buf []byte) ([]Interface, error) {
 
 	var out []Interface
 	byIndex := map[int]int{}
-	_, err = retry(func() ([]Interface, error) {
+	_, err = RetryDump(func() ([]Interface, error) {
 		out, byIndex = out[:0], map[int]int{}
 		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
 		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
@@ -140,7 +140,7 @@ func interfacesHere(buf []byte) ([]Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
-	_, err = retry(func() ([]Interface, error) {
+	_, err = RetryDump(func() ([]Interface, error) {
 		for i := range out {
 			out[i].Addresses = out[i].Addresses[:0]
 		}
