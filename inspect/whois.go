@@ -121,7 +121,7 @@ func Whois(ctx context.Context, r *resolver.Resolver, thing string) (*WhoisResul
 		}
 	}
 	if len(res.Matches) == 0 {
-		return res, nserr.New(nserr.ErrNotFound, "nothing on this host matches %q (looked for %s in %d network namespaces)", thing, q.what(), len(inv.Rows))
+		return res, nserr.New(nserr.ErrNotFound, "nothing on this host matches %q (looked for %s in %s)", thing, q.what(), countNetns(len(inv.Rows)))
 	}
 	return res, nil
 }
@@ -216,4 +216,11 @@ func parseWhois(s string) whoisQuery {
 		}
 	}
 	return q
+}
+
+func countNetns(n int) string {
+	if n == 1 {
+		return "1 network namespace"
+	}
+	return strconv.Itoa(n) + " network namespaces"
 }
