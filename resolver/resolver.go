@@ -101,11 +101,22 @@ func (r *Resolver) Resolve(ctx context.Context, t Target) (*Result, error) {
 		return nil, err
 	}
 	res.Target = t.String()
-	if host, src, herr := r.Host(); herr == nil {
+	host, src, herr := r.Host()
+	switch {
+	case herr != nil:
+		res.HostUncertain = true
+		res.Warnings = append(res.Warnings, fmt.Sprintf("cannot tell whether this is the host's network namespace: %v", herr))
+	default:
 		res.Host = res.NS.ID == host
-		if src == nsfs.HostFromSelf {
+		if src == nsfs.HostFromSelf && !res.Host {
+			res.HostUncertain = true
 			res.Warnings = append(res.Warnings, "could not read /proc/1/ns/net or /proc/2/ns/net; assuming nsdebug runs in the host network namespace")
 		}
+	}
+	// When /proc cannot tell, the runtime's own word (host network mode, a
+	// hostNetwork pod) is the witness left.
+	if res.HostUncertain && res.NetworkMode == "host" {
+		res.Host, res.HostUncertain = true, false
 	}
 	return res, nil
 }

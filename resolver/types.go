@@ -105,15 +105,20 @@ type KnownLister interface {
 // Result is a resolved target: an open, pinned network namespace and what is
 // known about who owns it. Close it when done.
 type Result struct {
-	Runtime string    `json:"runtime"` // docker, containerd, cri, pid, netns, path
-	ID      string    `json:"id"`
-	Name    string    `json:"name"`
-	Pod     *PodRef   `json:"pod"`
-	PID     int       `json:"pid"`
-	Host    bool      `json:"host"`
-	Netns   NetnsInfo `json:"netns"`
-	Owners  []Owner   `json:"owners"`
-	Target  string    `json:"target"` // the target in prefixed form
+	Runtime string  `json:"runtime"` // docker, containerd, cri, pid, netns, path
+	ID      string  `json:"id"`
+	Name    string  `json:"name"`
+	Pod     *PodRef `json:"pod"`
+	PID     int     `json:"pid"`
+	Host    bool    `json:"host"`
+	// HostUncertain: the host's netns could not be read (/proc/1 and
+	// /proc/2 refused), so Host compares with nsdebug's own netns only and
+	// a false Host proves nothing. Commands that change things must not
+	// treat such a target as "not the host".
+	HostUncertain bool      `json:"host_uncertain,omitempty"`
+	Netns         NetnsInfo `json:"netns"`
+	Owners        []Owner   `json:"owners"`
+	Target        string    `json:"target"` // the target in prefixed form
 	// NetworkMode is docker's network mode, or "host" for hostNetwork pods.
 	NetworkMode string   `json:"network_mode,omitempty"`
 	Warnings    []string `json:"warnings,omitempty"`
