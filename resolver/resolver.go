@@ -167,6 +167,9 @@ type backendAnswer struct {
 	backend Backend
 	cands   []Candidate
 	err     error
+	// askedAt is CLOCK_BOOTTIME before the question: the processes the
+	// answer names were running then (see nsfs.OpenReportedPID).
+	askedAt time.Duration
 }
 
 // findAll asks the backends relevant to t, concurrently, each bounded by the
@@ -196,12 +199,13 @@ func (r *Resolver) findAll(ctx context.Context, t Target) []backendAnswer {
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 			defer cancel()
+			askedAt := nsfs.Boottime()
 			cands, err := b.Find(cctx, q)
 			if err != nil && cctx.Err() == context.DeadlineExceeded {
 				err = nserr.New(nserr.ErrUnavailable, "%s did not answer within %s at %s", b.Name(), r.opts.Timeout, b.Endpoint())
 			}
 			mu.Lock()
-			answers = append(answers, backendAnswer{b, cands, err})
+			answers = append(answers, backendAnswer{b, cands, err, askedAt})
 			mu.Unlock()
 		}(b)
 	}
@@ -266,7 +270,7 @@ func (r *Resolver) resolveRuntime(ctx context.Context, t Target) (*Result, error
 				stopped = append(stopped, c)
 				continue
 			}
-			ns, err := r.pin(c)
+			ns, err := r.pin(c, a.askedAt)
 			if err != nil {
 				pinErrs = append(pinErrs, fmt.Errorf("%s: %w", c.Ref(), err))
 				continue
@@ -325,8 +329,9 @@ func (r *Resolver) resolveRuntime(ctx context.Context, t Target) (*Result, error
 }
 
 // pin opens the candidate's namespace: the runtime's netns file first (a bind
-// mount cannot be reused by another process), the PID second (pidfd-pinned).
-func (r *Resolver) pin(c Candidate) (*nsfs.Netns, error) {
+// mount cannot be reused by another process), the PID second (pidfd-pinned,
+// and refused if that process started after the runtime was asked).
+func (r *Resolver) pin(c Candidate, askedAt time.Duration) (*nsfs.Netns, error) {
 	var pathErr error
 	if c.NetnsPath != "" {
 		ns, err := nsfs.Open(c.NetnsPath)
@@ -336,7 +341,7 @@ func (r *Resolver) pin(c Candidate) (*nsfs.Netns, error) {
 		pathErr = err
 	}
 	if c.PID > 0 {
-		return nsfs.OpenPID(r.opts.ProcRoot, c.PID)
+		return nsfs.OpenReportedPID(r.opts.ProcRoot, c.PID, askedAt)
 	}
 	if pathErr != nil {
 		return nil, nserr.Wrap(nserr.ErrStale, pathErr, "its network namespace file is stale")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -162,6 +163,72 @@ const pidfdGetNetNamespace = 0xFF04
 // which the pidfd proves the process is still the one that was pinned.
 // procRoot is normally "/proc".
 func OpenPID(procRoot string, pid int) (*Netns, error) {
+	return openPID(procRoot, pid, nil)
+}
+
+// OpenReportedPID is OpenPID for a PID that a container runtime reported,
+// where the reuse race starts before nsdebug holds anything: the process may
+// die and its PID go to another process between the runtime's answer and
+// pidfd_open. askedAt is CLOCK_BOOTTIME just before the runtime was asked;
+// the runtime's process already ran then, so a pinned process that started
+// later is a stranger with a reused PID and is refused (exit 10).
+func OpenReportedPID(procRoot string, pid int, askedAt time.Duration) (*Netns, error) {
+	return openPID(procRoot, pid, func() error {
+		started, err := StartTime(procRoot, pid)
+		if err != nil {
+			return nil // gone: the pidfd check after opening says so
+		}
+		// Start times have clock-tick granularity: allow one tick.
+		if started > askedAt+clockTick {
+			return nserr.New(nserr.ErrStale, "process %d started after the runtime reported it (%.3fs > %.3fs after boot): its PID was reused by another process", pid, started.Seconds(), askedAt.Seconds())
+		}
+		return nil
+	})
+}
+
+// clockTick is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
+// architecture Linux ships today.
+const clockTick = 10 * time.Millisecond
+
+// Boottime is CLOCK_BOOTTIME, the clock of process start times.
+func Boottime() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// StartTime is when process pid started, as time since boot (field 22 of
+// /proc/PID/stat).
+func StartTime(procRoot string, pid int) (time.Duration, error) {
+	b, err := os.ReadFile(procRoot + "/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseStartTime(string(b))
+}
+
+// parseStartTime reads starttime from a stat line. The command name (field
+// 2) may hold spaces and parentheses, so fields are counted after the last ')'.
+func parseStartTime(stat string) (time.Duration, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed stat line")
+	}
+	f := strings.Fields(stat[i+1:])
+	// f[0] is field 3 (state), so field 22 is f[19].
+	if len(f) < 20 {
+		return 0, fmt.Errorf("malformed stat line: %d fields", len(f)+2)
+	}
+	ticks, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("malformed stat starttime %q", f[19])
+	}
+	return time.Duration(ticks) * clockTick, nil
+}
+
+func openPID(procRoot string, pid int, check func() error) (*Netns, error) {
 	if pid <= 0 {
 		return nil, nserr.New(nserr.ErrUsage, "invalid PID %d", pid)
 	}
@@ -180,6 +247,14 @@ func OpenPID(procRoot string, pid int) (*Netns, error) {
 	defer unix.Close(pidfd)
 	if testHookAfterPidfd != nil {
 		testHookAfterPidfd(pid)
+	}
+	// The pidfd holds the process it names from here on, so a check of what
+	// /proc says about pid is about that process if the pidfd is still alive
+	// afterwards, which the path below proves at its end.
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, err
+		}
 	}
 
 	fd, err := unix.IoctlRetInt(pidfd, pidfdGetNetNamespace)

@@ -126,3 +126,81 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// Issue 6 case 4 for runtime targets: the race starts before nsdebug holds
+// anything. The runtime reports a PID, that process dies, and its PID goes to
+// a process in another netns before pidfd_open. OpenReportedPID must refuse
+// the stranger and accept the process the runtime saw.
+func TestOpenReportedPIDRefusesAPIDReusedBeforePinning(t *testing.T) {
+	testbed.RequireRoot(t)
+	x := testbed.NewNetNS(t, "rep-x")
+	y := testbed.NewNetNS(t, "rep-y")
+	victim := exec.Command("ip", "netns", "exec", x.Name, "sleep", "60")
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := victim.Process.Pid
+	waitIn(t, pid, x.Path)
+
+	askedAt := Boottime() // the runtime is asked and answers "pid"
+	n, err := OpenReportedPID("/proc", pid, askedAt)
+	if err != nil {
+		t.Fatalf("the process the runtime reported was refused: %v", err)
+	}
+	if want, _ := StatID(x.Path); n.ID != want {
+		t.Errorf("pinned %s, want %s", n.ID, want)
+	}
+	n.Close()
+
+	time.Sleep(30 * time.Millisecond) // more than a clock tick after askedAt
+	victim.Process.Kill()
+	victim.Wait()
+	var reused *exec.Cmd
+	for try := 0; try < 2000 && reused == nil; try++ { // other processes may take the PID first
+		os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0)
+		c := exec.Command("ip", "netns", "exec", y.Name, "sleep", "60")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if c.Process.Pid == pid {
+			reused = c
+			break
+		}
+		c.Process.Kill()
+		c.Wait()
+	}
+	if reused == nil {
+		t.Fatalf("could not stage the reuse of PID %d", pid)
+	}
+	defer func() { reused.Process.Kill(); reused.Wait() }()
+	waitIn(t, pid, y.Path)
+
+	n, err = OpenReportedPID("/proc", pid, askedAt)
+	if err == nil {
+		n.Close()
+		t.Fatalf("OpenReportedPID(%d) pinned %s, the netns of the process that reused the PID", pid, n.ID)
+	}
+	if !errors.Is(err, nserr.ErrStale) {
+		t.Errorf("%v, want ErrStale", err)
+	}
+}
+
+func TestParseStartTime(t *testing.T) {
+	for _, tc := range []struct {
+		stat string
+		want time.Duration
+		bad  bool
+	}{
+		{"1234 (sleep) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 4242 2000000 100 18446744073709551615", 42420 * time.Millisecond, false},
+		// A command name with spaces and parentheses: count after the last ')'.
+		{"77 (a) b) (c) R 1 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0", time.Second, false},
+		{"77 (x) R 1 2 3", 0, true},
+		{"no parenthesis", 0, true},
+		{"77 (x) R 1 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 -5 0 0", 0, true},
+	} {
+		got, err := parseStartTime(tc.stat)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("parseStartTime(%q) = %v, %v; want %v (error: %v)", tc.stat, got, err, tc.want, tc.bad)
+		}
+	}
+}
