@@ -102,7 +102,7 @@ func ParseTarget(s string) (Target, error) {
 	case KindPID:
 		return parsePID(t, rest)
 	case KindDocker:
-		if err := checkName("docker: container", rest); err != nil {
+		if err := checkName("docker: container name", rest); err != nil {
 			return t, err
 		}
 		t.Kind, t.Name = KindDocker, rest
@@ -110,7 +110,7 @@ func ParseTarget(s string) (Target, error) {
 		ns, id, ok := strings.Cut(rest, "/")
 		if !ok {
 			ns, id = "", rest
-		} else if err := checkName("containerd namespace", ns); err != nil {
+		} else if err := checkName("containerd namespace name", ns); err != nil {
 			return t, err
 		}
 		if err := checkName("containerd: container ID", id); err != nil {
@@ -126,13 +126,13 @@ func ParseTarget(s string) (Target, error) {
 			t.Namespace, t.Name = parts[0], parts[1]
 		case 3:
 			t.Namespace, t.Name, t.Container = parts[0], parts[1], parts[2]
-			if err := checkName("pod container", t.Container); err != nil {
+			if err := checkName("pod container name", t.Container); err != nil {
 				return t, err
 			}
 		default:
 			return t, usage("pod target %q has too many parts; use pod:[NAMESPACE/]NAME[/CONTAINER]", s)
 		}
-		if err := checkName("pod namespace", t.Namespace); err != nil {
+		if err := checkName("pod namespace name", t.Namespace); err != nil {
 			return t, err
 		}
 		if err := checkName("pod name", t.Name); err != nil {
@@ -170,13 +170,13 @@ func parsePID(t Target, s string) (Target, error) {
 
 func checkName(what, s string) error {
 	if s == "" {
-		return usage("%s name is empty", what)
+		return usage("%s is empty", what)
 	}
 	if len(s) > MaxNameLen {
-		return usage("%s name is %d bytes long; at most %d are accepted", what, len(s), MaxNameLen)
+		return usage("%s is %d bytes long; at most %d are accepted", what, len(s), MaxNameLen)
 	}
 	if s == "." || s == ".." || strings.Contains(s, "/") {
-		return usage("%s name %q is not valid", what, s)
+		return usage("%s %q is not valid", what, clip(s))
 	}
 	return nil
 }

@@ -43,10 +43,14 @@ func TestParseTarget(t *testing.T) {
 
 	bad := []struct{ in, msg string }{
 		{"", "empty target"},
-		{"docker:", "empty"},
-		{"containerd:", "empty"},
-		{"containerd:ns/", "empty"},
-		{"pod:", "empty"},
+		{"docker:", "container name is empty"},
+		{"containerd:", "container ID is empty"},
+		{"containerd:ns/", "container ID is empty"},
+		{"containerd:/x", "namespace name is empty"},
+		{"pod:", "pod name is empty"},
+		{"pod:shop/", "pod name is empty"},
+		{"pod:/cart", "pod namespace name is empty"},
+		{"pod:shop/..", `pod name ".." is not valid`},
 		{"pod:a/b/c/d", "too many parts"},
 		{"pid:", "needs a process ID"},
 		{"pid:-1", "invalid PID"},
