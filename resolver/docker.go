@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 
@@ -17,8 +18,41 @@ import (
 
 func init() { registerBackend(newDockerBackends) }
 
+// Where dockerd listens and keeps its state by default.
+var (
+	defaultDockerSocket = "/var/run/docker.sock"
+	dockerStateDir      = "/var/run/docker"
+)
+
 func newDockerBackends(cfg Config) []Backend {
+	// Like containerd's and CRI's default sockets, Docker is asked only
+	// where it is installed: on a Kubernetes node without Docker an absent
+	// socket is not an outage. A state directory without a socket is a
+	// stopped dockerd, which is one (its containers may still run).
+	if cfg.DockerHost == "" && !exists(defaultDockerSocket) && !exists(dockerStateDir) {
+		return nil
+	}
 	return []Backend{&dockerBackend{host: cfg.DockerHost}}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// checkAPIVersionEnv refuses a DOCKER_API_VERSION that is not a version: the
+// client would put it in every URL and the daemon answer 404, which reads as
+// "no such container".
+func checkAPIVersionEnv() error {
+	v := os.Getenv("DOCKER_API_VERSION")
+	if v == "" {
+		return nil
+	}
+	major, minor, ok := strings.Cut(v, ".")
+	if !ok || !isDigits(major) || !isDigits(minor) {
+		return nserr.New(nserr.ErrUsage, "DOCKER_API_VERSION=%q is not a Docker API version such as 1.41", v)
+	}
+	return nil
 }
 
 // dockerBackend finds Docker containers through the Docker Engine API. The
@@ -48,6 +82,9 @@ func (b *dockerBackend) Endpoint() string {
 // client is made on first use; making it does not connect.
 func (b *dockerBackend) client() (*client.Client, error) {
 	b.once.Do(func() {
+		if b.err = checkAPIVersionEnv(); b.err != nil {
+			return
+		}
 		opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 		if b.host != "" {
 			opts = append(opts, client.WithHost(b.host))

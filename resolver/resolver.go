@@ -242,7 +242,7 @@ type group struct {
 func (r *Resolver) resolveRuntime(ctx context.Context, t Target) (*Result, error) {
 	answers := r.findAll(ctx, t)
 	if len(answers) == 0 {
-		return nil, nserr.New(nserr.ErrUnavailable, "no container runtime is configured for %s targets", t.Kind)
+		return nil, noRuntimeFor(t.Kind)
 	}
 	var (
 		notes      []string
@@ -260,6 +260,11 @@ func (r *Resolver) resolveRuntime(ctx context.Context, t Target) (*Result, error
 				// An answer, not an outage: e.g. the pod has no container of that name.
 				notFound = append(notFound, a.err)
 				continue
+			}
+			if errors.Is(a.err, nserr.ErrUsage) {
+				// The user's configuration is wrong (DOCKER_API_VERSION...):
+				// say so rather than report an outage or a miss.
+				return nil, a.err
 			}
 			unanswered++
 			notes = append(notes, a.err.Error())
@@ -320,12 +325,26 @@ func (r *Resolver) resolveRuntime(ctx context.Context, t Target) (*Result, error
 		return nil, notFound[0]
 	case unanswered == len(answers):
 		return nil, nserr.New(nserr.ErrUnavailable, "cannot look up %q: %s", t.Raw, strings.Join(notes, "; "))
+	case unanswered > 0:
+		// "Not found" would be a guess: the runtime that did not answer
+		// may well have it. Scripts must not read this as "gone".
+		return nil, nserr.New(nserr.ErrUnavailable, "no runtime that answered knows %q (looked in %s), but it may belong to one that did not: %s", t.Raw, strings.Join(looked, ", "), strings.Join(notes, "; "))
 	}
-	msg := fmt.Sprintf("no container or pod matches %q (looked in %s)", t.Raw, strings.Join(looked, ", "))
-	if len(notes) > 0 {
-		msg += "; not answering: " + strings.Join(notes, "; ")
+	return nil, nserr.New(nserr.ErrNotFound, "no container or pod matches %q (looked in %s)", t.Raw, strings.Join(looked, ", "))
+}
+
+// noRuntimeFor explains why a runtime's targets cannot be looked up at all:
+// none of its sockets exists here.
+func noRuntimeFor(k Kind) error {
+	switch k {
+	case KindDocker:
+		return nserr.New(nserr.ErrUnavailable, "docker is not running here: no %s and no %s (set DOCKER_HOST or --docker-host)", defaultDockerSocket, dockerStateDir)
+	case KindContainerd:
+		return nserr.New(nserr.ErrUnavailable, "containerd is not running here: none of %s exists (set CONTAINERD_ADDRESS or --containerd-address)", strings.Join(DefaultContainerdSockets, ", "))
+	case KindPod:
+		return nserr.New(nserr.ErrUnavailable, "no CRI runtime is running here: none of %s exists (set CONTAINER_RUNTIME_ENDPOINT or --cri-endpoint)", strings.Join(DefaultCRISockets, ", "))
 	}
-	return nil, nserr.New(nserr.ErrNotFound, "%s", msg)
+	return nserr.New(nserr.ErrUnavailable, "no container runtime is running here (no Docker, containerd or CRI socket found)")
 }
 
 // pin opens the candidate's namespace: the runtime's netns file first (a bind

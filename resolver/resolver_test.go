@@ -89,13 +89,47 @@ func TestResolveNotRunningNotFoundUnavailable(t *testing.T) {
 		t.Errorf("a hung backend held resolution for %s", d)
 	}
 
+	// Unknown to the runtimes that answered, but two did not: "not found"
+	// would be a guess, so it is "runtime unavailable".
 	_, err = r.Resolve(context.Background(), Target{Kind: KindAuto, Name: "nope", Raw: "nope"})
-	if !errors.Is(err, nserr.ErrNotFound) {
-		t.Fatalf("unknown name: %v", err)
+	if !errors.Is(err, nserr.ErrUnavailable) {
+		t.Fatalf("unknown name while runtimes are down: %v, want unavailable", err)
 	}
-	for _, want := range []string{"docker (static://docker)", "not answering", "connection refused", "did not answer within"} {
+	for _, want := range []string{"docker (static://docker)", "may belong to one that did not", "connection refused", "did not answer within"} {
 		if !strings.Contains(err.Error(), want) {
-			t.Errorf("not-found message %q lacks %q", err, want)
+			t.Errorf("message %q lacks %q", err, want)
+		}
+	}
+
+	// Every runtime answered: a plain miss.
+	r = New(Options{Backends: []Backend{docker}})
+	if _, err = r.Resolve(context.Background(), Target{Kind: KindAuto, Name: "nope", Raw: "nope"}); !errors.Is(err, nserr.ErrNotFound) {
+		t.Errorf("unknown name, every runtime answered: %v, want not found", err)
+	}
+
+	// A configuration error is the user's to fix, not an outage.
+	bad := &staticBackend{name: "docker", err: nserr.New(nserr.ErrUsage, "DOCKER_API_VERSION=\"x\" is not a Docker API version")}
+	r = New(Options{Backends: []Backend{bad, down}})
+	if _, err = r.Resolve(context.Background(), Target{Kind: KindAuto, Name: "web", Raw: "web"}); !errors.Is(err, nserr.ErrUsage) || !strings.Contains(err.Error(), "DOCKER_API_VERSION") {
+		t.Errorf("bad DOCKER_API_VERSION: %v, want the usage error", err)
+	}
+
+	// No runtime at all for a prefixed target: say which sockets are missing.
+	r = New(Options{Backends: []Backend{down}})
+	if _, err = r.Resolve(context.Background(), Target{Kind: KindDocker, Name: "web", Raw: "docker:web"}); !errors.Is(err, nserr.ErrUnavailable) || !strings.Contains(err.Error(), "/var/run/docker.sock") {
+		t.Errorf("docker: target without docker: %v", err)
+	}
+}
+
+func TestCheckAPIVersionEnv(t *testing.T) {
+	for v, ok := range map[string]bool{"": true, "1.41": true, "1.24": true, "banana": false, "1": false, "1.": false, ".41": false, "v1.41": false, "1.41.0": false, "1.4x": false} {
+		t.Setenv("DOCKER_API_VERSION", v)
+		err := checkAPIVersionEnv()
+		if (err == nil) != ok {
+			t.Errorf("DOCKER_API_VERSION=%q: %v", v, err)
+		}
+		if err != nil && !errors.Is(err, nserr.ErrUsage) {
+			t.Errorf("DOCKER_API_VERSION=%q: %v is not a usage error", v, err)
 		}
 	}
 }
