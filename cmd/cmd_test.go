@@ -27,6 +27,9 @@ func TestUsageErrorsAreOneLineWithExitCode2(t *testing.T) {
 		{"ls", "-o", "yaml"},
 		{"ls", "--no-such-flag"},
 		{"ls", "extra"},
+		{"--timeout", "0", "ls"},
+		{"--timeout", "-1s", "resolve", "web"},
+		{"--timeout", "soon", "ls"},
 	}
 	for _, args := range cases {
 		stdout, stderr, code := run(t, args...)

@@ -126,6 +126,9 @@ Targets:
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if timeout <= 0 {
+				return nserr.New(nserr.ErrUsage, "--timeout must be a positive duration such as 3s or 500ms (got %s)", timeout)
+			}
 			env.Cfg.Timeout = timeout
 			return nil
 		},
