@@ -11,6 +11,10 @@ package enter
 //   - that thread is never restored: after the fork its goroutine returns
 //     still locked, and the Go runtime destroys the thread (its private mount
 //     namespace goes with it; the child keeps its own reference);
+//   - in that private mount namespace, the copies of namespace (nsfs) mounts
+//     that the host's unmounts would not reach are detached before the fork
+//     (exec_mounts.go): they would keep a removed container's netns alive
+//     for as long as the command runs;
 //   - no Pdeathsig: in Go it fires when the forking *thread* exits, which
 //     here is at once, so it would kill every command;
 //   - the nsdebug process is never replaced with execve.
@@ -145,14 +149,16 @@ func startOnThisThread(s Spec) (*Process, error) {
 			return nil, fmt.Errorf("enter PID namespace: %w", err)
 		}
 	}
+	p := &Process{tid: unix.Gettid()}
 	if s.Sysfs || len(s.Binds) > 0 {
-		if err := privateMounts(s); err != nil {
+		notes, err := privateMounts(s)
+		if err != nil {
 			return nil, err
 		}
+		p.Notes = notes
 	}
-	p := &Process{tid: unix.Gettid()}
 	if s.Inside != nil {
-		p.Notes = s.Inside()
+		p.Notes = append(p.Notes, s.Inside()...)
 	}
 	cmd := &exec.Cmd{
 		Path:       s.Path,
@@ -177,18 +183,29 @@ func startOnThisThread(s Spec) (*Process, error) {
 
 // privateMounts gives this thread a mount namespace of its own, in which
 // nothing propagates back to the host, and sets up /sys and the binds in it.
-func privateMounts(s Spec) error {
+// It returns notes for the user (namespace mounts it could not detach).
+func privateMounts(s Spec) ([]string, error) {
 	// CLONE_NEWNS implies CLONE_FS, which unshare allows per thread even in
 	// a multi-threaded process.
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		return fmt.Errorf("unshare mount namespace: %w", err)
+		return nil, fmt.Errorf("unshare mount namespace: %w", err)
 	}
-	// Slave, not private: the host's unmounts still propagate in, so a
-	// runtime removing a container's netns mount is not blocked (EBUSY) by
-	// a copy of it held here; our own mounts never propagate out.
+	// Slave, not private: our own mounts never propagate out, and the
+	// host's mounts and unmounts still propagate in where the host's mounts
+	// are shared (/run/netns, as iproute2 makes it).
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("make mounts private: %w", err)
+		return nil, fmt.Errorf("make mounts private: %w", err)
 	}
+	// Where they are not (a private /, and with it Docker's
+	// /run/docker/netns/*), the copies of namespace mounts made by unshare
+	// would keep those namespaces alive after their container is removed,
+	// for as long as the command runs: detach them.
+	notes := detachPinnedNamespaces()
+	return notes, setupMounts(s)
+}
+
+// setupMounts mounts /sys and the binds in the private mount namespace.
+func setupMounts(s Spec) error {
 	if s.Sysfs {
 		// As iproute2's ip netns exec: sysfs shows the network devices of
 		// the netns of the task that mounts it.

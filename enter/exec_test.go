@@ -138,6 +138,35 @@ func TestShellCommandPrompt(t *testing.T) {
 	}
 }
 
+// Which nsfs mounts of the private namespace the host's unmounts would not
+// reach: those whose parent has no master (the mount's own tag does not
+// matter: unmounts propagate through the parent), the top of a stack first.
+func TestUnpropagatedNsfsMounts(t *testing.T) {
+	mi := "" +
+		"26 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n" +
+		"68 26 254:0 /run/netns /run/netns rw,relatime master:1 - ext4 /dev/vda rw\n" +
+		"69 68 0:4 net:[4026532178] /run/netns/blue rw master:3 - nsfs nsfs rw\n" +
+		"70 68 0:4 net:[4026532179] /run/netns/private rw - nsfs nsfs rw\n" +
+		"71 26 0:4 net:[4026531833] /run/docker/netns/default rw - nsfs nsfs rw\n" +
+		"72 26 0:4 net:[4026532300] /run/docker/netns/ab\\040c rw master:9 - nsfs nsfs rw\n" +
+		"73 72 0:4 net:[4026532301] /run/docker/netns/ab\\040c rw - nsfs nsfs rw\n" +
+		"74 26 0:4 mnt:[4026532400] /run/pinned-mnt rw - nsfs nsfs rw\n" +
+		"75 26 0:39 / /tmp rw - tmpfs tmpfs rw\n"
+	var got []string
+	for _, m := range unpropagatedNsfsMounts([]byte(mi)) {
+		got = append(got, strconv.Itoa(m.id)+" "+strconv.FormatUint(m.ino, 10)+" "+m.mountPoint)
+	}
+	want := []string{
+		"74 4026532400 /run/pinned-mnt",
+		"73 4026532301 /run/docker/netns/ab c",
+		"72 4026532300 /run/docker/netns/ab c",
+		"71 4026531833 /run/docker/netns/default",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // ---- integration tests (root, real namespaces) ----
 
 // startIn starts argv in a fresh netns and returns it with the namespace.
@@ -396,6 +425,118 @@ func TestUnsearchableBy(t *testing.T) {
 		dir, denied := unsearchableBy(tc.dir, &tc.cred)
 		if denied != (tc.denied != "") || dir != tc.denied {
 			t.Errorf("unsearchableBy(%s, uid %d gid %d groups %v) = %q, %v; want %q", tc.dir, tc.cred.Uid, tc.cred.Gid, tc.cred.Groups, dir, denied, tc.denied)
+		}
+	}
+}
+
+// nsfsMountsOf returns the "net:[INODE]" roots of the nsfs mounts in
+// process pid's mount namespace.
+func nsfsMountsOf(t *testing.T, pid int) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if f := strings.Fields(pre); ok && len(f) > 4 && strings.HasPrefix(post, "nsfs ") {
+			out[f[3]] = true
+		}
+	}
+	return out
+}
+
+func nsRoot(t *testing.T, path string) string {
+	t.Helper()
+	id, err := nsfs.StatID(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "net:[" + strconv.FormatUint(id.Inode, 10) + "]"
+}
+
+// privateDir mounts a tmpfs that is private (as the host's / is on many
+// machines, and with it Docker's /run/docker/netns) and removes it after t.
+func privateDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	testbed.MustRun(t, "mount", "-t", "tmpfs", "nsdebug-test", dir)
+	testbed.MustRun(t, "mount", "--make-private", dir)
+	t.Cleanup(func() { testbed.Run("umount", "-l", dir) })
+	return dir
+}
+
+// privateNetns makes a network namespace that only a private mount at path
+// keeps alive (as Docker's SandboxKey: a bind of /proc/PID/ns/net under a
+// private mount), removed after t; path may already be such a mount (the
+// new one is stacked on it). It returns the namespace as mountinfo shows it.
+func privateNetns(t *testing.T, path string) string {
+	t.Helper()
+	if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o444); err == nil {
+		f.Close()
+	}
+	testbed.MustRun(t, "unshare", "--net="+path, "true")
+	t.Cleanup(func() { testbed.Run("umount", path) })
+	return nsRoot(t, path)
+}
+
+// Issue 6 case 6: the command's private mount namespace must not keep other
+// network namespaces alive. An nsfs mount under a private mount (Docker's
+// /run/docker/netns/* on most hosts) never gets the host's unmount, so a
+// container removed while any exec runs would live on, invisible, as long as
+// the command. Those are detached when the command starts; mounts the
+// host's unmounts do reach (/run/netns, shared) stay, so ip netns exec
+// works inside. Stacked mounts go too.
+func TestExecDetachesUnpropagatedNetnsMounts(t *testing.T) {
+	testbed.RequireRoot(t)
+	keep := testbed.NewNetNS(t, "exec-keep") // /run/netns: shared on the test bed
+	dir := privateDir(t)
+	under := privateNetns(t, filepath.Join(dir, "stacked"))
+	victim := privateNetns(t, filepath.Join(dir, "stacked")) // over the first
+	sandbox := privateNetns(t, filepath.Join(dir, "sandbox"))
+
+	sharedParent := false
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), " /run/netns rw") {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 6 && f[4] == "/run/netns" && strings.HasPrefix(f[6], "shared:") {
+				sharedParent = true
+			}
+		}
+	}
+
+	if !sharedParent {
+		t.Logf("/run/netns is not a shared mount here: its mounts are detached too, ip netns exec inside is not checked")
+	}
+
+	for _, sysfs := range []bool{true, false} {
+		p, _ := startIn(t, Spec{Args: []string{"sleep", "30"}, Sysfs: sysfs})
+		got := nsfsMountsOf(t, p.Pid())
+		p.Signal(syscall.SIGKILL)
+		p.Wait()
+		if !sysfs {
+			// No private mount namespace: the command shares the host's.
+			if !got[sandbox] {
+				t.Errorf("without a private mount namespace the command should see the host's mounts")
+			}
+			continue
+		}
+		for _, ns := range []string{sandbox, victim, under} {
+			if got[ns] {
+				t.Errorf("the command's mount namespace holds %s, mounted under a private mount on the host", ns)
+			}
+		}
+		if sharedParent && !got[nsRoot(t, keep.Path)] {
+			t.Errorf("the command's mount namespace lost %s under the shared /run/netns", keep.Path)
+		}
+	}
+
+	// ip netns exec still works inside (its mount stays).
+	if sharedParent {
+		var out bytes.Buffer
+		p, _ := startIn(t, Spec{Args: []string{"ip", "netns", "exec", keep.Name, "readlink", "/proc/self/ns/net"}, Stdout: &out, Stderr: &out, Sysfs: true})
+		if st, err := p.Wait(); err != nil || !st.Success() || strings.TrimSpace(out.String()) != nsRoot(t, keep.Path) {
+			t.Errorf("ip netns exec %s inside: %v %v %q", keep.Name, st, err, out.String())
 		}
 	}
 }
