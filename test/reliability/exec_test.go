@@ -17,9 +17,17 @@ import (
 )
 
 // startExec starts `nsdebug exec ARGS` and returns it with the PID of its
-// command once that runs.
+// command once that runs: a child whose argv[0] is the one after "--" (Go's
+// os/exec may fork a short-lived probe child first).
 func startExec(t *testing.T, args ...string) (*exec.Cmd, *strings.Builder, *strings.Builder, int) {
 	t.Helper()
+	want := ""
+	for i, a := range args {
+		if a == "--" && i+1 < len(args) {
+			want = args[i+1]
+			break
+		}
+	}
 	cmd := exec.Command(bin, append([]string{"exec"}, args...)...)
 	var o, e strings.Builder
 	cmd.Stdout, cmd.Stderr = &o, &e
@@ -33,9 +41,12 @@ func startExec(t *testing.T, args ...string) (*exec.Cmd, *strings.Builder, *stri
 		tasks, _ := os.ReadDir("/proc/" + pid + "/task")
 		for _, task := range tasks {
 			b, _ := os.ReadFile("/proc/" + pid + "/task/" + task.Name() + "/children")
-			if f := strings.Fields(string(b)); len(f) > 0 {
-				child, _ := strconv.Atoi(f[0])
-				return cmd, &o, &e, child
+			for _, f := range strings.Fields(string(b)) {
+				argv, _ := os.ReadFile("/proc/" + f + "/cmdline")
+				if a0, _, _ := strings.Cut(string(argv), "\x00"); a0 == want {
+					child, _ := strconv.Atoi(f)
+					return cmd, &o, &e, child
+				}
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -54,11 +65,57 @@ func exitCode(err error) int {
 	return 0
 }
 
+// netnsRoot is a process's network namespace as mountinfo names an nsfs
+// mount of it ("net:[INODE]").
+func netnsRoot(t *testing.T, pid int) string {
+	t.Helper()
+	ns, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+// nsfsMounts lists the nsfs mounts ("net:[INODE] /mount/point") in the
+// mount namespace of process pid.
+func nsfsMounts(t *testing.T, pid int) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if f := strings.Fields(pre); ok && len(f) > 4 && strings.HasPrefix(post, "nsfs ") {
+			out = append(out, f[3]+" "+f[4])
+		}
+	}
+	return out
+}
+
+// mountedIn reports the mounts of namespace ns ("net:[INODE]") in process
+// pid's mount namespace.
+func mountedIn(t *testing.T, pid int, ns string) []string {
+	t.Helper()
+	var out []string
+	for _, m := range nsfsMounts(t, pid) {
+		if strings.HasPrefix(m, ns+" ") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // Case 6: the container is removed while `nsdebug exec X -- sleep 30` runs.
-// The runtime's removal is not blocked (the command's private mount
-// namespace is a slave of the host's, so the netns bind mount's removal
-// propagates into it), nsdebug reports how the command ended, and no mount
-// or process is left behind.
+// The runtime's removal is not blocked, nsdebug reports how the command
+// ended, and no mount or process is left behind: not on the host, and not
+// in the command's own private mount namespace either (where a copy of the
+// container's netns mount would keep the namespace alive, invisible, as
+// long as the command runs; Docker's /run/docker/netns mounts are private
+// on most hosts, so the host's unmount never reaches such a copy). Mounts
+// are found by namespace inode: mountinfo shows /run/docker/netns/X where
+// Docker's SandboxKey says /var/run/docker/netns/X.
 func TestCase06_ExecWhileContainerRemoved(t *testing.T) {
 	testbed.Require(t)
 	for _, tc := range []struct {
@@ -77,8 +134,11 @@ func TestCase06_ExecWhileContainerRemoved(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "nsdbg-rel-exec"})
+			ns := netnsRoot(t, c.PID)
+			if len(mountedIn(t, os.Getpid(), ns)) == 0 {
+				t.Fatalf("the container's netns %s is not mounted on the host (Docker's SandboxKey %s)", ns, c.SandboxKey)
+			}
 			cmd, stdout, stderr, child := startExec(t, append([]string{c.Name, "--"}, tc.argv...)...)
-			childNS, _ := os.Readlink("/proc/" + strconv.Itoa(child) + "/ns/net")
 
 			start := time.Now()
 			if out, err := testbed.Run("docker", "rm", "-f", c.Name); err != nil {
@@ -89,17 +149,17 @@ func TestCase06_ExecWhileContainerRemoved(t *testing.T) {
 			}
 			// Docker unmounts the netns at once (it deletes the empty file
 			// later, in a periodic sweep).
-			if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), c.SandboxKey) {
-				t.Errorf("the container's netns %s is still mounted on the host", c.SandboxKey)
+			if m := mountedIn(t, os.Getpid(), ns); len(m) > 0 {
+				t.Errorf("the container's netns is still mounted on the host: %v", m)
 			}
-			// The removal reached the command's own mount namespace too.
-			if mi, err := os.ReadFile("/proc/" + strconv.Itoa(child) + "/mountinfo"); err == nil && strings.Contains(string(mi), c.SandboxKey) {
-				t.Errorf("the command's mount namespace still holds %s", c.SandboxKey)
+			// Nor does the command's own mount namespace hold a copy.
+			if m := mountedIn(t, child, ns); len(m) > 0 {
+				t.Errorf("the command's mount namespace still holds the removed container's netns: %v", m)
 			}
 			// The command still runs, still in the container's (now
 			// ownerless) netns.
-			if now, _ := os.Readlink("/proc/" + strconv.Itoa(child) + "/ns/net"); now != childNS {
-				t.Errorf("command's netns changed: %s -> %s", childNS, now)
+			if now := netnsRoot(t, child); now != ns {
+				t.Errorf("command's netns changed: %s -> %s", ns, now)
 			}
 			if tc.kill {
 				syscall.Kill(child, syscall.SIGKILL)
@@ -114,10 +174,41 @@ func TestCase06_ExecWhileContainerRemoved(t *testing.T) {
 			if _, err := os.Stat("/proc/" + strconv.Itoa(child)); err == nil {
 				t.Errorf("command %d outlived nsdebug", child)
 			}
+			if m := mountedIn(t, os.Getpid(), ns); len(m) > 0 {
+				t.Errorf("a mount of the removed container is left on the host: %v", m)
+			}
 			mi, _ := os.ReadFile("/proc/self/mountinfo")
-			if strings.Contains(string(mi), c.SandboxKey) || strings.Contains(string(mi), c.ID) {
-				t.Errorf("a mount of the removed container is left on the host")
+			if strings.Contains(string(mi), c.ID) {
+				t.Errorf("a mount naming the removed container's ID is left on the host")
 			}
 		})
+	}
+}
+
+// Case 6, the other containers: one removed while an exec into ANOTHER
+// container runs must not live on in that command's mount namespace (it
+// would stay alive, invisible to the host, to lsns and to nsdebug ls, for
+// as long as the command, hours for a shell). Mounts that do get the
+// host's unmounts (/run/netns, shared) stay, so ip netns exec still works
+// inside; that is checked in enter (TestExecDetachesUnpropagatedNetnsMounts).
+func TestCase06_ExecKeepsNoOtherContainerAlive(t *testing.T) {
+	testbed.Require(t)
+	victim := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "nsdbg-rel-victim"})
+	other := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "nsdbg-rel-other"})
+	ns := netnsRoot(t, victim.PID)
+	if len(mountedIn(t, os.Getpid(), ns)) == 0 {
+		t.Fatalf("the victim's netns %s is not mounted on the host", ns)
+	}
+	cmd, _, stderr, child := startExec(t, other.Name, "--", "sleep", "30")
+	testbed.MustRun(t, "docker", "rm", "-f", victim.Name)
+	if m := mountedIn(t, os.Getpid(), ns); len(m) > 0 {
+		t.Errorf("the removed container's netns is still mounted on the host: %v", m)
+	}
+	if m := mountedIn(t, child, ns); len(m) > 0 {
+		t.Errorf("nsdebug exec %s keeps the removed container %s's netns alive in its mount namespace: %v", other.Name, victim.Name, m)
+	}
+	syscall.Kill(child, syscall.SIGTERM)
+	if code := exitCode(cmd.Wait()); code != 143 {
+		t.Errorf("exit %d, want 143 (stderr %q)", code, stderr.String())
 	}
 }
