@@ -44,6 +44,11 @@ Only net.* keys that exist in the target's namespace are accepted. Writing
 when the target is the host's own namespace (host network mode, hostNetwork
 pods, PID 1) is refused unless --force.
 
+--diff compares the target's keys with the host's. Per-interface keys
+(net.ipv4.conf.IF.*, net.ipv6.conf.IF.*, net.ipv4.neigh.IF.*,
+net.ipv6.neigh.IF.*) are compared only for all, default and lo: other
+interfaces are other devices in each namespace, even with the same name.
+
 Output: reads as "key = value", writes as "key: old -> new". JSON: a read-only
 run is an object key -> value; a run with writes is
 {"dry_run": bool, "reads": {key: value}, "writes": [{"key", "old", "new", "applied"}]};
@@ -89,6 +94,13 @@ func runSysctl(cmd *cobra.Command, env *Env, opts sysctlOptions) error {
 	writes := sysctl.HasWrites(ops)
 	if opts.Diff && writes {
 		return nserr.New(nserr.ErrUsage, "--diff only reads: drop the KEY=VALUE arguments or --diff")
+	}
+	if opts.Diff {
+		for _, o := range ops {
+			if dev, other := sysctl.OtherDevice(o.Key.Name); other {
+				return nserr.New(nserr.ErrUsage, "--diff does not compare %s: %s in the target and %s on the host are different devices (read it with 'nsdebug sysctl TARGET %s')", o.Key.Name, dev, dev, o.Key.Name)
+			}
+		}
 	}
 	// PID 1 is the host's init (hostcheck guarantees the host's PID
 	// namespace): refuse before trying to open its namespace, which ptrace

@@ -121,6 +121,39 @@ func writeTwo(t *testing.T, target string, readInside func(path string) string) 
 	if err := json.Unmarshal([]byte(stdout), &diff); err != nil || len(diff) != 1 || diff[0].Key != "net.core.somaxconn" || diff[0].Target != newSomax || diff[0].Host != hostSomax {
 		t.Errorf("--diff -o json net.core.somaxconn: %v %s", err, stdout)
 	}
+
+	// Per-interface keys are compared for all, default and lo only: the
+	// target's eth0 and the host's eth0 are different devices.
+	other := func(v string) string {
+		if v == "1" {
+			return "2"
+		}
+		return "1"
+	}
+	hostLo := readFile(t, "/proc/sys/net/ipv4/conf/lo/rp_filter")
+	args := []string{"sysctl", target, "net.ipv4.conf.lo.rp_filter=" + other(hostLo)}
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/conf/eth0/rp_filter"); err == nil {
+		args = append(args, "net.ipv4.conf.eth0.rp_filter="+other(strings.TrimSpace(string(b))))
+	} else {
+		t.Log("the host has no eth0: the check that eth0 is left out of --diff proves nothing here")
+	}
+	if _, stderr, code := run(t, args...); code != 0 {
+		t.Fatalf("%q: exit %d %s", args, code, stderr)
+	}
+	stdout, stderr, code = run(t, "sysctl", target, "--diff")
+	if code != 0 || !hasLine(stdout, "net.ipv4.conf.lo.rp_filter", other(hostLo), hostLo) {
+		t.Errorf("--diff lacks lo's changed rp_filter: %d %s\n%s", code, stderr, stdout)
+	}
+	for _, line := range strings.Split(stdout, "\n") {
+		if strings.Contains(line, ".conf.eth0.") || strings.Contains(line, ".neigh.eth0.") {
+			t.Errorf("--diff compares eth0 across namespaces: %q", line)
+		}
+	}
+	stdout, stderr, code = run(t, "sysctl", target, "--diff", "net.ipv4.conf.eth0.rp_filter")
+	if code != 2 || stdout != "" || !strings.Contains(stderr, "different devices") {
+		t.Errorf("--diff net.ipv4.conf.eth0.rp_filter: %d %q %q; want exit 2 saying they are different devices", code, stdout, stderr)
+	}
+	sameSysctls(t, "host", hostAll, netSysctls(t, hostNS))
 }
 
 func TestSysctlDockerContainer(t *testing.T) {

@@ -146,6 +146,31 @@ func TestDiff(t *testing.T) {
 	}
 }
 
+// Per-interface keys are compared only for all, default and lo: an eth0 in
+// the target and an eth0 on the host are different devices.
+func TestDiffComparesOnlySharedInterfaceNames(t *testing.T) {
+	target := []Value{
+		{"net.ipv4.conf.eth0.rp_filter", "2"}, {"net.ipv6.conf.eth0.mtu", "1400"}, {"net.ipv4.neigh.eth0.gc_stale_time", "30"},
+		{"net.ipv6.neigh.eth0/100.retrans_time_ms", "2000"}, {"net.ipv4.conf.eth0/100.rp_filter", "2"},
+		{"net.ipv4.conf.all.rp_filter", "2"}, {"net.ipv4.conf.default.rp_filter", "2"}, {"net.ipv4.conf.lo.rp_filter", "2"},
+		{"net.ipv6.conf.lo.mtu", "1500"}, {"net.ipv4.neigh.default.gc_stale_time", "30"}, {"net.ipv6.neigh.lo.retrans_time_ms", "2000"},
+	}
+	host := []Value{
+		{"net.ipv4.conf.eth0.rp_filter", "1"}, {"net.ipv6.conf.eth0.mtu", "1500"}, {"net.ipv4.neigh.eth0.gc_stale_time", "60"},
+		{"net.ipv6.neigh.eth0/100.retrans_time_ms", "1000"}, {"net.ipv4.conf.eth0/100.rp_filter", "1"},
+		{"net.ipv4.conf.all.rp_filter", "1"}, {"net.ipv4.conf.default.rp_filter", "1"}, {"net.ipv4.conf.lo.rp_filter", "1"},
+		{"net.ipv6.conf.lo.mtu", "65536"}, {"net.ipv4.neigh.default.gc_stale_time", "60"}, {"net.ipv6.neigh.lo.retrans_time_ms", "1000"},
+	}
+	var got []string
+	for _, d := range Diff(target, host) {
+		got = append(got, d.Key)
+	}
+	want := []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter", "net.ipv4.conf.lo.rp_filter", "net.ipv6.conf.lo.mtu", "net.ipv4.neigh.default.gc_stale_time", "net.ipv6.neigh.lo.retrans_time_ms"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Diff keys = %v, want %v", got, want)
+	}
+}
+
 // FuzzParseKey: any accepted key maps to a path under /proc/sys/net/ with no
 // "." or ".." component, and its canonical name maps to the same path.
 func FuzzParseKey(f *testing.F) {

@@ -131,7 +131,8 @@ type DiffEntry struct {
 
 // Diff lists the keys of target whose value differs in host. Keys missing on
 // either side (host-only sysctls, interfaces only one side has) cannot be
-// compared and are left out, as are counters that are not settings.
+// compared and are left out, as are counters that are not settings and the
+// keys of interfaces other than all, default and lo (OtherDevice).
 func Diff(target, host []Value) []DiffEntry {
 	hv := make(map[string]string, len(host))
 	for _, v := range host {
@@ -143,12 +144,38 @@ func Diff(target, host []Value) []DiffEntry {
 		if !ok || h == v.Value || counters[v.Key] {
 			continue
 		}
+		if _, other := OtherDevice(v.Key); other {
+			continue
+		}
 		out = append(out, DiffEntry{Key: v.Key, Target: v.Value, Host: h})
 	}
 	return out
 }
 
 var counters = map[string]bool{"net.netfilter.nf_conntrack_count": true}
+
+// OtherDevice tells whether key (a canonical name) is a per-interface key
+// (net.ipv4.conf.IF.*, net.ipv6.conf.IF.*, net.ipv4.neigh.IF.*,
+// net.ipv6.neigh.IF.*, net.mpls.conf.IF.*) of an interface other than
+// all, default and lo, and names it. Such an interface in two namespaces
+// is two devices, even with the same name: comparing them says nothing
+// about a setting somebody changed.
+func OtherDevice(key string) (string, bool) {
+	c := strings.Split(key, ".")
+	if len(c) < 4 || c[0] != "net" {
+		return "", false
+	}
+	switch c[1] + "." + c[2] {
+	case "ipv4.conf", "ipv6.conf", "ipv4.neigh", "ipv6.neigh", "mpls.conf":
+	default:
+		return "", false
+	}
+	switch c[3] {
+	case "all", "default", "lo":
+		return "", false
+	}
+	return strings.ReplaceAll(c[3], "/", "."), true
+}
 
 // appliedSoFar completes a failed write's message with what was applied.
 func appliedSoFar(err error, steps []Step, notRun []Op) error {
