@@ -2,9 +2,11 @@ package cmd
 
 import (
 	"encoding/json"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsdebug/nsdebug/inspect"
 	"github.com/nsdebug/nsdebug/internal/testbed"
@@ -63,6 +65,34 @@ func checkWhois(t *testing.T, thing string, wantInode uint64, wantRef string) {
 	t.Errorf("whois %s: no match in net:[%d] owned by %s: %s", thing, wantInode, wantRef, stdout)
 }
 
+// socketsScript gives a container's processes sockets of every kind ss
+// shows: a TCP listener (httpd), an established TCP connection between two
+// nc (the accepted end is an inet6 socket with IPv4-mapped addresses: nc
+// listens dual-stack) and a UDP socket (syslogd forwarding to 127.0.0.1).
+const socketsScript = `httpd -p 8080
+sleep 3600 | nc -l -p 9000 >/dev/null &
+until netstat -ltn | grep -q ':9000 '; do sleep 0.05; done
+sleep 3600 | nc 127.0.0.1 9000 >/dev/null &
+syslogd -n -R 127.0.0.1:5514 &
+until [ -S /dev/log ]; do sleep 0.05; done
+logger nsdebug-test
+exec sleep 3600`
+
+// waitSockets waits until ss sees every socket of socketsScript.
+func waitSockets(t *testing.T, nsPath string) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		out, _ := exec.Command("nsenter", "--net="+nsPath, "ss", "-tunapH").CombinedOutput()
+		s := string(out)
+		if strings.Contains(s, ":8080 ") && strings.Count(s, "ESTAB") >= 2 && strings.Contains(s, `"syslogd"`) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, _ := exec.Command("nsenter", "--net="+nsPath, "ss", "-tunapH").CombinedOutput()
+	t.Fatalf("the fixture's sockets are not all there in %s:\n%s", nsPath, out)
+}
+
 func TestInspectDockerContainers(t *testing.T) {
 	testbed.Require(t)
 	userNet := testbed.NewDockerNetwork(t, "nsdbg-insp")
@@ -76,9 +106,9 @@ func TestInspectDockerContainers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "nsdbg-insp", Network: tc.network, Cmd: []string{"httpd", "-f", "-p", "8080"}})
+			c := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "nsdbg-insp", Network: tc.network, Cmd: []string{"sh", "-c", socketsScript}})
 			nsPath := "/proc/" + strconv.Itoa(c.PID) + "/ns/net"
-			waitListen(t, nsPath, ":8080")
+			waitSockets(t, nsPath)
 			rep := inspectJSON(t, "docker:"+c.Name)
 			compareWithIproute2(t, rep, nsPath)
 			if len(rep.Owners) == 0 || rep.Owners[0].Ref() != "docker:"+c.Name {

@@ -3,15 +3,19 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nsdebug/nsdebug/enter"
 	"github.com/nsdebug/nsdebug/inspect"
+	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/internal/testbed"
 )
 
@@ -23,6 +27,13 @@ type ipLink struct {
 	Ifname    string `json:"ifname"`
 	LinkIndex int    `json:"link_index"`
 	Master    string `json:"master"`
+	LinkType  string `json:"link_type"`
+	Operstate string `json:"operstate"`
+	MTU       int    `json:"mtu"`
+	Address   string `json:"address"`
+	LinkInfo  struct {
+		InfoKind string `json:"info_kind"`
+	} `json:"linkinfo"`
 }
 
 type ipAddr struct {
@@ -34,11 +45,62 @@ type ipAddr struct {
 }
 
 type ipRoute struct {
-	Type    string `json:"type"`
-	Dst     string `json:"dst"`
-	Gateway string `json:"gateway"`
-	Dev     string `json:"dev"`
-	Table   string `json:"table"`
+	Type     string `json:"type"`
+	Dst      string `json:"dst"`
+	Gateway  string `json:"gateway"`
+	Dev      string `json:"dev"`
+	Table    string `json:"table"`
+	Protocol string `json:"protocol"`
+	Scope    string `json:"scope"`
+	Prefsrc  string `json:"prefsrc"`
+	Metric   int    `json:"metric"`
+	Nexthops []struct {
+		Gateway string `json:"gateway"`
+		Dev     string `json:"dev"`
+		Weight  int    `json:"weight"`
+	} `json:"nexthops"`
+}
+
+type ipRule struct {
+	Priority int     `json:"priority"`
+	Src      string  `json:"src"`
+	Srclen   *int    `json:"srclen"`
+	Dst      string  `json:"dst"`
+	Dstlen   *int    `json:"dstlen"`
+	Iif      string  `json:"iif"`
+	Oif      string  `json:"oif"`
+	Fwmark   string  `json:"fwmark"`
+	Fwmask   string  `json:"fwmask"`
+	Table    string  `json:"table"`
+	Action   string  `json:"action"`
+	Goto     int     `json:"goto"`
+	Not      *string `json:"not"`
+	Nop      *string `json:"nop"`
+}
+
+// UnmarshalJSON keeps "not": null and "nop": null (ip's flags) as present.
+func (r *ipRule) UnmarshalJSON(b []byte) error {
+	type plain ipRule
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
+		return err
+	}
+	empty := ""
+	if _, ok := raw["not"]; ok {
+		r.Not = &empty
+	}
+	if _, ok := raw["nop"]; ok {
+		r.Nop = &empty
+	}
+	return nil
+}
+
+type ipNeigh struct {
+	Dst string `json:"dst"`
+	Dev string `json:"dev"`
 }
 
 func nsRun(t *testing.T, nsPath string, args ...string) string {
@@ -78,30 +140,72 @@ func sortedKeys(m map[string]bool) []string {
 
 func sameSet(t *testing.T, what string, got, want map[string]bool) {
 	t.Helper()
-	g, w := sortedKeys(got), sortedKeys(want)
-	if strings.Join(g, "\n") != strings.Join(w, "\n") {
-		t.Errorf("%s differ from iproute2's:\n nsdebug: %q\n iproute2: %q", what, g, w)
+	var extra, missing []string
+	for k := range got {
+		if !want[k] {
+			extra = append(extra, k)
+		}
+	}
+	for k := range want {
+		if !got[k] {
+			missing = append(missing, k)
+		}
+	}
+	if len(extra)+len(missing) > 0 {
+		sort.Strings(extra)
+		sort.Strings(missing)
+		t.Errorf("%s differ from iproute2's:\n only nsdebug: %q\n only iproute2: %q", what, extra, missing)
 	}
 }
 
 // compareWithIproute2 checks links, addresses, routes of every table (both
-// families) and listening sockets against ip/ss run in the namespace.
+// families, next hops included), policy rules, neighbours and every TCP/UDP
+// socket with its owning processes against ip/ss run in the namespace.
 func compareWithIproute2(t *testing.T, rep *inspect.Report, nsPath string) {
 	t.Helper()
+	compareLinks(t, rep, nsPath)
+	compareAddrs(t, rep, nsPath)
+	compareRoutes(t, rep, nsPath)
+	compareRules(t, rep, nsPath)
+	compareNeighbors(t, rep, nsPath)
+	compareSockets(t, rep, nsPath)
+}
+
+func compareLinks(t *testing.T, rep *inspect.Report, nsPath string) {
+	t.Helper()
 	var links []ipLink
-	nsJSON(t, nsPath, &links, "ip", "-j", "link")
+	nsJSON(t, nsPath, &links, "ip", "-d", "-j", "link")
 	got, want := map[string]bool{}, map[string]bool{}
+	key := func(index int, name, master, typ, state string, mtu int, mac string) string {
+		return fmt.Sprintf("%d %s master=%s type=%s state=%s mtu=%d mac=%s", index, name, master, typ, state, mtu, mac)
+	}
 	for _, l := range rep.Links {
-		got[fmt.Sprintf("%d %s master=%s", l.Index, l.Name, l.Master)] = true
+		state := strings.ToUpper(strings.ReplaceAll(l.State, "-", ""))
+		got[key(l.Index, l.Name, l.Master, l.Type, state, l.MTU, l.MAC)] = true
 	}
 	for _, l := range links {
-		want[fmt.Sprintf("%d %s master=%s", l.Ifindex, l.Ifname, l.Master)] = true
+		typ := l.LinkInfo.InfoKind
+		switch {
+		case typ != "":
+		case l.LinkType == "loopback":
+			typ = "loopback"
+		default:
+			typ = "device"
+		}
+		mac := l.Address
+		if strings.Trim(mac, "0:.") == "" {
+			mac = "" // an all-zero address (lo, tunnels) is shown as none
+		}
+		want[key(l.Ifindex, l.Ifname, l.Master, typ, l.Operstate, l.MTU, mac)] = true
 	}
 	sameSet(t, "links", got, want)
+}
 
+func compareAddrs(t *testing.T, rep *inspect.Report, nsPath string) {
+	t.Helper()
 	var addrs []ipAddr
 	nsJSON(t, nsPath, &addrs, "ip", "-j", "addr")
-	got, want = map[string]bool{}, map[string]bool{}
+	got, want := map[string]bool{}, map[string]bool{}
 	for _, a := range rep.Addresses {
 		got[a.Ifname+" "+a.Address] = true
 	}
@@ -111,8 +215,15 @@ func compareWithIproute2(t *testing.T, rep *inspect.Report, nsPath string) {
 		}
 	}
 	sameSet(t, "addresses", got, want)
+}
 
-	got, want = map[string]bool{}, map[string]bool{}
+func compareRoutes(t *testing.T, rep *inspect.Report, nsPath string) {
+	t.Helper()
+	got, want := map[string]bool{}, map[string]bool{}
+	key := func(fam, dst, table, typ, dev, gw, proto, scope, src string, metric int, nhs []string) string {
+		return fmt.Sprintf("%s %s table=%s type=%s dev=%s via=%s proto=%s scope=%s src=%s metric=%d nexthops=%s",
+			fam, dst, table, typ, dev, gw, proto, scope, src, metric, strings.Join(nhs, ","))
+	}
 	for _, r := range rep.Routes {
 		dst := r.Dst
 		if ip, n, err := net.ParseCIDR(dst); err == nil {
@@ -124,7 +235,23 @@ func compareWithIproute2(t *testing.T, rep *inspect.Report, nsPath string) {
 		if typ == "unicast" {
 			typ = ""
 		}
-		got[fmt.Sprintf("%s %s table=%s type=%s dev=%s via=%s", r.Family, dst, r.Table, typ, r.Dev, r.Gateway)] = true
+		// ip leaves out what is the default: proto boot, scope global.
+		proto := r.Protocol
+		switch proto {
+		case "boot":
+			proto = ""
+		case "":
+			proto = "unspec"
+		}
+		scope := r.Scope
+		if scope == "global" {
+			scope = ""
+		}
+		var nhs []string
+		for _, nh := range r.Nexthops {
+			nhs = append(nhs, fmt.Sprintf("%s@%s*%d", nh.Gateway, nh.Dev, nh.Weight))
+		}
+		got[key(r.Family, dst, r.Table, typ, r.Dev, r.Gateway, proto, scope, r.Src, r.Metric, nhs)] = true
 	}
 	for _, fam := range []string{"-4", "-6"} {
 		var routes []ipRoute
@@ -135,36 +262,140 @@ func compareWithIproute2(t *testing.T, rep *inspect.Report, nsPath string) {
 			if table == "" {
 				table = "main"
 			}
-			want[fmt.Sprintf("%s %s table=%s type=%s dev=%s via=%s", name, r.Dst, table, r.Type, r.Dev, r.Gateway)] = true
+			var nhs []string
+			for _, nh := range r.Nexthops {
+				nhs = append(nhs, fmt.Sprintf("%s@%s*%d", nh.Gateway, nh.Dev, nh.Weight))
+			}
+			want[key(name, r.Dst, table, r.Type, r.Dev, r.Gateway, r.Protocol, r.Scope, r.Prefsrc, r.Metric, nhs)] = true
 		}
 	}
 	sameSet(t, "routes", got, want)
+}
 
-	got, want = map[string]bool{}, map[string]bool{}
-	for _, s := range rep.Sockets {
-		if s.State == "LISTEN" || (s.Proto == "udp" && s.State == "UNCONN") {
-			got[s.Proto+" "+s.Local] = true
+func compareRules(t *testing.T, rep *inspect.Report, nsPath string) {
+	t.Helper()
+	got, want := map[string]bool{}, map[string]bool{}
+	key := func(fam string, prio int, not bool, src, dst, iif, oif, mark, action, table string) string {
+		return fmt.Sprintf("%s %d not=%v from=%s to=%s iif=%s oif=%s fwmark=%s %s %s", fam, prio, not, src, dst, iif, oif, mark, action, table)
+	}
+	for _, r := range rep.Rules {
+		mark := r.Fwmark
+		if r.Fwmask != "" {
+			mark += "/" + r.Fwmask
+		}
+		action := r.Action
+		if r.Action == "goto" {
+			action = "goto " + strconv.Itoa(r.Goto)
+		}
+		got[key(r.Family, r.Priority, r.Not, dashOr(r.Src, "all"), dashOr(r.Dst, "all"), r.IIf, r.OIf, mark, action, r.Table)] = true
+	}
+	for _, fam := range []string{"-4", "-6"} {
+		var rules []ipRule
+		nsJSON(t, nsPath, &rules, "ip", "-j", fam, "rule")
+		name := map[string]string{"-4": "inet", "-6": "inet6"}[fam]
+		for _, r := range rules {
+			prefix := func(a string, l *int) string {
+				if l == nil {
+					return a
+				}
+				return fmt.Sprintf("%s/%d", a, *l)
+			}
+			mark := r.Fwmark
+			if r.Fwmask != "" {
+				mark += "/" + r.Fwmask
+			}
+			action := r.Action
+			switch {
+			case r.Goto > 0:
+				action = "goto " + strconv.Itoa(r.Goto)
+			case r.Nop != nil:
+				action = "nop"
+			case action == "":
+				action = "lookup"
+			}
+			want[key(name, r.Priority, r.Not != nil, prefix(r.Src, r.Srclen), dashOr(prefix(r.Dst, r.Dstlen), "all"), r.Iif, r.Oif, mark, action, r.Table)] = true
 		}
 	}
-	for _, line := range strings.Split(nsRun(t, nsPath, "ss", "-tulnH"), "\n") {
+	sameSet(t, "rules", got, want)
+}
+
+func dashOr(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// compareNeighbors: the entries ip neigh lists (by address and device;
+// states change as entries age).
+func compareNeighbors(t *testing.T, rep *inspect.Report, nsPath string) {
+	t.Helper()
+	got, want := map[string]bool{}, map[string]bool{}
+	for _, n := range rep.Neighbors {
+		got[n.IP+" dev "+n.Dev] = true
+	}
+	var neighs []ipNeigh
+	nsJSON(t, nsPath, &neighs, "ip", "-j", "neigh")
+	for _, n := range neighs {
+		want[n.Dst+" dev "+n.Dev] = true
+	}
+	sameSet(t, "neighbours", got, want)
+}
+
+var ssUser = regexp.MustCompile(`\("([^"]*)",pid=(\d+),`)
+
+// ssSockets is ss -tunapH as keys: proto, state, local, remote and the
+// owning processes (command/PID, sorted).
+func ssSockets(t *testing.T, nsPath string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	norm := func(addr string) string {
+		i := strings.LastIndex(addr, ":")
+		if i < 0 {
+			return addr
+		}
+		host, port := addr[:i], addr[i:]
+		if j := strings.Index(host, "%"); j >= 0 {
+			host = host[:j] // bound to a device: 0.0.0.0%eth0
+		}
+		if host == "*" {
+			host = "[::]" // ss prints a dual-stack wildcard as *
+		}
+		return host + port
+	}
+	for _, line := range strings.Split(nsRun(t, nsPath, "ss", "-tunapH"), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 5 {
+		if len(f) < 6 {
 			continue
 		}
-		local := f[4]
-		if i := strings.LastIndex(local, ":"); i >= 0 {
-			host, port := local[:i], local[i:]
-			if j := strings.Index(host, "%"); j >= 0 {
-				host = host[:j] // bound to a device: 0.0.0.0%eth0
-			}
-			if host == "*" {
-				host = "[::]" // ss prints a dual-stack wildcard as *
-			}
-			local = host + port
+		var users []string
+		for _, m := range ssUser.FindAllStringSubmatch(strings.Join(f[6:], " "), -1) {
+			users = append(users, m[1]+"/"+m[2])
 		}
-		want[f[0]+" "+local] = true
+		sort.Strings(users)
+		out[socketKey(f[0], f[1], norm(f[4]), norm(f[5]), users)] = true
 	}
-	sameSet(t, "listening sockets", got, want)
+	return out
+}
+
+func socketKey(proto, state, local, remote string, users []string) string {
+	return fmt.Sprintf("%s %s %s %s users=%s", proto, state, local, remote, strings.Join(users, ","))
+}
+
+// compareSockets: every TCP and UDP socket in every state, with its owners
+// (host PIDs, as ss -p shows them from the host's /proc).
+func compareSockets(t *testing.T, rep *inspect.Report, nsPath string) {
+	t.Helper()
+	got := map[string]bool{}
+	for _, s := range rep.Sockets {
+		var users []string
+		for _, p := range s.Processes {
+			users = append(users, p.Command+"/"+strconv.Itoa(p.PID))
+		}
+		sort.Strings(users)
+		got[socketKey(s.Proto, s.State, s.Local, s.Remote, users)] = true
+	}
+	sameSet(t, "sockets (ss -tunap)", got, ssSockets(t, nsPath))
 }
 
 // TestInspectSelfMadeNetns: a hub netns with a bridge, two netns wired to it
@@ -189,6 +420,37 @@ func TestInspectSelfMadeNetns(t *testing.T) {
 	hub.Exec(t, "ip", "link", "set", "mv0", "netns", a.Name)
 	a.Exec(t, "ip", "route", "add", "10.232.0.0/16", "via", "10.231.0.1", "table", "100")
 	a.Exec(t, "ip", "rule", "add", "from", "10.231.0.0/24", "table", "100", "priority", "1000")
+	// A veth pair inside a itself, two subnets behind it and multipath
+	// (ECMP) routes over both, for both families.
+	a.Exec(t, "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb")
+	for _, l := range []string{"va", "vb"} {
+		a.Exec(t, "ip", "link", "set", l, "up")
+	}
+	a.Exec(t, "ip", "addr", "add", "10.250.5.1/24", "dev", "va")
+	a.Exec(t, "ip", "addr", "add", "10.250.6.1/24", "dev", "vb")
+	a.Exec(t, "ip", "addr", "add", "fd99::1/64", "dev", "va", "nodad")
+	a.Exec(t, "ip", "addr", "add", "fd98::1/64", "dev", "vb", "nodad")
+	a.Exec(t, "ip", "route", "add", "10.77.0.0/16", "nexthop", "via", "10.250.5.2", "dev", "va", "weight", "3", "nexthop", "via", "10.250.6.2", "dev", "vb")
+	a.Exec(t, "ip", "-6", "route", "add", "fd77::/64", "nexthop", "via", "fd99::2", "dev", "va", "nexthop", "via", "fd98::2", "dev", "vb")
+	// Rules of every action, a fwmark with a mask, an inverted selector.
+	for _, rule := range [][]string{
+		{"from", "10.1.1.0/24", "prohibit", "pref", "100"},
+		{"to", "10.2.2.0/24", "blackhole", "pref", "101"},
+		{"fwmark", "0x10/0xff", "lookup", "200", "pref", "102"},
+		{"fwmark", "0x20", "lookup", "201", "pref", "103"},
+		{"from", "10.3.0.0/16", "unreachable", "pref", "104"},
+		{"from", "10.4.0.0/16", "goto", "200", "pref", "105"},
+		{"not", "from", "10.9.0.0/16", "lookup", "300", "pref", "106"},
+		{"nop", "pref", "200"},
+		{"-6", "from", "fd00::/8", "prohibit", "pref", "50"},
+	} {
+		args := append([]string{"rule", "add"}, rule...)
+		if rule[0] == "-6" {
+			args = append([]string{"-6", "rule", "add"}, rule[1:]...)
+		}
+		a.Exec(t, "ip", args...)
+	}
+	a.Exec(t, "ip", "tuntap", "add", "tun0", "mode", "tun")
 
 	hostEnd := fmt.Sprintf("nsdbgv%d", time.Now().UnixNano()%1e6)
 	testbed.MustRun(t, "ip", "link", "add", hostEnd, "type", "veth", "peer", "name", "eth0", "netns", c.Name)
@@ -202,6 +464,10 @@ func TestInspectSelfMadeNetns(t *testing.T) {
 	a.Exec(t, "iptables", "-A", "INPUT", "-p", "udp", "--dport", "53", "-j", "DROP")
 	pid := a.StartProcess(t, "busybox", "nc", "-l", "-p", "8080")
 	waitListen(t, a.Path, ":8080")
+	// An established TCP connection to a dual-stack listener (its accepted
+	// end is an inet6 socket with IPv4-mapped addresses) and a UDP socket,
+	// made by this test inside a.
+	openSockets(t, a.Path)
 
 	rep := inspectJSON(t, "netns:"+a.Name)
 	compareWithIproute2(t, rep, a.Path)
@@ -292,7 +558,9 @@ func TestInspectHostNetns(t *testing.T) {
 	// saw the same host before and after it.
 	const host = "/proc/2/ns/net"
 	state := func() string {
-		return nsRun(t, host, "ip", "-j", "link") + nsRun(t, host, "ip", "-j", "addr") + nsRun(t, host, "ip", "-j", "route", "show", "table", "all")
+		s := nsRun(t, host, "ip", "-d", "-j", "link") + nsRun(t, host, "ip", "-j", "addr") + nsRun(t, host, "ip", "-j", "route", "show", "table", "all") +
+			nsRun(t, host, "ip", "-j", "rule") + nsRun(t, host, "ip", "-j", "-6", "rule") + nsRun(t, host, "ip", "-j", "neigh")
+		return s + strings.Join(sortedKeys(ssSockets(t, host)), "\n")
 	}
 	for try := 1; ; try++ {
 		before := state()
@@ -319,6 +587,51 @@ func TestInspectUsageErrors(t *testing.T) {
 		if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 {
 			t.Errorf("%q: exit %d stdout %q stderr %q; want exit 2 and one line", args, code, stdout, stderr)
 		}
+	}
+}
+
+// openSockets makes, inside the netns at nsPath, a dual-stack TCP listener
+// with one connection accepted from 127.0.0.1 and a UDP socket, all held by
+// this test process and closed at cleanup. Sockets keep the namespace they
+// were made in, so only their creation runs inside it.
+func openSockets(t *testing.T, nsPath string) {
+	t.Helper()
+	ns, err := nsfs.Open(nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	var closers []io.Closer
+	t.Cleanup(func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	})
+	err = enter.Do(ns, func() error {
+		ln, err := net.Listen("tcp", ":9000")
+		if err != nil {
+			return err
+		}
+		closers = append(closers, ln)
+		client, err := net.Dial("tcp4", "127.0.0.1:9000")
+		if err != nil {
+			return err
+		}
+		closers = append(closers, client)
+		server, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		closers = append(closers, server)
+		udp, err := net.ListenPacket("udp4", "127.0.0.1:5514")
+		if err != nil {
+			return err
+		}
+		closers = append(closers, udp)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("sockets in %s: %v", nsPath, err)
 	}
 }
 

@@ -70,7 +70,16 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 		}
 		t := tableFor(len(r.Routes), "TABLE", "TYPE", "DST", "GATEWAY", "DEV", "SRC", "PROTO", "SCOPE", "METRIC")
 		for _, rt := range r.Routes {
-			t.Row(rt.Table, rt.Type, rt.Dst, dash(rt.Gateway), dash(rt.Dev), dash(rt.Src), dash(rt.Protocol), rt.Scope, dashInt(rt.Metric))
+			gw := dash(rt.Gateway)
+			if len(rt.Nexthops) > 0 && rt.Gateway == "" {
+				gw = "multipath"
+			}
+			t.Row(rt.Table, rt.Type, rt.Dst, gw, dash(rt.Dev), dash(rt.Src), dash(rt.Protocol), rt.Scope, dashInt(rt.Metric))
+			// One line per path under its route, in the gateway and dev
+			// columns, as ip route prints "nexthop via ... dev ... weight N".
+			for _, nh := range rt.Nexthops {
+				t.Row("", "", "  nexthop weight "+strconv.Itoa(nh.Weight), dash(nh.Gateway), dash(nh.Dev))
+			}
 		}
 		t.Flush()
 	}
@@ -81,7 +90,17 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 		}
 		t := tableFor(len(r.Rules), "PRIO", "FAMILY", "FROM", "TO", "IIF", "OIF", "FWMARK", "ACTION", "TABLE")
 		for _, ru := range r.Rules {
-			t.Row(strconv.Itoa(ru.Priority), ru.Family, dashOr(ru.Src, "all"), dashOr(ru.Dst, "all"), dash(ru.IIf), dash(ru.OIf), dash(ru.Fwmark), ru.Action, ru.Table)
+			from, mark, action := dashOr(ru.Src, "all"), ru.Fwmark, ru.Action
+			if ru.Not {
+				from = "not " + from // ip rule: the whole selector is inverted
+			}
+			if ru.Fwmask != "" {
+				mark += "/" + ru.Fwmask
+			}
+			if ru.Action == "goto" {
+				action += " " + strconv.Itoa(ru.Goto)
+			}
+			t.Row(strconv.Itoa(ru.Priority), ru.Family, from, dashOr(ru.Dst, "all"), dash(ru.IIf), dash(ru.OIf), dash(mark), action, dash(ru.Table))
 		}
 		t.Flush()
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsdebug/nsdebug/enter"
@@ -145,31 +146,49 @@ type Address struct {
 	Scope   string `json:"scope"`
 }
 
-// Route is one route of any table.
+// Route is one route of any table. A multipath (ECMP) route has no gateway
+// or dev of its own: its next hops carry them, as in ip -j route.
 type Route struct {
-	Table    string `json:"table"`
-	Type     string `json:"type"`
-	Family   string `json:"family"`
-	Dst      string `json:"dst"`
-	Gateway  string `json:"gateway,omitempty"`
-	Dev      string `json:"dev,omitempty"`
-	Src      string `json:"src,omitempty"`
-	Protocol string `json:"protocol,omitempty"`
-	Scope    string `json:"scope"`
-	Metric   int    `json:"metric,omitempty"`
+	Table    string    `json:"table"`
+	Type     string    `json:"type"`
+	Family   string    `json:"family"`
+	Dst      string    `json:"dst"`
+	Gateway  string    `json:"gateway,omitempty"`
+	Dev      string    `json:"dev,omitempty"`
+	Src      string    `json:"src,omitempty"`
+	Protocol string    `json:"protocol,omitempty"`
+	Scope    string    `json:"scope"`
+	Metric   int       `json:"metric,omitempty"`
+	Nexthops []Nexthop `json:"nexthops,omitempty"`
 }
 
-// Rule is one policy routing rule.
+// Nexthop is one path of a multipath route.
+type Nexthop struct {
+	Gateway string `json:"gateway,omitempty"`
+	Dev     string `json:"dev,omitempty"`
+	Weight  int    `json:"weight"` // rtnh_hops+1, as ip prints it
+}
+
+// Rule is one policy routing rule, as ip rule shows it.
 type Rule struct {
 	Priority int    `json:"priority"`
 	Family   string `json:"family"`
-	Table    string `json:"table"`
-	Src      string `json:"src,omitempty"`
-	Dst      string `json:"dst,omitempty"`
-	IIf      string `json:"iif,omitempty"`
-	OIf      string `json:"oif,omitempty"`
-	Fwmark   string `json:"fwmark,omitempty"`
-	Action   string `json:"action"`
+	// Table is looked up by action "lookup"; absent for the other actions.
+	Table string `json:"table,omitempty"`
+	Src   string `json:"src,omitempty"`
+	Dst   string `json:"dst,omitempty"`
+	IIf   string `json:"iif,omitempty"`
+	OIf   string `json:"oif,omitempty"`
+	// Fwmark and Fwmask in hex; Fwmask is absent when it is all ones (the
+	// kernel's default, which ip rule does not print either).
+	Fwmark string `json:"fwmark,omitempty"`
+	Fwmask string `json:"fwmask,omitempty"`
+	// Action is lookup, goto, nop, blackhole, unreachable or prohibit (a
+	// number for anything else); Goto is the priority a goto jumps to.
+	Action string `json:"action"`
+	Goto   int    `json:"goto,omitempty"`
+	// Not: the selector is inverted (ip rule add not from ...).
+	Not bool `json:"not,omitempty"`
 }
 
 // Neighbor is one ARP/NDP entry.
@@ -210,8 +229,12 @@ func ParseSections(in []string) ([]string, error) {
 			if p == "" {
 				continue
 			}
-			if p == "addresses" {
+			// The JSON keys and text titles are accepted too.
+			switch p {
+			case "addresses":
 				p = "addrs"
+			case "neighbors", "neighbours":
+				p = "neigh"
 			}
 			if !contains(Sections, p) {
 				return nil, nserr.New(nserr.ErrUsage, "unknown section %q (want %s)", p, strings.Join(Sections, ", "))
@@ -292,7 +315,7 @@ func Inspect(ctx context.Context, ns *nsfs.Netns, opts Options) (*Report, error)
 		}
 	}
 	if want("rules") {
-		if rep.Rules, err = rulesOf(c.h); err != nil {
+		if rep.Rules, err = rulesOf(c); err != nil {
 			warn("rules", err)
 		}
 	}
@@ -322,8 +345,11 @@ func linksOf(links []netlink.Link, names map[int]string) []Link {
 	for _, l := range links {
 		a := l.Attrs()
 		typ := l.Type()
-		if typ == "device" && a.Flags&net.FlagLoopback != 0 {
+		switch {
+		case typ == "device" && a.Flags&net.FlagLoopback != 0:
 			typ = "loopback"
+		case typ == "tuntap":
+			typ = "tun" // the kernel's kind (ip -d link, ls), not the library's name
 		}
 		out = append(out, Link{
 			Name: a.Name, Index: a.Index, Type: typ, State: a.OperState.String(),
@@ -515,66 +541,81 @@ func routesOf(h *netlink.Handle, names map[int]string) ([]Route, error) {
 	}
 	out := make([]Route, 0, len(routes))
 	for _, r := range routes {
-		rt := Route{Table: tableName(r.Table), Type: routeTypes[r.Type], Family: familyName(r.Family), Dst: "default", Dev: names[r.LinkIndex], Scope: scopeName(r.Scope), Metric: r.Priority}
-		if rt.Type == "" {
-			rt.Type = strconv.Itoa(r.Type)
-		}
-		if r.Dst != nil {
-			if ones, _ := r.Dst.Mask.Size(); ones > 0 {
-				rt.Dst = r.Dst.String()
-			}
-		}
-		if r.Gw != nil {
-			rt.Gateway = r.Gw.String()
-		}
-		if r.Src != nil {
-			rt.Src = r.Src.String()
-		}
-		if p, ok := routeProtocols[r.Protocol]; ok {
-			rt.Protocol = p
-		} else if r.Protocol != 0 {
-			rt.Protocol = strconv.Itoa(int(r.Protocol))
-		}
-		out = append(out, rt)
+		out = append(out, routeOf(r, names))
 	}
 	return out, nil
 }
 
+// routeOf converts one route; a multipath route keeps every next hop.
+func routeOf(r netlink.Route, names map[int]string) Route {
+	rt := Route{Table: tableName(r.Table), Type: routeTypes[r.Type], Family: familyName(r.Family), Dst: "default", Dev: names[r.LinkIndex], Scope: scopeName(r.Scope), Metric: r.Priority}
+	if rt.Type == "" {
+		rt.Type = strconv.Itoa(r.Type)
+	}
+	if r.Dst != nil {
+		if ones, _ := r.Dst.Mask.Size(); ones > 0 {
+			rt.Dst = r.Dst.String()
+		}
+	}
+	rt.Gateway = gatewayOf(r.Gw, r.Via)
+	if r.Src != nil {
+		rt.Src = r.Src.String()
+	}
+	if p, ok := routeProtocols[r.Protocol]; ok {
+		rt.Protocol = p
+	} else if r.Protocol != 0 {
+		rt.Protocol = strconv.Itoa(int(r.Protocol))
+	}
+	for _, nh := range r.MultiPath {
+		if nh == nil {
+			continue
+		}
+		rt.Nexthops = append(rt.Nexthops, Nexthop{Gateway: gatewayOf(nh.Gw, nh.Via), Dev: names[nh.LinkIndex], Weight: nh.Hops + 1})
+	}
+	return rt
+}
+
+// gatewayOf is RTA_GATEWAY, else RTA_VIA (an IPv4 route via an IPv6
+// gateway), else "".
+func gatewayOf(gw net.IP, via netlink.Destination) string {
+	if gw != nil {
+		return gw.String()
+	}
+	if v, ok := via.(*netlink.Via); ok && v != nil && v.Addr != nil {
+		return v.Addr.String()
+	}
+	return ""
+}
+
+// ruleActions are the kernel's FR_ACT_* in ip rule's words.
+var ruleActions = map[uint8]string{
+	unix.FR_ACT_TO_TBL: "lookup", unix.FR_ACT_GOTO: "goto", unix.FR_ACT_NOP: "nop",
+	unix.FR_ACT_BLACKHOLE: "blackhole", unix.FR_ACT_UNREACHABLE: "unreachable", unix.FR_ACT_PROHIBIT: "prohibit",
+}
+
 // rulesOf lists the IPv4 and IPv6 policy rules (ip rule; the multicast
-// routing families' rules are left out, as ip rule does).
-func rulesOf(h *netlink.Handle) ([]Rule, error) {
-	rules, err := RetryDump(func() ([]netlink.Rule, error) { return h.RuleList(netlink.FAMILY_ALL) })
+// routing families' rules are left out, as ip rule does). The dump is made
+// here, not with the library's RuleList: that one drops the action
+// (fib_rule_hdr.action), so a prohibit rule would read as a lookup.
+func rulesOf(c *nlConn) ([]Rule, error) {
+	msgs, err := RetryDump(func() ([][]byte, error) {
+		req := nl.NewNetlinkRequest(unix.RTM_GETRULE, unix.NLM_F_DUMP)
+		req.Sockets = c.route
+		req.AddData(&nl.RtMsg{})
+		return req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWRULE)
+	})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Rule, 0, len(rules))
-	for _, r := range rules {
-		if r.Family != unix.AF_INET && r.Family != unix.AF_INET6 {
-			continue
+	out := make([]Rule, 0, len(msgs))
+	for _, m := range msgs {
+		ru, ok, err := parseRule(m)
+		if err != nil {
+			return nil, err
 		}
-		// The library does not decode the rule's action (rtm_type): a
-		// rule with a goto target jumps, one with a table looks it up.
-		action := "lookup"
-		switch {
-		case r.Goto > 0:
-			action = "goto " + strconv.Itoa(r.Goto)
-		case r.Table == 0:
-			action = "other"
+		if ok {
+			out = append(out, ru)
 		}
-		if r.Invert {
-			action = "not " + action
-		}
-		ru := Rule{Priority: r.Priority, Family: familyName(r.Family), Table: tableName(r.Table), IIf: r.IifName, OIf: r.OifName, Action: action}
-		if r.Src != nil {
-			ru.Src = r.Src.String()
-		}
-		if r.Dst != nil {
-			ru.Dst = r.Dst.String()
-		}
-		if r.Mark != 0 {
-			ru.Fwmark = fmt.Sprintf("0x%x", r.Mark)
-		}
-		out = append(out, ru)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].Family != out[j].Family {
@@ -585,6 +626,72 @@ func rulesOf(h *netlink.Handle) ([]Rule, error) {
 	return out, nil
 }
 
+// parseRule decodes one RTM_NEWRULE message (a fib_rule_hdr, laid out as
+// an rtmsg whose type is the action, then FRA_* attributes). ok is false
+// for a family ip rule does not show.
+func parseRule(m []byte) (Rule, bool, error) {
+	if len(m) < unix.SizeofRtMsg {
+		return Rule{}, false, nil
+	}
+	hdr := nl.DeserializeRtMsg(m)
+	if hdr.Family != unix.AF_INET && hdr.Family != unix.AF_INET6 {
+		return Rule{}, false, nil
+	}
+	attrs, err := nl.ParseRouteAttr(m[hdr.Len():])
+	if err != nil {
+		return Rule{}, false, fmt.Errorf("parse rule: %w", err)
+	}
+	ru := Rule{Family: familyName(int(hdr.Family)), Not: hdr.Flags&netlink.FibRuleInvert != 0}
+	table := uint32(hdr.Table)
+	var mark, mask uint32
+	hasMark, hasMask := false, false
+	u32 := func(b []byte) uint32 {
+		if len(b) < 4 {
+			return 0
+		}
+		return nl.NativeEndian().Uint32(b)
+	}
+	prefix := func(b []byte, bits uint8) string {
+		return (&net.IPNet{IP: net.IP(b), Mask: net.CIDRMask(int(bits), 8*len(b))}).String()
+	}
+	for _, a := range attrs {
+		switch a.Attr.Type & nl.NLA_TYPE_MASK {
+		case nl.FRA_PRIORITY:
+			ru.Priority = int(u32(a.Value))
+		case nl.FRA_TABLE:
+			table = u32(a.Value)
+		case nl.FRA_SRC:
+			ru.Src = prefix(a.Value, hdr.Src_len)
+		case nl.FRA_DST:
+			ru.Dst = prefix(a.Value, hdr.Dst_len)
+		case nl.FRA_IIFNAME:
+			ru.IIf = cString(a.Value)
+		case nl.FRA_OIFNAME:
+			ru.OIf = cString(a.Value)
+		case nl.FRA_FWMARK:
+			mark, hasMark = u32(a.Value), true
+		case nl.FRA_FWMASK:
+			mask, hasMask = u32(a.Value), true
+		case nl.FRA_GOTO:
+			ru.Goto = int(u32(a.Value))
+		}
+	}
+	ru.Action = ruleActions[hdr.Type]
+	if ru.Action == "" {
+		ru.Action = strconv.Itoa(int(hdr.Type))
+	}
+	if ru.Action == "lookup" || table != 0 {
+		ru.Table = tableName(int(table))
+	}
+	if hasMark || hasMask {
+		ru.Fwmark = fmt.Sprintf("0x%x", mark)
+		if hasMask && mask != 0xffffffff {
+			ru.Fwmask = fmt.Sprintf("0x%x", mask)
+		}
+	}
+	return ru, true, nil
+}
+
 func neighborsOf(h *netlink.Handle, names map[int]string) ([]Neighbor, error) {
 	neighs, err := RetryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_ALL) })
 	if err != nil {
@@ -592,12 +699,19 @@ func neighborsOf(h *netlink.Handle, names map[int]string) ([]Neighbor, error) {
 	}
 	out := make([]Neighbor, 0, len(neighs))
 	for _, n := range neighs {
-		if n.IP == nil {
+		if n.IP == nil || hiddenNeighbor(n.State) {
 			continue
 		}
 		out = append(out, Neighbor{IP: n.IP.String(), MAC: n.HardwareAddr.String(), Dev: names[n.LinkIndex], State: neighState(n.State)})
 	}
 	return out, nil
+}
+
+// hiddenNeighbor: entries that are NOARP and nothing else (the kernel's
+// 0.0.0.0 on lo, IPv6 multicast groups) are not neighbours anyone
+// resolved; ip neigh leaves them out unless asked for "nud all".
+func hiddenNeighbor(state int) bool {
+	return state != 0 && state&^netlink.NUD_NOARP == 0
 }
 
 func neighState(s int) string {

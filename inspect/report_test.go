@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsdebug/nsdebug/internal/nserr"
 )
@@ -48,6 +50,8 @@ func TestParseSections(t *testing.T) {
 		{nil, Sections, false},
 		{[]string{"sockets,links"}, []string{"links", "sockets"}, false},
 		{[]string{"routes", "addresses"}, []string{"addrs", "routes"}, false},
+		{[]string{"neighbors"}, []string{"neigh"}, false},
+		{[]string{"neigh,neighbours"}, []string{"neigh"}, false},
 		{[]string{"links,,links"}, []string{"links"}, false},
 		{[]string{"bogus"}, nil, true},
 		{[]string{","}, nil, true},
@@ -95,18 +99,21 @@ func TestParseWhois(t *testing.T) {
 
 func TestHostPortAsSS(t *testing.T) {
 	cases := []struct {
-		ip   string
-		port uint16
-		want string
+		family uint8
+		ip     string
+		port   uint16
+		want   string
 	}{
-		{"0.0.0.0", 8080, "0.0.0.0:8080"},
-		{"127.0.0.1", 0, "127.0.0.1:*"},
-		{"::", 53, "[::]:53"},
-		{"fd00::2", 443, "[fd00::2]:443"},
+		{unix.AF_INET, "0.0.0.0", 8080, "0.0.0.0:8080"},
+		{unix.AF_INET, "127.0.0.1", 0, "127.0.0.1:*"},
+		{unix.AF_INET6, "::", 53, "[::]:53"},
+		{unix.AF_INET6, "fd00::2", 443, "[fd00::2]:443"},
+		// An inet6 socket of a dual-stack listener talking to IPv4.
+		{unix.AF_INET6, "::ffff:127.0.0.1", 9000, "[::ffff:127.0.0.1]:9000"},
 	}
 	for _, c := range cases {
-		if got := hostPort(net.ParseIP(c.ip), c.port); got != c.want {
-			t.Errorf("%s %d: %q, want %q", c.ip, c.port, got, c.want)
+		if got := hostPort(c.family, net.ParseIP(c.ip), c.port); got != c.want {
+			t.Errorf("%d %s %d: %q, want %q", c.family, c.ip, c.port, got, c.want)
 		}
 	}
 }
@@ -117,6 +124,12 @@ func TestNeighStateAndHooks(t *testing.T) {
 	}
 	if got := neighState(0); got != "NONE" {
 		t.Errorf("neighState(0) = %q", got)
+	}
+	// ip neigh hides NOARP-only entries (the kernel's 0.0.0.0 on lo).
+	for st, hide := range map[int]bool{netlink.NUD_NOARP: true, netlink.NUD_PERMANENT: false, netlink.NUD_REACHABLE: false, 0: false, netlink.NUD_NOARP | netlink.NUD_PERMANENT: false} {
+		if hiddenNeighbor(st) != hide {
+			t.Errorf("hiddenNeighbor(%s) = %v", neighState(st), !hide)
+		}
 	}
 	hook := []byte{8, 0, 1, 0, 0, 0, 0, 1} // NFTA_HOOK_HOOKNUM = 1 (big endian): input
 	if got := hookName(2, hook); got != "input" {
@@ -140,5 +153,85 @@ func TestRenderTextSections(t *testing.T) {
 	}
 	if strings.Contains(out, "== routes") || strings.Contains(out, "\x1b[") {
 		t.Errorf("unrequested section or colour in:\n%s", out)
+	}
+}
+
+// A multipath route keeps its next hops (gateway, dev, weight) in JSON and
+// text; ip -j route prints "nexthops" the same way.
+func TestRouteMultipath(t *testing.T) {
+	_, dst, _ := net.ParseCIDR("10.77.0.0/16")
+	r := netlink.Route{Family: unix.AF_INET, Table: unix.RT_TABLE_MAIN, Type: unix.RTN_UNICAST, Dst: dst, Protocol: unix.RTPROT_BOOT,
+		MultiPath: []*netlink.NexthopInfo{{LinkIndex: 3, Gw: net.ParseIP("10.250.5.2"), Hops: 2}, {LinkIndex: 4, Gw: net.ParseIP("10.250.6.2")}}}
+	got := routeOf(r, map[int]string{3: "va", 4: "vb"})
+	want := []Nexthop{{Gateway: "10.250.5.2", Dev: "va", Weight: 3}, {Gateway: "10.250.6.2", Dev: "vb", Weight: 1}}
+	if !reflect.DeepEqual(got.Nexthops, want) || got.Gateway != "" || got.Dev != "" {
+		t.Fatalf("route = %+v, want next hops %+v", got, want)
+	}
+	var b strings.Builder
+	if err := (&Report{Routes: []Route{got}}).WriteText(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"main unicast 10.77.0.0/16 multipath -", "nexthop weight 3 10.250.5.2 va", "nexthop weight 1 10.250.6.2 vb"} {
+		if !hasFields(b.String(), line) {
+			t.Errorf("text lacks a line %q:\n%s", line, b.String())
+		}
+	}
+}
+
+// hasFields reports whether a line of text holds fields (space-separated),
+// whatever the column widths.
+func hasFields(text, fields string) bool {
+	want := strings.Join(strings.Fields(fields), " ")
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(" "+strings.Join(strings.Fields(l), " ")+" ", " "+want+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+// ruleMsg builds an RTM_NEWRULE body as the kernel sends it.
+func ruleMsg(family, action, srcLen uint8, flags uint32, attrs ...*nl.RtAttr) []byte {
+	hdr := nl.RtMsg{RtMsg: unix.RtMsg{Family: family, Src_len: srcLen, Type: action, Flags: flags}}
+	b := hdr.Serialize()
+	for _, a := range attrs {
+		b = append(b, a.Serialize()...)
+	}
+	return b
+}
+
+func TestParseRuleActions(t *testing.T) {
+	u32 := func(v uint32) []byte { return nl.Uint32Attr(v) }
+	cases := []struct {
+		msg  []byte
+		want Rule
+	}{
+		{ruleMsg(unix.AF_INET, unix.FR_ACT_PROHIBIT, 24, 0, nl.NewRtAttr(nl.FRA_PRIORITY, u32(100)), nl.NewRtAttr(nl.FRA_SRC, []byte{10, 1, 1, 0})),
+			Rule{Priority: 100, Family: "inet", Src: "10.1.1.0/24", Action: "prohibit"}},
+		{ruleMsg(unix.AF_INET, unix.FR_ACT_BLACKHOLE, 0, 0, nl.NewRtAttr(nl.FRA_PRIORITY, u32(101))),
+			Rule{Priority: 101, Family: "inet", Action: "blackhole"}},
+		{ruleMsg(unix.AF_INET, unix.FR_ACT_UNREACHABLE, 0, 0, nl.NewRtAttr(nl.FRA_PRIORITY, u32(104))),
+			Rule{Priority: 104, Family: "inet", Action: "unreachable"}},
+		{ruleMsg(unix.AF_INET, unix.FR_ACT_GOTO, 0, 0, nl.NewRtAttr(nl.FRA_PRIORITY, u32(105)), nl.NewRtAttr(nl.FRA_GOTO, u32(200))),
+			Rule{Priority: 105, Family: "inet", Action: "goto", Goto: 200}},
+		{ruleMsg(unix.AF_INET6, unix.FR_ACT_NOP, 0, 0, nl.NewRtAttr(nl.FRA_PRIORITY, u32(200))),
+			Rule{Priority: 200, Family: "inet6", Action: "nop"}},
+		{ruleMsg(unix.AF_INET, unix.FR_ACT_TO_TBL, 0, 0, nl.NewRtAttr(nl.FRA_PRIORITY, u32(102)), nl.NewRtAttr(nl.FRA_TABLE, u32(200)),
+			nl.NewRtAttr(nl.FRA_FWMARK, u32(0x10)), nl.NewRtAttr(nl.FRA_FWMASK, u32(0xff))),
+			Rule{Priority: 102, Family: "inet", Table: "200", Fwmark: "0x10", Fwmask: "0xff", Action: "lookup"}},
+		{ruleMsg(unix.AF_INET, unix.FR_ACT_TO_TBL, 0, 0, nl.NewRtAttr(nl.FRA_PRIORITY, u32(103)), nl.NewRtAttr(nl.FRA_TABLE, u32(201)),
+			nl.NewRtAttr(nl.FRA_FWMARK, u32(0x20)), nl.NewRtAttr(nl.FRA_FWMASK, u32(0xffffffff))),
+			Rule{Priority: 103, Family: "inet", Table: "201", Fwmark: "0x20", Action: "lookup"}},
+		{ruleMsg(unix.AF_INET, unix.FR_ACT_TO_TBL, 16, netlink.FibRuleInvert, nl.NewRtAttr(nl.FRA_PRIORITY, u32(106)), nl.NewRtAttr(nl.FRA_TABLE, u32(300)), nl.NewRtAttr(nl.FRA_SRC, []byte{10, 9, 0, 0})),
+			Rule{Priority: 106, Family: "inet", Table: "300", Src: "10.9.0.0/16", Action: "lookup", Not: true}},
+	}
+	for _, c := range cases {
+		got, ok, err := parseRule(c.msg)
+		if err != nil || !ok || got != c.want {
+			t.Errorf("parseRule = %+v %v %v, want %+v", got, ok, err, c.want)
+		}
+	}
+	if _, ok, _ := parseRule(ruleMsg(128 /* RTNL_FAMILY_IPMR */, unix.FR_ACT_TO_TBL, 0, 0)); ok {
+		t.Errorf("an ipmr rule is shown; ip rule leaves it out")
 	}
 }

@@ -61,7 +61,7 @@ func socketsOf(h *netlink.Handle) ([]Socket, error) {
 				}
 				out = append(out, Socket{
 					Proto: proto, Family: familyName(int(s.Family)), State: st,
-					Local: hostPort(s.ID.Source, s.ID.SourcePort), Remote: hostPort(s.ID.Destination, s.ID.DestinationPort),
+					Local: hostPort(s.Family, s.ID.Source, s.ID.SourcePort), Remote: hostPort(s.Family, s.ID.Destination, s.ID.DestinationPort),
 					RecvQ: s.RQueue, SendQ: s.WQueue, Inode: s.INode, UID: s.UID, Processes: []Process{},
 				})
 			}
@@ -83,10 +83,15 @@ func socketsOf(h *netlink.Handle) ([]Socket, error) {
 	return out, nil
 }
 
-// hostPort formats ip:port as ss does: [v6]:port, "*" for port 0.
-func hostPort(ip net.IP, port uint16) string {
+// hostPort formats ip:port as ss does: [v6]:port, "*" for port 0. An
+// IPv4-mapped address of an inet6 socket stays [::ffff:a.b.c.d]: the
+// socket is IPv6 (a dual-stack listener's accepted connection).
+func hostPort(family uint8, ip net.IP, port uint16) string {
 	h := ip.String()
-	if ip.To4() == nil {
+	switch {
+	case family == unix.AF_INET6 && ip.To4() != nil:
+		h = "[::ffff:" + ip.To4().String() + "]"
+	case ip.To4() == nil:
 		h = "[" + h + "]"
 	}
 	p := "*"
