@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -40,9 +41,16 @@ list. Keys take sysctl(8)'s forms: net.ipv4.tcp_keepalive_time,
 net/ipv4/tcp_keepalive_time, and net.ipv4.conf.eth0/100.rp_filter for the
 VLAN interface eth0.100.
 
-Only net.* keys that exist in the target's namespace are accepted. Writing
-when the target is the host's own namespace (host network mode, hostNetwork
-pods, PID 1) is refused unless --force.
+Only net.* keys that exist in the target's namespace are accepted. Every key
+and value is checked before anything is written, in a dry run too: a key
+whose value is integers (somaxconn, ip_local_port_range) takes only
+integers the kernel reads (decimal, 0x hex, 0 octal, optional '-'), and no
+more of them than it holds. Other values are checked by the kernel when
+written. If the kernel keeps part of a value anyway, the key is shown
+applied with the value it kept, and the list stops (exit 2).
+
+Writing when the target is the host's own namespace (host network mode,
+hostNetwork pods, PID 1) is refused unless --force.
 
 --diff compares the target's keys with the host's. Per-interface keys
 (net.ipv4.conf.IF.*, net.ipv6.conf.IF.*, net.ipv4.neigh.IF.*,
@@ -51,7 +59,10 @@ interfaces are other devices in each namespace, even with the same name.
 
 Output: reads as "key = value", writes as "key: old -> new". JSON: a read-only
 run is an object key -> value; a run with writes is
-{"dry_run": bool, "reads": {key: value}, "writes": [{"key", "old", "new", "applied"}]};
+{"dry_run": bool, "reads": {key: value}, "writes": [{"key", "old", "new", "applied"}]},
+a write also with "partial" and "requested" when the kernel kept part of the
+value and "read_back_error" when it could not be read back; a run stopped by
+a failure adds "failed": {"key", "error"} and "not_attempted": [keys];
 --diff is [{"key", "target", "host"}].`,
 		Example: `  nsdebug sysctl web
   nsdebug sysctl web net.core.somaxconn
@@ -139,8 +150,14 @@ func runSysctl(cmd *cobra.Command, env *Env, opts sysctlOptions) error {
 	} else {
 		steps, runErr = sysctl.Run(res.NS, ops, opts.DryRun)
 	}
-	// What was applied before a failure is still shown on stdout.
-	if err := writeSysctlSteps(env.IO.Out, format, steps, writes, opts.DryRun); err != nil {
+	// What was applied before a failure in the list is still shown on
+	// stdout (in JSON with the failure); a failure before anything was
+	// attempted (a missing key, a bad value) prints no document.
+	var stop *sysctl.RunError
+	if runErr != nil && format == "json" && !errors.As(runErr, &stop) {
+		return runErr
+	}
+	if err := writeSysctlSteps(env.IO.Out, format, steps, writes, opts.DryRun, stop); err != nil {
 		return err
 	}
 	return runErr
@@ -150,7 +167,13 @@ func refuseHost(target, why string) error {
 	return nserr.New(nserr.ErrRefused, "refusing to write sysctls of %s: %s, so this would change the host's own values (use --force)", target, why)
 }
 
-func writeSysctlSteps(w io.Writer, format output.Format, steps []sysctl.Step, writes, dryRun bool) error {
+// sysctlFailure is the JSON form of the failure that stopped a list.
+type sysctlFailure struct {
+	Key   string `json:"key"`
+	Error string `json:"error"`
+}
+
+func writeSysctlSteps(w io.Writer, format output.Format, steps []sysctl.Step, writes, dryRun bool, stop *sysctl.RunError) error {
 	if format == "json" {
 		reads := map[string]string{}
 		changes := []sysctl.Change{}
@@ -165,11 +188,18 @@ func writeSysctlSteps(w io.Writer, format output.Format, steps []sysctl.Step, wr
 		if !writes {
 			return output.JSON(w, reads)
 		}
-		return output.JSON(w, struct {
-			DryRun bool              `json:"dry_run"`
-			Reads  map[string]string `json:"reads"`
-			Writes []sysctl.Change   `json:"writes"`
-		}{dryRun, reads, changes})
+		doc := struct {
+			DryRun       bool              `json:"dry_run"`
+			Reads        map[string]string `json:"reads"`
+			Writes       []sysctl.Change   `json:"writes"`
+			Failed       *sysctlFailure    `json:"failed,omitempty"`
+			NotAttempted *[]string         `json:"not_attempted,omitempty"`
+		}{DryRun: dryRun, Reads: reads, Writes: changes}
+		if stop != nil {
+			doc.Failed = &sysctlFailure{Key: stop.Key, Error: stop.Err.Error()}
+			doc.NotAttempted = &stop.NotAttempted
+		}
+		return output.JSON(w, doc)
 	}
 	for _, s := range steps {
 		for _, v := range s.Reads {
@@ -178,9 +208,21 @@ func writeSysctlSteps(w io.Writer, format output.Format, steps []sysctl.Step, wr
 			}
 		}
 		if c := s.Write; c != nil {
+			var notes []string
+			switch {
+			case !c.Applied:
+				notes = append(notes, "dry run: not written")
+			case c.Partial:
+				notes = append(notes, fmt.Sprintf("partly applied: the kernel did not take all of %q", c.Requested))
+			case c.ReadBackError != "":
+				notes = append(notes, "written")
+			}
+			if c.ReadBackError != "" {
+				notes = append(notes, "could not read it back: "+c.ReadBackError)
+			}
 			suffix := ""
-			if !c.Applied {
-				suffix = " (dry run: not written)"
+			if len(notes) > 0 {
+				suffix = " (" + strings.Join(notes, "; ") + ")"
 			}
 			line := fmt.Sprintf("%s: %s -> %s%s\n", c.Key, c.Old, c.New, suffix)
 			if c.WriteOnly {

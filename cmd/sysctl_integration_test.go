@@ -279,7 +279,11 @@ func TestSysctlRejects(t *testing.T) {
 		{[]string{"net.ipv4.conf=1"}, 2, "group of sysctls"},
 		{[]string{"net.core.somaxconn=7", "net.ipv4.route.flush"}, 2, "write-only"},
 		// The kernel's own refusal of a value, before anything else was written.
-		{[]string{"net.core.somaxconn=abc", "net.ipv4.tcp_keepalive_time=7"}, 2, "nothing was written; not attempted: net.ipv4.tcp_keepalive_time"},
+		{[]string{"net.core.somaxconn=-5", "net.ipv4.tcp_keepalive_time=7"}, 2, "nothing was written; not attempted: net.ipv4.tcp_keepalive_time"},
+		// Values an integer sysctl cannot take are refused before writing.
+		{[]string{"net.ipv4.tcp_keepalive_time=7", "net.core.somaxconn=abc"}, 2, "nothing was written"},
+		{[]string{"net.ipv4.tcp_keepalive_time=7", "net.core.somaxconn=7 8"}, 2, "nothing was written"},
+		{[]string{"net.core.somaxconn=abc", "--dry-run"}, 2, "nothing was written"},
 		{[]string{"net.ipv4.tcp_keepalive_time=7", "--dry-run"}, 0, ""},
 	}
 	for _, tc := range cases {
@@ -299,7 +303,7 @@ func TestSysctlRejects(t *testing.T) {
 
 	// A failed write in a list stops there and says what was applied.
 	old := testbed.MustRun(t, "docker", "exec", c.Name, "cat", "/proc/sys/net/ipv4/tcp_keepalive_time")
-	stdout, stderr, code := run(t, "sysctl", target, "net.core.somaxconn=2001", "net.core.somaxconn=abc", "net.ipv4.tcp_keepalive_time=7")
+	stdout, stderr, code := run(t, "sysctl", target, "net.core.somaxconn=2001", "net.core.somaxconn=-5", "net.ipv4.tcp_keepalive_time=7")
 	if code != 2 || !strings.Contains(stderr, "applied before it: net.core.somaxconn (") || !strings.Contains(stderr, "not attempted: net.ipv4.tcp_keepalive_time") || !strings.HasSuffix(stdout, "-> 2001\n") {
 		t.Errorf("partial failure: %d %q %q", code, stdout, stderr)
 	}

@@ -205,3 +205,60 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckValue(t *testing.T) {
+	somax := Key{"net.core.somaxconn", "core/somaxconn"}
+	ports := Key{"net.ipv4.ip_local_port_range", "ipv4/ip_local_port_range"}
+	cases := []struct {
+		key        Key
+		current, v string
+		ok         bool
+		why        string
+	}{
+		{somax, "4096", "128", true, ""},
+		{somax, "4096", "0x10", true, ""},
+		{somax, "4096", "0X1f", true, ""},
+		{somax, "4096", "010", true, ""},
+		{somax, "4096", "-1", true, ""},
+		{somax, "4096", "-0x10", true, ""},
+		{somax, "4096", " 7 \t", true, ""},
+		{somax, "4096", "18446744073709551615", true, ""},
+		{somax, "4096", "77 88", false, "holds 1 integer (now 4096), 2 given"},
+		{somax, "4096", "abc", false, `"abc" is not an integer`},
+		{somax, "4096", "77abc", false, "not an integer"},
+		{somax, "4096", "+77", false, "not an integer"},
+		{somax, "4096", "--7", false, "not an integer"},
+		{somax, "4096", "-", false, "not an integer"},
+		{somax, "4096", "08", false, "not an integer"},
+		{somax, "4096", "0x", false, "not an integer"},
+		{somax, "4096", "0x1g", false, "not an integer"},
+		{somax, "4096", "1_000", false, "not an integer"},
+		{somax, "4096", "18446744073709551616", false, "not an integer"},
+		{somax, "4096", "000000000000000000001", false, "not an integer"},
+		{somax, "4096", " \t ", false, "has none"},
+		{ports, "32768\t60999", "1024 2000", true, ""},
+		{ports, "32768\t60999", "1024", true, ""},
+		{ports, "32768\t60999", "1024\t2000", true, ""},
+		{ports, "32768\t60999", "1 2 3", false, "holds 2 integers (now 32768 60999), 3 given; the kernel would keep the first 2"},
+		{ports, "32768\t60999", "1 x", false, `"x" is not an integer`},
+		// Not integer sysctls: left to the kernel.
+		{Key{"net.ipv4.tcp_congestion_control", "ipv4/tcp_congestion_control"}, "cubic", "bbr reno", true, ""},
+		{Key{"net.ipv4.tcp_rmem", "ipv4/tcp_rmem"}, "", "x", true, ""},
+		{Key{"net.core.rps_default_mask", "core/rps_default_mask"}, "0", "ff,ffffffff", true, ""},
+		{Key{"net.core.flow_limit_cpu_bitmap", "core/flow_limit_cpu_bitmap"}, "00", "f", true, ""},
+		{Key{"net.ipv4.ip_local_reserved_ports", "ipv4/ip_local_reserved_ports"}, "8080", "8080,9000-9010", true, ""},
+		{Key{"net.ipv6.icmp.ratemask", "ipv6/icmp/ratemask"}, "3", "0-1,3-127", true, ""},
+	}
+	for _, c := range cases {
+		err := CheckValue(c.key, c.current, c.v)
+		if c.ok {
+			if err != nil {
+				t.Errorf("CheckValue(%s, %q, %q) = %v, want ok", c.key.Name, c.current, c.v, err)
+			}
+			continue
+		}
+		if !errors.Is(err, nserr.ErrUsage) || !strings.Contains(err.Error(), c.why) || !strings.Contains(err.Error(), c.key.Name) || !strings.HasSuffix(err.Error(), "nothing was written") {
+			t.Errorf("CheckValue(%s, %q, %q) = %v, want a usage error naming the key with %q", c.key.Name, c.current, c.v, err, c.why)
+		}
+	}
+}

@@ -32,6 +32,13 @@ type Change struct {
 	// WriteOnly: the key cannot be read (net.ipv4.route.flush); Old and
 	// New are empty.
 	WriteOnly bool `json:"write_only,omitempty"`
+	// Partial: the kernel kept only part of Requested (the numbers before
+	// one it rejected, or before a surplus); New is what it kept.
+	Partial   bool   `json:"partial,omitempty"`
+	Requested string `json:"requested,omitempty"`
+	// ReadBackError: the key could not be read after the write; New is then
+	// the value written (or, when Partial, the part the kernel took).
+	ReadBackError string `json:"read_back_error,omitempty"`
 }
 
 // Step is the outcome of one Op: Reads for a read (several when the key is
@@ -41,12 +48,32 @@ type Step struct {
 	Write *Change
 }
 
+// RunError is a failure in the middle of a list, after every key was
+// checked: Key failed with Err (whose kind gives the exit code), the writes
+// after it were not attempted. Its message also names what was applied.
+type RunError struct {
+	Key          string
+	Err          error
+	NotAttempted []string
+	msg          string
+}
+
+func (e *RunError) Error() string { return e.msg }
+func (e *RunError) Unwrap() error { return e.Err }
+
 // Run performs ops in order inside ns, all on one thread inside it (one
-// enter.Do). Every key is checked to exist, and every written key to be a
-// writable file, before anything is written, so a missing key writes
-// nothing. A failed write stops the list; the steps done so far are
-// returned with an error that names what was applied.
+// enter.Do). Every key is checked to exist, every written key to be a
+// writable file, and every value to suit the key (CheckValue), before
+// anything is written, so a bad key or value writes nothing, in a dry run
+// too. A failed write stops the list; the steps done so far are returned
+// with a *RunError that names what was applied.
 func Run(ns *nsfs.Netns, ops []Op, dryRun bool) ([]Step, error) {
+	return run(ns, ops, dryRun, true)
+}
+
+// run is Run; checkValues false lets tests reach the kernel with values
+// CheckValue refuses.
+func run(ns *nsfs.Netns, ops []Op, dryRun, checkValues bool) ([]Step, error) {
 	var steps []Step
 	err := enter.Do(ns, func() error {
 		t, err := openTree()
@@ -58,13 +85,21 @@ func Run(ns *nsfs.Netns, ops []Op, dryRun bool) ([]Step, error) {
 			if err := t.check(op); err != nil {
 				return err
 			}
+			if !op.Write || !checkValues {
+				continue
+			}
+			if cur, err := t.read(op.Key.Rel); err == nil {
+				if err := CheckValue(op.Key, cur, op.Value); err != nil {
+					return err
+				}
+			}
 		}
 		for i, op := range ops {
 			if !op.Write {
 				vals, err := t.readKey(op.Key)
 				if err != nil {
 					if HasWrites(ops) {
-						return appliedSoFar(err, steps, ops[i+1:])
+						return stopped(op.Key, err, steps, ops[i+1:], false)
 					}
 					return err
 				}
@@ -76,13 +111,52 @@ func Run(ns *nsfs.Netns, ops []Op, dryRun bool) ([]Step, error) {
 			old, _ := t.read(op.Key.Rel)
 			st, _ := t.stat(op.Key.Rel)
 			ch := &Change{Key: op.Key.Name, Old: old, New: op.Value, WriteOnly: st.Mode&0o444 == 0}
-			if !dryRun {
-				if err := t.write(op.Key, op.Value); err != nil {
-					return appliedSoFar(err, steps, ops[i+1:])
+			if dryRun {
+				steps = append(steps, Step{Write: ch})
+				continue
+			}
+			n, werr := t.write(op.Key, op.Value)
+			var now string
+			rerr := errors.New("write-only key")
+			if !ch.WriteOnly {
+				now, rerr = t.read(op.Key.Rel)
+			}
+			short := werr == nil && strings.TrimSpace(op.Value[n:]) != ""
+			switch {
+			case werr != nil && rerr == nil && now != old:
+				// A vector is stored element by element: the kernel kept
+				// the ones before the element it rejected.
+				ch.Applied, ch.Partial, ch.Requested, ch.New = true, true, op.Value, now
+				err := fmt.Errorf("%w, but kept part of it: %s is now %s (was %s)", werr, op.Key.Name, shown(now), shown(old))
+				before := steps
+				steps = append(steps, Step{Write: ch})
+				return stopped(op.Key, err, before, ops[i+1:], true)
+			case werr != nil:
+				return stopped(op.Key, werr, steps, ops[i+1:], false)
+			case short:
+				// More numbers than the key holds: the kernel stored the
+				// ones it holds and answered a short write for the rest.
+				took := strings.TrimSpace(op.Value[:n])
+				ch.Applied, ch.Partial, ch.Requested, ch.New = true, true, op.Value, took
+				state := fmt.Sprintf("%s is now %s (was %s)", op.Key.Name, shown(now), shown(old))
+				if rerr != nil {
+					ch.ReadBackError = rerr.Error()
+					state = fmt.Sprintf("%s could not be read back: %v", op.Key.Name, rerr)
+				} else {
+					ch.New = now
 				}
-				ch.Applied = true
-				if !ch.WriteOnly {
-					ch.New, _ = t.read(op.Key.Rel)
+				err := nserr.New(nserr.ErrUsage, "the kernel kept only %s of %s for %s and ignored %s; %s",
+					quote(shorten(took)), quote(shorten(op.Value)), op.Key.Name, quote(shorten(strings.TrimSpace(op.Value[n:]))), state)
+				before := steps
+				steps = append(steps, Step{Write: ch})
+				return stopped(op.Key, err, before, ops[i+1:], true)
+			}
+			ch.Applied = true
+			if !ch.WriteOnly {
+				if rerr != nil {
+					ch.ReadBackError = rerr.Error()
+				} else {
+					ch.New = now
 				}
 			}
 			steps = append(steps, Step{Write: ch})
@@ -177,28 +251,33 @@ func OtherDevice(key string) (string, bool) {
 	return strings.ReplaceAll(c[3], "/", "."), true
 }
 
-// appliedSoFar completes a failed write's message with what was applied.
-func appliedSoFar(err error, steps []Step, notRun []Op) error {
+// stopped ends a list at key's failure with a *RunError whose message
+// names what was applied before it (before) and the writes not attempted.
+// keyApplied: key itself was partly applied, as err says.
+func stopped(key Key, err error, before []Step, notRun []Op, keyApplied bool) error {
 	var done []string
-	for _, s := range steps {
+	for _, s := range before {
 		if s.Write != nil && s.Write.Applied {
-			done = append(done, fmt.Sprintf("%s (%s -> %s)", s.Write.Key, s.Write.Old, s.Write.New))
+			done = append(done, fmt.Sprintf("%s (%s -> %s)", s.Write.Key, shown(s.Write.Old), shown(s.Write.New)))
 		}
 	}
-	applied := "nothing was written"
-	if len(done) > 0 {
-		applied = "applied before it: " + strings.Join(done, ", ")
+	msg := err.Error()
+	switch {
+	case len(done) > 0:
+		msg += "; applied before it: " + strings.Join(done, ", ")
+	case !keyApplied:
+		msg += "; nothing was written"
 	}
-	var skipped []string
+	skipped := []string{}
 	for _, o := range notRun {
 		if o.Write {
 			skipped = append(skipped, o.Key.Name)
 		}
 	}
 	if len(skipped) > 0 {
-		applied += "; not attempted: " + strings.Join(skipped, ", ")
+		msg += "; not attempted: " + strings.Join(skipped, ", ")
 	}
-	return fmt.Errorf("%w; %s", err, applied)
+	return &RunError{Key: key.Name, Err: err, NotAttempted: skipped, msg: msg}
 }
 
 // tree is /proc/sys/net opened on the switched thread. Every file is
@@ -367,25 +446,24 @@ func (t *tree) walk(rel string) ([]Value, error) {
 	return out, nil
 }
 
-// write writes v in one write(2), as sysctl(8) does; the kernel parses it
-// and answers EINVAL for a value it does not take.
-func (t *tree) write(k Key, v string) error {
+// write writes v in one write(2), as sysctl(8) does, and returns how many
+// bytes the kernel took. The kernel parses v and answers EINVAL for a value
+// it does not take; for more numbers than an integer sysctl holds it stores
+// those it holds and answers a short count.
+func (t *tree) write(k Key, v string) (int, error) {
 	fd, err := t.open(k.Rel, unix.O_WRONLY)
 	if err != nil {
-		return writeError(k, v, err)
+		return 0, writeError(k, v, err)
 	}
 	n, err := unix.Write(fd, []byte(v))
 	cerr := unix.Close(fd)
-	if err == nil && n != len(v) {
-		err = fmt.Errorf("short write (%d of %d bytes)", n, len(v))
-	}
 	if err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return writeError(k, v, err)
+		return 0, writeError(k, v, err)
 	}
-	return nil
+	return n, nil
 }
 
 func writeError(k Key, v string, err error) error {
