@@ -50,7 +50,9 @@ written. If the kernel keeps part of a value anyway, the key is shown
 applied with the value it kept, and the list stops (exit 2).
 
 Writing when the target is the host's own namespace (host network mode,
-hostNetwork pods, PID 1) is refused unless --force.
+hostNetwork pods, PID 1), or may be (nsdebug cannot read the host's
+namespace, /proc/1/ns/net and /proc/2/ns/net, and the target is not its
+own), is refused unless --force.
 
 --diff compares the target's keys with the host's. Per-interface keys
 (net.ipv4.conf.IF.*, net.ipv6.conf.IF.*, net.ipv4.neigh.IF.*,
@@ -113,6 +115,10 @@ func runSysctl(cmd *cobra.Command, env *Env, opts sysctlOptions) error {
 			}
 		}
 	}
+	// Without privilege, that is the answer, before any refusal.
+	if err := requireRoot(env); err != nil {
+		return err
+	}
 	// PID 1 is the host's init (hostcheck guarantees the host's PID
 	// namespace): refuse before trying to open its namespace, which ptrace
 	// rules may forbid anyway.
@@ -125,15 +131,10 @@ func runSysctl(cmd *cobra.Command, env *Env, opts sysctlOptions) error {
 	}
 	defer res.Close()
 	r := env.Resolver()
-	if writes && res.Host && !opts.Force {
-		why := "it is in the host's network namespace"
-		switch {
-		case res.Pod != nil && res.NetworkMode == "host":
-			why = "it is a hostNetwork pod"
-		case res.NetworkMode == "host":
-			why = "it runs in host network mode"
+	if writes && !opts.Force {
+		if err := refuseHostWrite(r, res); err != nil {
+			return err
 		}
-		return refuseHost(res.Target, why)
 	}
 
 	if opts.Diff {
@@ -165,6 +166,29 @@ func runSysctl(cmd *cobra.Command, env *Env, opts sysctlOptions) error {
 
 func refuseHost(target, why string) error {
 	return nserr.New(nserr.ErrRefused, "refusing to write sysctls of %s: %s, so this would change the host's own values (use --force)", target, why)
+}
+
+// refuseHostWrite refuses writes to a target that is, or may be, the
+// host's netns: the kernel's word (same netns as the host's witnesses), the
+// runtime's (host network mode, hostNetwork pods), or no word at all when
+// the host's netns cannot be read and the target is not nsdebug's own.
+func refuseHostWrite(r *resolver.Resolver, res *resolver.Result) error {
+	switch {
+	case res.Pod != nil && res.NetworkMode == "host":
+		return refuseHost(res.Target, "it is a hostNetwork pod")
+	case res.NetworkMode == "host":
+		return refuseHost(res.Target, "it runs in host network mode")
+	case res.Host:
+		return refuseHost(res.Target, "it is in the host's network namespace")
+	case res.HostUncertain:
+		p := r.ProcRoot()
+		why := fmt.Sprintf("%s/1/ns/net and %s/2/ns/net are unreadable", p, p)
+		if _, _, err := r.Host(); err != nil {
+			why += fmt.Sprintf(", and so is nsdebug's own (%v)", err)
+		}
+		return nserr.New(nserr.ErrRefused, "refusing to write sysctls: cannot tell whether %s is the host's network namespace: %s; use --force if you know it is not", res.Target, why)
+	}
+	return nil
 }
 
 // sysctlFailure is the JSON form of the failure that stopped a list.
@@ -250,6 +274,9 @@ func sysctlDiff(env *Env, r *resolver.Resolver, res *resolver.Result, ops []sysc
 	host, err := inspect.OpenHost(r)
 	if err != nil {
 		return fmt.Errorf("open the host network namespace to compare with: %w", err)
+	}
+	if host == nil { // no witness opened as the host's ID
+		return fmt.Errorf("open the host network namespace to compare with: none of %s/1, %s/2 and nsdebug itself is in it", r.ProcRoot(), r.ProcRoot())
 	}
 	defer host.Close()
 	hostVals, err := sysctl.Read(host, keys, true)

@@ -3,6 +3,7 @@ package cmd
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -212,11 +213,18 @@ func TestSysctlRefusesHostNetns(t *testing.T) {
 	p := testbed.RunPod(t, testbed.PodOptions{Namespace: "nsdbg-sysctl", HostNetwork: true, Containers: []string{"app"}})
 	before := netSysctls(t, hostNS)
 	somax := readFile(t, "/proc/sys/net/core/somaxconn")
+	hostLink := hostNetnsLink(t)
+	self := strconv.Itoa(os.Getpid())
 	for target, why := range map[string]string{
-		"docker:" + c.Name:                 "host network mode",
-		p.Ref():                            "hostNetwork pod",
-		"pid:1":                            "PID 1",
-		"pid:" + strconv.Itoa(os.Getpid()): "host's network namespace",
+		"docker:" + c.Name:          "host network mode",
+		p.Ref():                     "hostNetwork pod",
+		"pid:1":                     "PID 1",
+		"pid:" + self:               "host's network namespace",
+		self:                        "host's network namespace",
+		"/proc/self/ns/net":         "host's network namespace",
+		"/proc/" + self + "/ns/net": "host's network namespace",
+		"/proc/2/ns/net":            "host's network namespace",
+		"netns:" + hostLink:         "host's network namespace",
 	} {
 		for _, extra := range [][]string{nil, {"--dry-run"}} {
 			args := append([]string{"sysctl", target, "net.core.somaxconn=" + strconv.Itoa(1+len(target))}, extra...)
@@ -245,6 +253,29 @@ func TestSysctlRefusesHostNetns(t *testing.T) {
 		t.Errorf("--diff host container: %d %q", code, stdout)
 	}
 	sameSysctls(t, "host", before, netSysctls(t, hostNS))
+}
+
+// hostNetnsLink bind-mounts the host's netns (the test's own) as a name
+// under /var/run/netns, removed in t.Cleanup: a host netns nsdebug can only
+// recognise by its inode.
+func hostNetnsLink(t *testing.T) string {
+	t.Helper()
+	name := testbed.UniqueName("nsdbg-sysctl-hostlink")
+	p := filepath.Join(hostNetnsDir, name)
+	if err := os.MkdirAll(hostNetnsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(p) })
+	testbed.MustRun(t, "mount", "--bind", "/proc/self/ns/net", p)
+	t.Cleanup(func() {
+		if out, err := testbed.Run("umount", p); err != nil {
+			t.Errorf("cleanup: umount %s: %v %s", p, err, out)
+		}
+	})
+	return name
 }
 
 // TestSysctlRejects: bad keys and values fail with one line and their exit

@@ -1,14 +1,41 @@
 package cmd
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/internal/testbed"
 )
+
+// runEnv is run over an Env that mod adjusts first (a fake ProcRoot).
+func runEnv(t *testing.T, mod func(*Env), args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	env := &Env{IO: IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}}
+	mod(env)
+	defer env.Close()
+	root := NewRootCmd(env)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	if err != nil {
+		fmt.Fprintf(&errOut, "nsdebug: %s\n", oneLine(err.Error()))
+		if isCobraUsageError(err) {
+			err = nserr.New(nserr.ErrUsage, "%v", err)
+		}
+	}
+	return out.String(), errOut.String(), nserr.ExitCode(err, false)
+}
 
 // sysctlNetns is a netns made for the test (never the host's), with
 // somaxconn set to a known value.
@@ -202,4 +229,80 @@ func TestSysctlWriteJSON(t *testing.T) {
 		t.Errorf("missing key: %d %q", code, stdout)
 	}
 	sameSysctls(t, "host", host, netSysctls(t, hostNS))
+}
+
+// fakeProc is a /proc for the resolver where the host's netns cannot be
+// read: no 1/ns/net, a kthreadd 2 without ns/ (enough for hostcheck), and
+// with self=true a thread-self to fall back on (nsdebug's own netns).
+func fakeProc(t *testing.T, self bool) string {
+	t.Helper()
+	d := t.TempDir()
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Symlink(strconv.Itoa(os.Getpid()), filepath.Join(d, "self")))
+	must(os.MkdirAll(filepath.Join(d, "2"), 0o755))
+	must(os.WriteFile(filepath.Join(d, "2", "comm"), []byte("kthreadd\n"), 0o644))
+	if self {
+		must(os.Symlink("/proc/thread-self", filepath.Join(d, "thread-self")))
+	}
+	return d
+}
+
+// TestSysctlRefusesWhenHostUnknown: when nsdebug cannot read the host's
+// netns (PIDs 1 and 2 refused), a target that is not nsdebug's own netns
+// might still be the host's: writes are refused (exit 9) unless --force.
+// The target is a netns the test made, so even a regression writes no host
+// value.
+func TestSysctlRefusesWhenHostUnknown(t *testing.T) {
+	testbed.Require(t)
+	target, _, cat := sysctlNetns(t, "nsdbg-sysunk")
+	host := netSysctls(t, hostNS)
+	for _, self := range []bool{true, false} {
+		proc := fakeProc(t, self)
+		withProc := func(e *Env) { e.ProcRoot = proc }
+		for _, extra := range [][]string{{"--dry-run"}, nil, {"-o", "json"}} {
+			args := append([]string{"sysctl", target, "net.core.somaxconn=77"}, extra...)
+			stdout, stderr, code := runEnv(t, withProc, args...)
+			last := stderr[strings.LastIndex(strings.TrimSuffix(stderr, "\n"), "\n")+1:]
+			if code != 9 || stdout != "" || !strings.HasPrefix(last, "nsdebug: refusing") || !strings.Contains(last, "cannot tell whether "+target+" is the host's network namespace") ||
+				!strings.Contains(last, proc+"/1/ns/net") || !strings.Contains(last, "--force") {
+				t.Errorf("self=%v %q: exit %d stdout %q stderr %q; want 9 and a refusal saying why", self, args[2:], code, stdout, stderr)
+			}
+		}
+		if got := cat("core/somaxconn"); got != "1234" {
+			t.Errorf("self=%v: somaxconn = %s inside after refusals", self, got)
+		}
+		// Reads are allowed; --force writes (this netns is the test's own).
+		if stdout, stderr, code := runEnv(t, withProc, "sysctl", target, "net.core.somaxconn"); code != 0 || stdout != "net.core.somaxconn = 1234\n" {
+			t.Errorf("self=%v read: %d %q %s", self, code, stdout, stderr)
+		}
+	}
+	stdout, stderr, code := runEnv(t, func(e *Env) { e.ProcRoot = fakeProc(t, true) }, "sysctl", target, "net.core.somaxconn=77", "--force")
+	if code != 0 || stdout != "net.core.somaxconn: 1234 -> 77\n" || cat("core/somaxconn") != "77" {
+		t.Errorf("--force: %d %q %s", code, stdout, stderr)
+	}
+	sameSysctls(t, "host", host, netSysctls(t, hostNS))
+}
+
+// TestSysctlPrivilegeBeforePID1: without root the answer is the missing
+// privilege (exit 7), even for a write to PID 1 that root would be refused.
+func TestSysctlPrivilegeBeforePID1(t *testing.T) {
+	testbed.RequireRoot(t)
+	bin := nsdebugBinary(t)
+	for _, args := range [][]string{{"sysctl", "pid:1", "net.core.somaxconn=1"}, {"sysctl", "1", "net.core.somaxconn=1", "--dry-run"}} {
+		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != 7 || stdout.Len() != 0 || strings.Count(stderr.String(), "\n") != 1 || !strings.Contains(stderr.String(), "must run as root") {
+			t.Errorf("as nobody %q: exit %d stdout %q stderr %q; want 7 and the root message", args, code, stdout.String(), stderr.String())
+		}
+	}
 }
