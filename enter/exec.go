@@ -296,5 +296,5 @@ func startError(name string, err error) error {
 	if errors.As(err, &pe) {
 		err = pe.Err
 	}
-	return &StartError{Code: code, Err: fmt.Errorf("cannot run %s: %w", name, err)}
+	return &StartError{Code: code, Err: fmt.Errorf("cannot run %s: %w", shown(name), err)}
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -85,7 +87,7 @@ func Exec(o ExecOptions) error {
 	env = append(append(baseEnv(o), userEnv...), env...)
 	if o.Workdir != "" {
 		if fi, err := os.Stat(o.Workdir); err != nil || !fi.IsDir() {
-			return nserr.New(nserr.ErrUsage, "--workdir %s: not a directory", o.Workdir)
+			return nserr.New(nserr.ErrUsage, "--workdir %s: not a directory", shown(o.Workdir))
 		}
 	}
 	// Look the command up before switching: host binaries are used, and
@@ -159,7 +161,7 @@ func Exec(o ExecOptions) error {
 			// the directory when the user plainly cannot enter it.
 			if errors.Is(se.Err, unix.EACCES) && o.Workdir != "" && cred != nil {
 				if dir, denied := unsearchableBy(o.Workdir, cred); denied {
-					fmt.Fprintf(o.Stderr, "nsdebug: --workdir %s: user %d cannot enter %s (permission denied); nothing was run\n", o.Workdir, cred.Uid, dir)
+					fmt.Fprintf(o.Stderr, "nsdebug: --workdir %s: user %d cannot enter %s (permission denied); nothing was run\n", shown(o.Workdir), cred.Uid, shown(dir))
 					return &nserr.ExecError{Code: nserr.ExitExecFailed}
 				}
 			}
@@ -191,7 +193,7 @@ func Exec(o ExecOptions) error {
 	st, err := p.Wait()
 	close(done)
 	if err != nil && st == nil {
-		return fmt.Errorf("wait for %s: %w", o.Argv[0], err)
+		return fmt.Errorf("wait for %s: %w", shown(o.Argv[0]), err)
 	}
 	return exitStatus(st, o.Argv[0], o.Stderr)
 }
@@ -204,7 +206,7 @@ func exitStatus(st *os.ProcessState, name string, stderr io.Writer) error {
 		sig := ws.Signal()
 		// Shells stay quiet about these two; say how anything else ended.
 		if sig != unix.SIGINT && sig != unix.SIGPIPE {
-			fmt.Fprintf(stderr, "nsdebug: %s was killed by signal %d (%s)\n", name, int(sig), unix.SignalName(sig))
+			fmt.Fprintf(stderr, "nsdebug: %s was killed by signal %d (%s)\n", shown(name), int(sig), unix.SignalName(sig))
 		}
 		return &nserr.ExecError{Code: 128 + int(sig)}
 	case st.ExitCode() == 0:
@@ -314,20 +316,32 @@ func credential(spec string) (*syscall.Credential, []string, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, env, nil
 }
 
+// shown is a name the user gave (a command, a directory) as an error
+// message shows it: as given, or quoted when it holds anything unprintable
+// (a newline would break the one-line rule; flattened, it would hide what
+// was given).
+func shown(s string) string {
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
 // LookPath finds file in pathList (PATH) like a shell does, telling "not
 // found" (127) from "found but not executable" (126) as a *StartError.
 func LookPath(file, pathList string) (string, error) {
+	name := shown(file)
 	check := func(p string) error {
 		fi, err := os.Stat(p)
 		switch {
 		case err != nil && errors.Is(err, fs.ErrNotExist):
-			return &StartError{Code: 127, Err: fmt.Errorf("%s: command not found", file)}
+			return &StartError{Code: 127, Err: fmt.Errorf("%s: command not found", name)}
 		case err != nil:
-			return &StartError{Code: 126, Err: fmt.Errorf("%s: %w", file, unwrapPath(err))}
+			return &StartError{Code: 126, Err: fmt.Errorf("%s: %w", name, unwrapPath(err))}
 		case fi.IsDir():
-			return &StartError{Code: 126, Err: fmt.Errorf("%s: is a directory", file)}
+			return &StartError{Code: 126, Err: fmt.Errorf("%s: is a directory", name)}
 		case fi.Mode()&0o111 == 0:
-			return &StartError{Code: 126, Err: fmt.Errorf("%s: permission denied (not executable)", file)}
+			return &StartError{Code: 126, Err: fmt.Errorf("%s: permission denied (not executable)", name)}
 		}
 		return nil
 	}
@@ -355,7 +369,7 @@ func LookPath(file, pathList string) (string, error) {
 	if firstErr != nil {
 		return "", firstErr
 	}
-	return "", &StartError{Code: 127, Err: fmt.Errorf("%s: command not found in PATH", file)}
+	return "", &StartError{Code: 127, Err: fmt.Errorf("%s: command not found in PATH", name)}
 }
 
 func unwrapPath(err error) error {

@@ -58,6 +58,27 @@ func TestLookPathTellsNotFoundFromNotExecutable(t *testing.T) {
 	}
 }
 
+func TestShownNamesAreOneLine(t *testing.T) {
+	for in, want := range map[string]string{
+		"curl":        "curl",
+		"/usr/bin/ip": "/usr/bin/ip",
+		"my tool":     "my tool",
+		"café":        "café",
+		"no\nsuch":    `"no\nsuch"`,
+		"cr\rx":       `"cr\rx"`,
+		"tab\tx":      `"tab\tx"`,
+		"esc\x1b[2J":  `"esc\x1b[2J"`,
+		"bad\xffutf8": `"bad\xffutf8"`,
+	} {
+		if got := shown(in); got != want {
+			t.Errorf("shown(%q) = %s, want %s", in, got, want)
+		}
+	}
+	if _, err := LookPath("no\nsuch", t.TempDir()); err == nil || strings.Contains(err.Error(), "\n") {
+		t.Errorf("LookPath error %q", err)
+	}
+}
+
 func TestLoopbackNameservers(t *testing.T) {
 	conf := "# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.1\nnameserver ::1\nnameserver fe80::1%eth0\nnameserver ::ffff:127.0.0.11\nsearch x\nnameserver bogus\n"
 	got := loopbackNameservers([]byte(conf))

@@ -7,6 +7,7 @@ package reliability
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -210,5 +211,50 @@ func TestCase06_ExecKeepsNoOtherContainerAlive(t *testing.T) {
 	syscall.Kill(child, syscall.SIGTERM)
 	if code := exitCode(cmd.Wait()); code != 143 {
 		t.Errorf("exit %d, want 143 (stderr %q)", code, stderr.String())
+	}
+}
+
+// Errors are one line on stderr (README), also when they name the user's
+// command: a name with a newline in it is shown quoted, for the 127 (not
+// found), 126 (not executable) and killed-by-signal messages.
+func TestExecNamesOddCommandsOnOneLine(t *testing.T) {
+	testbed.RequireRoot(t)
+	ns := testbed.NewNetNS(t, "rel-oddname")
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "not\nexec")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	killer := filepath.Join(dir, "kills\nitself")
+	if err := os.WriteFile(killer, []byte("#!/bin/sh\nkill -TERM $$\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		argv0 string
+		code  int
+		want  string
+	}{
+		{"no\nsuch", 127, `nsdebug: "no\nsuch": command not found in PATH` + "\n"},
+		{"/no/where/x\ny", 127, `nsdebug: "/no/where/x\ny": command not found` + "\n"},
+		{notExec, 126, `nsdebug: "` + dir + `/not\nexec": permission denied (not executable)` + "\n"},
+		{killer, 143, `nsdebug: "` + dir + `/kills\nitself" was killed by signal 15 (SIGTERM)` + "\n"},
+	} {
+		r := nsdebug(t, "exec", "netns:"+ns.Name, "--", tc.argv0)
+		r.oneLine(t, "exec "+printable(tc.argv0), tc.code)
+		if r.stderr != tc.want {
+			t.Errorf("exec %s: stderr %q, want %q", printable(tc.argv0), r.stderr, tc.want)
+		}
+	}
+	// So is a --workdir that is not there (flattened, it would hide what
+	// was given).
+	r := nsdebug(t, "exec", "-w", "/no\nwhere", "netns:"+ns.Name, "--", "true")
+	r.oneLine(t, "exec -w /no\\nwhere", 125)
+	if want := `nsdebug: --workdir "/no\nwhere": not a directory` + "\n"; r.stderr != want {
+		t.Errorf("exec -w /no\\nwhere: stderr %q, want %q", r.stderr, want)
+	}
+	// Plain names stay as they are (README's examples).
+	r = nsdebug(t, "exec", "netns:"+ns.Name, "--", "no-such-tool")
+	if r.code != 127 || r.stderr != "nsdebug: no-such-tool: command not found in PATH\n" {
+		t.Errorf("exec no-such-tool: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
