@@ -159,16 +159,17 @@ func TestInspectCRIPod(t *testing.T) {
 func TestGraphDotRenders(t *testing.T) {
 	testbed.Require(t)
 	c := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "nsdbg-graph", Cmd: []string{"sleep", "3600"}})
-	stdout, stderr, code := run(t, "graph", "-o", "dot")
-	if code != 0 {
-		t.Fatalf("graph -o dot: %d %s", code, stderr)
+	nsPath := "/proc/" + strconv.Itoa(c.PID) + "/ns/net"
+	veth := hostPeerOf(t, nsPath, "eth0").Ifname
+	dot := graphDot(t)
+	hostIno, cIno := inode(t, "/proc/2/ns/net"), inode(t, nsPath)
+	if !dotEdge(dot, dotNode(hostIno, veth), dotNode(cIno, "eth0"), `label="veth"`) {
+		t.Errorf("dot lacks the veth edge %s (host) -- eth0 (docker:%s):\n%s", veth, c.Name, dot)
 	}
-	out, err := runStdin(stdout, "dot", "-Tsvg")
-	if err != nil || !strings.Contains(out, "<svg") {
-		t.Fatalf("dot -Tsvg rejects the graph: %v %.300s", err, out)
+	if !dotEdge(dot, dotNode(hostIno, veth), dotNode(hostIno, "docker0"), "dashed") {
+		t.Errorf("dot lacks %s's port edge to docker0:\n%s", veth, dot)
 	}
 	text, _, code := run(t, "graph")
-	veth := hostPeerOf(t, "/proc/"+strconv.Itoa(c.PID)+"/ns/net", "eth0").Ifname
 	if code != 0 || !hasLine(text, "── "+veth+" (veth)", "⇄ eth0 in docker:"+c.Name) {
 		t.Errorf("graph text lacks %s ⇄ eth0 in docker:%s:\n%s", veth, c.Name, text)
 	}
@@ -203,9 +204,17 @@ func TestGraphSeedStyle(t *testing.T) {
 			t.Errorf("br0 port to-%s ⇄ eth0 in %s missing:\n%s", name, leaves[i].Name, text)
 		}
 	}
-	dot, _, _ := run(t, "graph", "-o", "dot")
-	if out, err := runStdin(dot, "dot", "-Tsvg"); err != nil {
-		t.Errorf("dot -Tsvg: %v %.300s", err, out)
+	dot := graphDot(t)
+	hubIno := inode(t, hub.Path)
+	for _, name := range []string{"p1", "p2"} {
+		if !dotEdge(dot, dotNode(hubIno, "to-"+name), dotNode(hubIno, "br0"), "dashed") {
+			t.Errorf("dot lacks br0's port to-%s:\n%s", name, dot)
+		}
+	}
+	for i, name := range []string{"p1", "p2"} {
+		if !dotEdge(dot, dotNode(hubIno, "to-"+name), dotNode(inode(t, leaves[i].Path), "eth0"), `label="veth"`) {
+			t.Errorf("dot lacks the veth edge to-%s -- eth0 in %s:\n%s", name, leaves[i].Name, dot)
+		}
 	}
 }
 

@@ -17,19 +17,24 @@ import (
 )
 
 // Graph is the host's wiring: every namespace with its interfaces (and the
-// bridge or bond each is enslaved to), and every veth pair, wherever its two
+// bridge or bond each is enslaved to), every veth pair, wherever its two
 // ends are: host and container, or two namespaces (seed-style setups with
-// the bridge in a namespace of its own).
+// the bridge in a namespace of its own), and every macvlan, ipvlan, vlan...
+// with the device it sits on, in the same namespace or another.
 type Graph struct {
 	Nodes    []GraphNetns
 	Pairs    []VethPair
+	Lowers   []LowerLink
 	Warnings []string
 }
 
-// GraphNetns is one namespace in the graph.
+// GraphNetns is one namespace in the graph. Error says why its interfaces
+// could not be read (it vanished, or was replaced, meanwhile); such a
+// namespace is shown as unreadable, never as empty.
 type GraphNetns struct {
 	Row   NetnsRow
 	Links []GraphLink
+	Error string
 }
 
 // GraphLink is one interface of a namespace.
@@ -40,7 +45,9 @@ type GraphLink struct {
 	Master    string
 	Addresses []string
 
-	peerNsid, peerIndex int
+	// IFLA_LINK and IFLA_LINK_NETNSID: a veth's peer, or the lower device
+	// of a macvlan, ipvlan, vlan...
+	parentNsid, parentIndex int
 }
 
 // End is one end of a veth pair: node index in Graph.Nodes and interface.
@@ -52,21 +59,42 @@ type End struct {
 // VethPair joins two interfaces.
 type VethPair struct{ A, B End }
 
+// LowerLink joins a macvlan, ipvlan, vlan... (Upper) to the device it sits
+// on (Lower), possibly in another namespace (a macvlan moved into a
+// container sits on a host NIC).
+type LowerLink struct{ Upper, Lower End }
+
 // BuildGraph lists the namespaces (as ls does), then reads every
-// namespace's links on threads switched into it and joins veth ends by
-// netnsid and peer index.
+// namespace's links on threads switched into it and joins veth ends and
+// lower devices by netnsid and index.
 func BuildGraph(ctx context.Context, r *resolver.Resolver) (*Graph, error) {
 	inv, err := ListNetns(ctx, r, ListOptions{})
 	if err != nil {
 		return nil, err
 	}
-	g := &Graph{Warnings: inv.Warnings}
+	g, err := graphOf(ctx, inv.Rows)
+	if err != nil {
+		return nil, err
+	}
+	g.Warnings = append(inv.Warnings, g.Warnings...)
+	return g, nil
+}
+
+// graphOf builds the graph of the namespaces in rows.
+func graphOf(ctx context.Context, rows []NetnsRow) (*Graph, error) {
+	g := &Graph{}
 	var nss []*nsfs.Netns
 	var idx []int
-	for _, rw := range inv.Rows {
+	unreadable := func(node int, err error) {
+		n := &g.Nodes[node]
+		n.Error = firstLine(err)
+		g.Warnings = append(g.Warnings, fmt.Sprintf("%s net:[%d]: cannot read its interfaces (shown as unreadable): %s", n.Row.label(), n.Row.Netns.Inode, n.Error))
+	}
+	for _, rw := range rows {
 		g.Nodes = append(g.Nodes, GraphNetns{Row: rw})
 		ns, err := openRow(&rw)
 		if err != nil {
+			unreadable(len(g.Nodes)-1, err)
 			continue
 		}
 		nss = append(nss, ns)
@@ -78,15 +106,16 @@ func BuildGraph(ctx context.Context, r *resolver.Resolver) (*Graph, error) {
 		}
 	}()
 	// nsidMaps[i]: netnsid -> node, as namespace i numbers the others. Only
-	// namespaces with a veth into another namespace need one.
+	// namespaces with a veth or lower device in another namespace need one.
 	nsidMaps := make([]map[int]int, len(nss))
+	links := make([][]GraphLink, len(nss))
 	errs := enter.Each(nss, func(i int) error {
 		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 		if err != nil {
 			return err
 		}
 		defer h.Close()
-		links, err := RetryDump(h.LinkList)
+		ll, err := RetryDump(h.LinkList)
 		if err != nil {
 			return err
 		}
@@ -95,7 +124,7 @@ func BuildGraph(ctx context.Context, r *resolver.Resolver) (*Graph, error) {
 			return err
 		}
 		names := map[int]string{}
-		for _, l := range links {
+		for _, l := range ll {
 			names[l.Attrs().Index] = l.Attrs().Name
 		}
 		byIndex := map[int][]string{}
@@ -104,16 +133,20 @@ func BuildGraph(ctx context.Context, r *resolver.Resolver) (*Graph, error) {
 				byIndex[a.LinkIndex] = append(byIndex[a.LinkIndex], a.IPNet.String())
 			}
 		}
-		node := &g.Nodes[idx[i]]
 		need := false
-		for _, l := range links {
+		for _, l := range ll {
 			a := l.Attrs()
-			gl := GraphLink{Name: a.Name, Index: a.Index, Kind: l.Type(), Master: names[a.MasterIndex], Addresses: byIndex[a.Index], peerNsid: -1}
-			if gl.Kind == "veth" && a.ParentIndex > 0 {
-				gl.peerNsid, gl.peerIndex = a.NetNsID, a.ParentIndex
+			gl := GraphLink{Name: a.Name, Index: a.Index, Kind: l.Type(), Master: names[a.MasterIndex], Addresses: byIndex[a.Index], parentNsid: -1}
+			if gl.Kind == "tuntap" {
+				gl.Kind = "tun"
+			}
+			// IFLA_LINK is the link itself for some devices; an end in
+			// another namespace may well have the same index, though.
+			if a.ParentIndex > 0 && (a.NetNsID >= 0 || a.ParentIndex != a.Index) {
+				gl.parentNsid, gl.parentIndex = a.NetNsID, a.ParentIndex
 				need = need || a.NetNsID >= 0
 			}
-			node.Links = append(node.Links, gl)
+			links[i] = append(links[i], gl)
 		}
 		if need {
 			m := map[int]int{}
@@ -130,8 +163,10 @@ func BuildGraph(ctx context.Context, r *resolver.Resolver) (*Graph, error) {
 	})
 	for i, err := range errs {
 		if err != nil {
-			g.Warnings = append(g.Warnings, fmt.Sprintf("%s: %v", g.Nodes[idx[i]].Row.label(), firstLine(err)))
+			unreadable(idx[i], err)
+			continue
 		}
+		g.Nodes[idx[i]].Links = links[i]
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -139,22 +174,26 @@ func BuildGraph(ctx context.Context, r *resolver.Resolver) (*Graph, error) {
 	seen := map[[2]End]bool{}
 	for i, ni := range idx {
 		for _, l := range g.Nodes[ni].Links {
-			if l.Kind != "veth" || l.peerIndex == 0 {
+			if l.parentIndex == 0 {
 				continue
 			}
-			peerNode := ni
-			if l.peerNsid >= 0 {
-				pn, ok := nsidMaps[i][l.peerNsid]
+			otherNode := ni
+			if l.parentNsid >= 0 {
+				pn, ok := nsidMaps[i][l.parentNsid]
 				if !ok {
 					continue
 				}
-				peerNode = pn
+				otherNode = pn
 			}
-			peer := g.Nodes[peerNode].linkByIndex(l.peerIndex)
-			if peer == "" {
+			other := g.Nodes[otherNode].linkByIndex(l.parentIndex)
+			if other == "" {
 				continue
 			}
-			a, b := End{ni, l.Name}, End{peerNode, peer}
+			if l.Kind != "veth" {
+				g.Lowers = append(g.Lowers, LowerLink{Upper: End{ni, l.Name}, Lower: End{otherNode, other}})
+				continue
+			}
+			a, b := End{ni, l.Name}, End{otherNode, other}
 			if b.Node < a.Node || (b.Node == a.Node && b.Link < a.Link) {
 				a, b = b, a
 			}
@@ -216,34 +255,43 @@ func (rw NetnsRow) label() string {
 	return strings.Join(refs, ", ")
 }
 
-// wired reports which nodes have at least one veth pair to another node.
-func (g *Graph) wired() map[int]bool {
-	m := map[int]bool{}
-	for _, p := range g.Pairs {
-		if p.A.Node != p.B.Node {
-			m[p.A.Node], m[p.B.Node] = true, true
+// shown reports whether a namespace is drawn: the host, every namespace
+// with an interface beyond loopback, and every one that could not be read.
+func (n GraphNetns) shown() bool {
+	if n.Row.Host || n.Error != "" {
+		return true
+	}
+	for _, l := range n.Links {
+		if l.Name != "lo" {
+			return true
 		}
 	}
-	return m
+	return false
 }
 
-// WriteDot writes the graph in Graphviz's language: a cluster per wired
-// namespace with its interfaces, bridges as hexagons, host uplinks as double
-// octagons, veth pairs as bold edges and bridge ports as dashed ones.
-// Namespaces with nothing but loopback are left out (a host with hundreds
-// of empty namespaces would drown the picture); -o text lists them.
+// WriteDot writes the graph in Graphviz's language: a cluster per namespace
+// with its interfaces, bridges as hexagons, host uplinks as double
+// octagons, veth pairs as bold edges, bridge ports as dashed ones and a
+// macvlan/ipvlan/vlan's lower device as a dotted one. Node IDs are
+// "INODE/IFNAME". Namespaces with nothing but loopback are left out (a
+// host with hundreds of empty namespaces would drown the picture); -o text
+// lists them. An unreadable namespace is a cluster saying so.
 func (g *Graph) WriteDot(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("graph nsdebug {\n  rankdir=LR;\n  node [shape=box, fontsize=10];\n")
-	id := func(node int, ifname string) string { return strconv.Quote(fmt.Sprintf("%d/%s", node, ifname)) }
-	wired := g.wired()
+	id := func(node int, ifname string) string {
+		return strconv.Quote(fmt.Sprintf("%d/%s", g.Nodes[node].Row.Netns.Inode, ifname))
+	}
 	for i, n := range g.Nodes {
-		if !n.Row.Host && !wired[i] {
+		if !n.shown() {
 			continue
 		}
-		fmt.Fprintf(&b, "  subgraph cluster_%d {\n    label=%s;\n", i, strconv.Quote(n.Row.label()+"\nnet:["+strconv.FormatUint(n.Row.Netns.Inode, 10)+"]"))
+		fmt.Fprintf(&b, "  subgraph cluster_%d {\n    label=%s;\n", n.Row.Netns.Inode, strconv.Quote(n.Row.label()+"\nnet:["+strconv.FormatUint(n.Row.Netns.Inode, 10)+"]"))
 		if n.Row.Host {
 			b.WriteString("    style=filled; fillcolor=\"#eeeeee\";\n")
+		}
+		if n.Error != "" {
+			fmt.Fprintf(&b, "    %s [label=%s, shape=note, style=dashed];\n", strconv.Quote(fmt.Sprintf("%d/(unreadable)", n.Row.Netns.Inode)), strconv.Quote("unreadable: "+n.Error))
 		}
 		for _, l := range n.Links {
 			if l.Name == "lo" {
@@ -268,6 +316,10 @@ func (g *Graph) WriteDot(w io.Writer) error {
 	for _, p := range g.Pairs {
 		fmt.Fprintf(&b, "  %s -- %s [style=bold, label=\"veth\"];\n", id(p.A.Node, p.A.Link), id(p.B.Node, p.B.Link))
 	}
+	for _, lw := range g.Lowers {
+		kind := g.Nodes[lw.Upper.Node].link(lw.Upper.Link).Kind
+		fmt.Fprintf(&b, "  %s -- %s [style=dotted, label=%s];\n", id(lw.Upper.Node, lw.Upper.Link), id(lw.Lower.Node, lw.Lower.Link), strconv.Quote(kind+" on"))
+	}
 	b.WriteString("}\n")
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -275,16 +327,27 @@ func (g *Graph) WriteDot(w io.Writer) error {
 
 // WriteText writes the wiring as a tree, one namespace with interfaces
 // beyond loopback after another (the host first): each interface, the
-// bridge it hangs on, and for a veth the other end (interface and
-// namespace). Namespaces with loopback only are counted at the end.
+// bridge it hangs on, for a veth the other end (interface and namespace),
+// and for a macvlan, ipvlan, vlan... the device it sits on. Namespaces with
+// loopback only, and those that could not be read, are listed at the end.
 func (g *Graph) WriteText(w io.Writer) error {
 	var b strings.Builder
 	peerOf := map[End]End{}
 	for _, p := range g.Pairs {
 		peerOf[p.A], peerOf[p.B] = p.B, p.A
 	}
-	var empty []string
+	lowerOf := map[End]End{}
+	uppersOf := map[End][]End{}
+	for _, lw := range g.Lowers {
+		lowerOf[lw.Upper] = lw.Lower
+		uppersOf[lw.Lower] = append(uppersOf[lw.Lower], lw.Upper)
+	}
+	var empty, unreadable []string
 	for i, n := range g.Nodes {
+		if n.Error != "" {
+			unreadable = append(unreadable, fmt.Sprintf("%s net:[%d] (%s)", n.Row.label(), n.Row.Netns.Inode, n.Error))
+			continue
+		}
 		var links []GraphLink
 		for _, l := range n.Links {
 			if l.Name != "lo" {
@@ -307,20 +370,28 @@ func (g *Graph) WriteText(w io.Writer) error {
 				top = append(top, l)
 			}
 		}
+		where := func(node int) string {
+			if node == i {
+				return "here"
+			}
+			return g.Nodes[node].Row.label()
+		}
 		describe := func(l GraphLink) string {
 			s := fmt.Sprintf("%s (%s)", l.Name, l.Kind)
 			if len(l.Addresses) > 0 {
 				s += " " + strings.Join(l.Addresses, " ")
 			}
 			if p, ok := peerOf[End{i, l.Name}]; ok {
-				where := g.Nodes[p.Node].Row.label()
-				if p.Node == i {
-					where = "here"
-				}
-				s += fmt.Sprintf(" ⇄ %s in %s", p.Link, where)
+				s += fmt.Sprintf(" ⇄ %s in %s", p.Link, where(p.Node))
 				if addrs := g.Nodes[p.Node].link(p.Link).Addresses; len(addrs) > 0 {
 					s += " " + strings.Join(addrs, " ")
 				}
+			}
+			if lw, ok := lowerOf[End{i, l.Name}]; ok {
+				s += fmt.Sprintf(" on %s in %s", lw.Link, where(lw.Node))
+			}
+			for _, up := range uppersOf[End{i, l.Name}] {
+				s += fmt.Sprintf(" ⇠ %s (%s) in %s", up.Link, g.Nodes[up.Node].link(up.Link).Kind, where(up.Node))
 			}
 			return s
 		}
@@ -342,8 +413,18 @@ func (g *Graph) WriteText(w io.Writer) error {
 		}
 	}
 	if len(empty) > 0 {
-		fmt.Fprintf(&b, "\n%d namespaces with loopback only: %s\n", len(empty), strings.Join(empty, " "))
+		fmt.Fprintf(&b, "\n%s with loopback only: %s\n", countNamespaces(len(empty)), strings.Join(empty, " "))
+	}
+	if len(unreadable) > 0 {
+		fmt.Fprintf(&b, "\n%s could not be read: %s\n", countNamespaces(len(unreadable)), strings.Join(unreadable, "; "))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func countNamespaces(n int) string {
+	if n == 1 {
+		return "1 namespace"
+	}
+	return strconv.Itoa(n) + " namespaces"
 }
