@@ -1,7 +1,8 @@
 // Package reliability is nsdebug's adversarial suite (issue 6): it drives the
 // built binary against the real test bed and proves that nothing on the host
 // is changed or left behind. TestMain snapshots the host before the suite
-// and compares after it (case 16).
+// and compares after it (case 16): every mount, /var/run/netns, processes
+// nsdebug ran or started, all of /proc/sys/net.
 package reliability
 
 import (
@@ -10,8 +11,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsdebug/nsdebug/internal/testbed"
 )
@@ -42,7 +45,14 @@ func TestMain(m *testing.M) {
 	}
 	before := snapshotHost()
 	code := m.Run()
-	if diff := before.diff(snapshotHost()); diff != "" {
+	// Runtimes finish some removals asynchronously (a shim's mounts, a
+	// sandbox's netns): what is still different after a few seconds stays.
+	diff := before.diff(snapshotHost())
+	for try := 0; diff != "" && try < 10; try++ {
+		time.Sleep(300 * time.Millisecond)
+		diff = before.diff(snapshotHost())
+	}
+	if diff != "" {
 		fmt.Fprintf(os.Stderr, "FAIL: the suite changed the host (case 16):\n%s", diff)
 		code = 1
 	}
@@ -51,37 +61,38 @@ func TestMain(m *testing.M) {
 
 // hostState is what no nsdebug command may change or leave behind.
 type hostState struct {
-	mounts   map[string]bool   // nsfs and sysfs mount points
-	netns    map[string]bool   // /var/run/netns entries
-	children map[string]bool   // processes whose parent is this test process
-	sysctls  map[string]string // all of /proc/sys/net in the host netns
+	// every mount of the host's mount namespace, "MOUNTPOINT FSTYPE SOURCE
+	// ROOT", counted (the same mount can be stacked)
+	mounts map[string]int
+	// /var/run/netns entries
+	netns map[string]int
+	// processes an nsdebug run left: nsdebug itself (its binary as exe) and
+	// anything exec or shell started (NSDEBUG_TARGET in its environment),
+	// wherever they were re-parented; keyed "PID START-TIME", valued by a
+	// description
+	procs map[string]string
+	// all of /proc/sys/net in the host netns
+	sysctls map[string]string
 }
 
 func snapshotHost() hostState {
-	s := hostState{mounts: map[string]bool{}, netns: map[string]bool{}, children: map[string]bool{}, sysctls: map[string]string{}}
+	s := hostState{mounts: map[string]int{}, netns: map[string]int{}, procs: map[string]string{}, sysctls: map[string]string{}}
 	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
-			i := strings.Index(line, " - ")
-			if i < 0 {
+			pre, post, ok := strings.Cut(line, " - ")
+			f, pf := strings.Fields(pre), strings.Fields(post)
+			if !ok || len(f) < 5 || len(pf) < 2 {
 				continue
 			}
-			f := strings.Fields(line[:i])
-			post := strings.Fields(line[i+3:])
-			if len(f) > 4 && len(post) > 0 && (post[0] == "nsfs" || post[0] == "sysfs") {
-				s.mounts[post[0]+" "+f[4]] = true
-			}
+			s.mounts[f[4]+" "+pf[0]+" "+pf[1]+" "+f[3]]++
 		}
 	}
 	if es, err := os.ReadDir("/var/run/netns"); err == nil {
 		for _, e := range es {
-			s.netns[e.Name()] = true
+			s.netns[e.Name()]++
 		}
 	}
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/children", os.Getpid())); err == nil {
-		for _, p := range strings.Fields(string(b)) {
-			s.children[p] = true
-		}
-	}
+	s.procs = nsdebugProcesses()
 	filepath.WalkDir("/proc/sys/net", func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil
@@ -100,17 +111,73 @@ func snapshotHost() hostState {
 	return s
 }
 
+// nsdebugProcesses scans all of /proc for processes that nsdebug runs or
+// started: its own binary, or NSDEBUG_TARGET in the environment (exec and
+// shell put it there; children of the command inherit it).
+func nsdebugProcesses() map[string]string {
+	out := map[string]string{}
+	self := os.Getpid()
+	binInfo, _ := os.Stat(bin)
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		dir := "/proc/" + e.Name()
+		why := ""
+		if env, err := os.ReadFile(dir + "/environ"); err == nil {
+			for _, kv := range strings.Split(string(env), "\x00") {
+				if strings.HasPrefix(kv, "NSDEBUG_TARGET=") {
+					why = kv
+					break
+				}
+			}
+		}
+		if exe, err := os.Stat(dir + "/exe"); err == nil && binInfo != nil && os.SameFile(exe, binInfo) {
+			why = "nsdebug"
+		}
+		if why == "" {
+			continue
+		}
+		stat, err := os.ReadFile(dir + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// "PID (comm) state ppid ... starttime(22) ...": comm may hold spaces.
+		i := strings.LastIndexByte(string(stat), ')')
+		f := strings.Fields(string(stat[i+1:]))
+		start := ""
+		if len(f) > 19 {
+			start = f[19]
+		}
+		cmdline, _ := os.ReadFile(dir + "/cmdline")
+		out[e.Name()+" "+start] = fmt.Sprintf("PID %d %q (%s)", pid, strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " ")), why)
+	}
+	return out
+}
+
 func (a hostState) diff(b hostState) string {
 	var out []string
 	for _, c := range []struct {
 		what   string
-		before map[string]bool
-		after  map[string]bool
-	}{{"mount", a.mounts, b.mounts}, {"/var/run/netns entry", a.netns, b.netns}, {"child process", a.children, b.children}} {
-		for k := range c.after {
-			if !c.before[k] {
-				out = append(out, "new "+c.what+": "+k)
+		before map[string]int
+		after  map[string]int
+	}{{"mount", a.mounts, b.mounts}, {"/var/run/netns entry", a.netns, b.netns}} {
+		for k, n := range c.after {
+			if n > c.before[k] {
+				out = append(out, fmt.Sprintf("new %s: %s", c.what, k))
 			}
+		}
+		for k, n := range c.before {
+			if n > c.after[k] {
+				out = append(out, fmt.Sprintf("removed %s: %s", c.what, k))
+			}
+		}
+	}
+	for k, v := range b.procs {
+		if _, ok := a.procs[k]; !ok {
+			out = append(out, "leftover process: "+v)
 		}
 	}
 	for k, v := range a.sysctls {
