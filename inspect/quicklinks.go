@@ -58,6 +58,12 @@ func (s *dumpSocket) dump(req *nl.NetlinkRequest, resType uint16, fn func(m []by
 	if err := unix.Sendto(s.fd, req.Serialize(), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return err
 	}
+	return s.receive(resType, fn)
+}
+
+// receive reads the answers to request s.seq until NLMSG_DONE or an error
+// (split from dump so that tests can feed it crafted messages).
+func (s *dumpSocket) receive(resType uint16, fn func(m []byte) error) error {
 	intr := false
 	for {
 		// read, not recvfrom: only the kernel sends here, and recvfrom

@@ -46,11 +46,12 @@ func socketsOf(h *netlink.Handle) ([]Socket, error) {
 	var out []Socket
 	for _, proto := range []string{"tcp", "udp"} {
 		for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
-			dump := h.SocketDiagTCP
-			if proto == "udp" {
-				dump = h.SocketDiagUDP
-			}
-			socks, err := RetryDump(func() ([]*netlink.Socket, error) { return dump(fam) })
+			socks, err := RetryDump(func() ([]*netlink.Socket, error) {
+				if proto == "udp" {
+					return h.SocketDiagUDP(fam)
+				}
+				return h.SocketDiagTCP(fam)
+			})
 			if err != nil {
 				return nil, err
 			}
