@@ -1,11 +1,16 @@
 package reliability
 
 import (
+	"context"
 	"encoding/json"
 	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,9 +44,11 @@ func silentSocket(t *testing.T) string {
 	return sock
 }
 
-// Case 12: each runtime in turn absent or silent: bounded by --timeout, the
-// others still answer, and ls still lists every netns from the kernel side
-// with a warning.
+// Case 12: each runtime in turn absent or silent, and containerd and CRI
+// down together (as when the standalone containerd stops: its CRI plugin
+// goes with it): bounded by --timeout, the others still answer, and ls
+// still lists every netns from the kernel side, the down runtime's
+// containers' and pods' included, with a warning.
 func TestCase12_RuntimeFaults(t *testing.T) {
 	testbed.Require(t)
 	c := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "rel-fault"})
@@ -49,55 +56,177 @@ func TestCase12_RuntimeFaults(t *testing.T) {
 	ns := testbed.NewNetNS(t, "rel-fault")
 	silent := silentSocket(t)
 	absent := filepath.Join(t.TempDir(), "absent.sock")
+	// Every netns ls must list whatever runtime is down, by inode.
+	want := map[string]uint64{
+		"docker:" + c.Name: realInode(t, "/proc/"+itoa(c.PID)+"/ns/net"),
+		pod.Ref():          realInode(t, "/proc/"+itoa(pod.SandboxPID)+"/ns/net"),
+		"netns:" + ns.Name: realInode(t, ns.Path),
+	}
 
 	for _, fault := range []struct {
-		runtime string
-		flag    string
-		addr    string
+		down []string // runtimes that must be warned about
+		args []string
 		// a target that another runtime must still resolve
 		other string
 	}{
-		{"docker", "--docker-host", "unix://" + silent, "pod:relfault/" + pod.Name},
-		{"docker", "--docker-host", "unix://" + absent, "pod:relfault/" + pod.Name},
-		{"containerd", "--containerd-address", silent, "docker:" + c.Name},
-		{"cri", "--cri-endpoint", "unix://" + silent, "docker:" + c.Name},
-		{"cri", "--cri-endpoint", "unix://" + absent, "docker:" + c.Name},
+		{[]string{"docker"}, []string{"--docker-host", "unix://" + silent}, pod.Ref()},
+		{[]string{"docker"}, []string{"--docker-host", "unix://" + absent}, pod.Ref()},
+		{[]string{"containerd"}, []string{"--containerd-address", silent}, "docker:" + c.Name},
+		{[]string{"containerd"}, []string{"--containerd-address", absent}, "docker:" + c.Name},
+		{[]string{"cri"}, []string{"--cri-endpoint", "unix://" + silent}, "docker:" + c.Name},
+		{[]string{"cri"}, []string{"--cri-endpoint", "unix://" + absent}, "docker:" + c.Name},
+		// The standalone containerd stopped: containerd and CRI at once.
+		{[]string{"containerd", "cri"}, []string{"--containerd-address", absent, "--cri-endpoint", "unix://" + absent}, "docker:" + c.Name},
+		{[]string{"containerd", "cri"}, []string{"--containerd-address", silent, "--cri-endpoint", "unix://" + silent}, "docker:" + c.Name},
 	} {
-		what := fault.runtime + " at " + fault.addr
+		what := strings.Join(fault.args, " ")
 		start := time.Now()
-		r := nsdebug(t, fault.flag, fault.addr, "--timeout", "700ms", "ls", "-o", "json")
+		r := nsdebug(t, append(fault.args, "--timeout", "700ms", "ls", "-o", "json")...)
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("%s: ls took %s with --timeout 700ms", what, d)
 		}
-		if r.code != 0 || !strings.Contains(r.stderr, "warning: "+fault.runtime) {
+		if r.code != 0 {
 			t.Errorf("%s: ls exit %d, stderr %q", what, r.code, r.stderr)
 			continue
 		}
-		var rows []lsRow
-		if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		found := false
-		for _, row := range rows {
-			if row.Netns.Path == realpath(ns.Path) {
-				found = true
+		for _, rt := range fault.down {
+			if !strings.Contains(r.stderr, "nsdebug: warning: "+rt+": ") {
+				t.Errorf("%s: no warning about %s: %q", what, rt, r.stderr)
 			}
 		}
-		if !found {
-			t.Errorf("%s: kernel-side netns %s missing", what, ns.Path)
+		listed := lsInodes(t, what, r.stdout)
+		for target, ino := range want {
+			if !listed[ino] {
+				t.Errorf("%s: ls does not list the netns of %s (net:[%d])", what, target, ino)
+			}
 		}
 		start = time.Now()
-		r = nsdebug(t, fault.flag, fault.addr, "--timeout", "700ms", "resolve", fault.other)
+		r = nsdebug(t, append(fault.args, "--timeout", "700ms", "resolve", fault.other)...)
 		if r.code != 0 || time.Since(start) > 5*time.Second {
 			t.Errorf("%s: resolve %s: exit %d after %s: %s", what, fault.other, r.code, time.Since(start), r.stderr)
 		}
 	}
 
-	// DOCKER_API_VERSION is honoured: 1.41 works against Docker 20.10.
-	cmd := exec.Command(bin, "resolve", "docker:"+c.Name)
-	cmd.Env = append(cmd.Environ(), "DOCKER_API_VERSION=1.41")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("DOCKER_API_VERSION=1.41: %v %s", err, out)
+	// The default --timeout (3s) bounds ls too, with both containerd and
+	// CRI silent (they are asked side by side).
+	start := time.Now()
+	r := nsdebug(t, "--containerd-address", silent, "--cri-endpoint", "unix://"+silent, "ls", "-o", "json")
+	if d := time.Since(start); d > 6*time.Second || r.code != 0 {
+		t.Errorf("ls with containerd and CRI silent, default --timeout: exit %d after %s (want 0 within 2 x 3s): %s", r.code, d, r.stderr)
+	}
+	listed := lsInodes(t, "default timeout", r.stdout)
+	for target, ino := range want {
+		if !listed[ino] {
+			t.Errorf("default timeout: ls does not list the netns of %s (net:[%d])", target, ino)
+		}
+	}
+}
+
+func lsInodes(t *testing.T, what, stdout string) map[uint64]bool {
+	t.Helper()
+	var rows []lsRow
+	if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	out := map[uint64]bool{}
+	for _, row := range rows {
+		out[row.Netns.Inode] = true
+	}
+	return out
+}
+
+// dockerProxy forwards a unix socket to the real Docker socket and records
+// the request paths (/v1.41/containers/...): which API version is used.
+func dockerProxy(t *testing.T) (string, func() []string) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "docker-proxy.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var paths []string
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			mu.Lock()
+			paths = append(paths, r.In.URL.Path)
+			mu.Unlock()
+			r.Out.URL.Scheme, r.Out.URL.Host = "http", "docker"
+		},
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", testbed.DockerSock)
+		}},
+	}
+	srv := &http.Server{Handler: proxy}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return "unix://" + sock, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := paths
+		paths = nil
+		return out
+	}
+}
+
+// Case 12, Docker's API version: the test bed's Docker 20.10 (API 1.41) is
+// asked at the version it negotiates, DOCKER_API_VERSION is honoured (an
+// older valid one is what every request uses), and one the daemon does not
+// have is exit 8 naming it, while ls still lists the container's netns from
+// the kernel side with a warning.
+func TestCase12_DockerAPIVersion(t *testing.T) {
+	testbed.Require(t)
+	c := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "rel-apiver"})
+	ino := realInode(t, "/proc/"+itoa(c.PID)+"/ns/net")
+	host, paths := dockerProxy(t)
+	run := func(version string, args ...string) result {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"--docker-host", host}, args...)...)
+		cmd.Env = os.Environ()
+		for i, e := range cmd.Env {
+			if strings.HasPrefix(e, "DOCKER_API_VERSION=") {
+				cmd.Env[i] = "NSDEBUG_UNSET_DOCKER_API_VERSION=1"
+			}
+		}
+		if version != "" {
+			cmd.Env = append(cmd.Env, "DOCKER_API_VERSION="+version)
+		}
+		var o, e strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		return result{o.String(), e.String(), exitCode(err)}
+	}
+	versioned := func(what, want string) {
+		t.Helper()
+		ps := paths()
+		if len(ps) == 0 {
+			t.Errorf("%s: no request reached Docker", what)
+		}
+		for _, p := range ps {
+			if p != "/_ping" && !strings.HasPrefix(p, "/v"+want+"/") {
+				t.Errorf("%s: request %s, want API version %s", what, p, want)
+			}
+		}
+	}
+
+	for _, v := range []struct{ env, want string }{{"", "1.41"}, {"1.41", "1.41"}, {"1.40", "1.40"}} {
+		r := run(v.env, "resolve", "docker:"+c.Name, "-o", "json")
+		if r.code != 0 || !strings.Contains(r.stdout, c.ID) {
+			t.Errorf("DOCKER_API_VERSION=%q: exit %d %s", v.env, r.code, r.stderr)
+		}
+		versioned("DOCKER_API_VERSION="+v.env, v.want)
+	}
+
+	r := run("1.99", "resolve", "docker:"+c.Name)
+	r.oneLine(t, "DOCKER_API_VERSION=1.99", 8)
+	if !strings.Contains(r.stderr, "1.99") {
+		t.Errorf("DOCKER_API_VERSION=1.99: the error does not name the version: %q", r.stderr)
+	}
+	versioned("DOCKER_API_VERSION=1.99", "1.99")
+
+	r = run("1.99", "ls", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stderr, "nsdebug: warning: docker: ") || !lsInodes(t, "ls with 1.99", r.stdout)[ino] {
+		t.Errorf("ls with DOCKER_API_VERSION=1.99: exit %d, stderr %q; want the container's net:[%d] listed with a warning", r.code, r.stderr, ino)
 	}
 }
 
