@@ -230,14 +230,6 @@ func TestCase12_DockerAPIVersion(t *testing.T) {
 	}
 }
 
-func realpath(p string) string {
-	r, err := filepath.EvalSymlinks(p)
-	if err != nil {
-		return p
-	}
-	return r
-}
-
 // Case 5: a stopped container, a SandboxKey whose bind mount is gone, and an
 // empty /run/netns placeholder: each a specific error, never a setns into
 // whatever is there.
