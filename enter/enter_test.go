@@ -135,6 +135,9 @@ func TestFailedRestoreDiscardsTheThread(t *testing.T) {
 		}
 	}()
 
+	// A DNS responder there too, made now, before any thread can be lost.
+	dns := dnsResponder(t)
+
 	restoreHook = func(int) int { return -1 } // an invalid fd: setns fails
 	var tid int
 	err = Do(ns, func() error { tid = unixGettid(); return nil })
@@ -155,9 +158,21 @@ func TestFailedRestoreDiscardsTheThread(t *testing.T) {
 	}
 	allThreadsIn(t, home)
 
-	// Lots of host-side work on whatever threads the runtime has now.
+	// Lots of host-side work on whatever threads the runtime has now: TCP
+	// to a host-netns listener, and real DNS queries (UDP) to a responder
+	// that exists only in the host netns. A goroutine on a thread left in
+	// ns could reach neither (ns has only a down loopback, and no
+	// responder).
 	var wg sync.WaitGroup
-	var failures atomic.Int32
+	var failures, queries atomic.Int32
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		queries.Add(1)
+		if id, err := nsfs.StatID(threadNetns); err != nil || id != home {
+			failures.Add(1)
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", dns)
+	}}
 	for i := 0; i < 200; i++ {
 		wg.Add(1)
 		go func() {
@@ -171,14 +186,18 @@ func TestFailedRestoreDiscardsTheThread(t *testing.T) {
 			if id, err := nsfs.StatID(threadNetns); err != nil || id != home {
 				failures.Add(1)
 			}
-			if _, err := net.LookupHost("localhost"); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			name := "host" + strconv.Itoa(i) + ".case2.nsdebug.test."
+			if addrs, err := resolver.LookupHost(ctx, name); err != nil || len(addrs) != 1 || addrs[0] != dnsAnswer {
+				t.Errorf("resolve %s after a discarded thread: %v %v", name, addrs, err)
 				failures.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	if n := failures.Load(); n > 0 {
-		t.Fatalf("%d host-side operations failed after a discarded thread", n)
+	if n := failures.Load(); n > 0 || queries.Load() < 200 {
+		t.Fatalf("%d host-side operations failed after a discarded thread (%d DNS queries)", n, queries.Load())
 	}
 
 	// Docker API calls, as the resolver makes them: every connection is
@@ -219,6 +238,51 @@ func TestFailedRestoreDiscardsTheThread(t *testing.T) {
 			t.Fatalf("after a discarded thread: %d of 50 Docker pings failed, %d dials, %d from a thread outside the host netns", failed.Load(), dials.Load(), wrong.Load())
 		}
 	})
+}
+
+// dnsAnswer is what dnsResponder answers to every A query.
+const dnsAnswer = "192.0.2.53"
+
+// dnsResponder serves DNS on 127.0.0.1 (a random UDP port) of the calling
+// thread's netns, the host's: every A query gets dnsAnswer, anything else
+// an empty answer. It returns its address.
+func dnsResponder(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q := buf[:n]
+			if len(q) < 12 || q[4] != 0 || q[5] != 1 {
+				continue // one question
+			}
+			end := 12
+			for end < len(q) && q[end] != 0 {
+				end += int(q[end]) + 1
+			}
+			end += 5 // the root label, QTYPE, QCLASS
+			if end > len(q) {
+				continue
+			}
+			qtype := int(q[end-4])<<8 | int(q[end-3])
+			resp := append([]byte{q[0], q[1], 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0}, q[12:end]...)
+			if qtype == 1 { // A
+				resp[7] = 1
+				ip := net.ParseIP(dnsAnswer).To4()
+				resp = append(resp, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ip[0], ip[1], ip[2], ip[3])
+			}
+			pc.WriteTo(resp, from)
+		}
+	}()
+	return pc.LocalAddr().String()
 }
 
 // Issue 3 / issue 6 case 1: 500 goroutines enter 50 namespaces for a while;
