@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/nsdebug/nsdebug/internal/nserr"
+	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/resolver"
 )
 
@@ -99,11 +100,21 @@ func Whois(ctx context.Context, r *resolver.Resolver, thing string) (*WhoisResul
 		}
 	}
 	if q.pid > 0 {
+		found := false
 		for _, rw := range inv.Rows {
 			for _, p := range rw.PIDs {
 				if p == q.pid {
-					comm, _ := os.ReadFile(r.ProcRoot() + "/" + strconv.Itoa(p) + "/comm")
-					add(fmt.Sprintf("process %d (%s)", p, strings.TrimSpace(string(comm))), rw)
+					add(fmt.Sprintf("process %d (%s)", p, comm(r.ProcRoot(), p)), rw)
+					found = true
+				}
+			}
+		}
+		if !found {
+			if tgid, id, ok := threadNetns(r.ProcRoot(), q.pid); ok {
+				for _, rw := range inv.Rows {
+					if rw.Netns.Inode == id.Inode && rw.Netns.Dev == id.Dev {
+						add(fmt.Sprintf("thread %d of process %d (%s)", q.pid, tgid, comm(r.ProcRoot(), q.pid)), rw)
+					}
 				}
 			}
 		}
@@ -124,6 +135,36 @@ func Whois(ctx context.Context, r *resolver.Resolver, thing string) (*WhoisResul
 		return res, nserr.New(nserr.ErrNotFound, "nothing on this host matches %q (looked for %s in %s)", thing, q.what(), countNetns(len(inv.Rows)))
 	}
 	return res, nil
+}
+
+func comm(procRoot string, pid int) string {
+	b, _ := os.ReadFile(procRoot + "/" + strconv.Itoa(pid) + "/comm")
+	return strings.TrimSpace(string(b))
+}
+
+// threadNetns finds a thread that is not its process's leader (/proc lists
+// leaders only, but /proc/TID answers) and the namespace that thread is in:
+// its own, which need not be its leader's (a Go program switching threads
+// with setns, as nsdebug does).
+func threadNetns(procRoot string, tid int) (tgid int, id nsfs.ID, ok bool) {
+	dir := procRoot + "/" + strconv.Itoa(tid)
+	b, err := os.ReadFile(dir + "/status")
+	if err != nil {
+		return 0, nsfs.ID{}, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, found := strings.CutPrefix(line, "Tgid:"); found {
+			tgid, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	if tgid <= 0 || tgid == tid {
+		return 0, nsfs.ID{}, false
+	}
+	id, err = nsfs.StatID(dir + "/ns/net")
+	if err != nil {
+		return 0, nsfs.ID{}, false
+	}
+	return tgid, id, true
 }
 
 // addHostInterface explains a host interface: a veth leads to its peer's
@@ -176,7 +217,7 @@ func (q whoisQuery) what() string {
 		w = append(w, "a netns inode")
 	}
 	if q.pid > 0 {
-		w = append(w, "a PID")
+		w = append(w, "a PID or thread ID")
 	}
 	return strings.Join(w, ", ")
 }
