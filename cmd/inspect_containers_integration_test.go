@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -43,7 +44,10 @@ func checkWired(t *testing.T, rep *inspect.Report, nsPath, bridge string) ipLink
 	return want
 }
 
-func checkWhois(t *testing.T, thing string, wantInode uint64, wantRef string) {
+// checkWhois: whois THING finds exactly one namespace, the right one, for
+// the right reason, owned by wantRef alone (besides containerd's mirrors of
+// Docker containers and pods, and the pod's own containers).
+func checkWhois(t *testing.T, thing string, wantInode uint64, wantRef, wantReason string) {
 	t.Helper()
 	stdout, stderr, code := run(t, "whois", thing, "-o", "json")
 	if code != 0 {
@@ -53,16 +57,28 @@ func checkWhois(t *testing.T, thing string, wantInode uint64, wantRef string) {
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range res.Matches {
-		if m.Netns.Inode == wantInode {
-			for _, o := range m.Owners {
-				if o.Ref() == wantRef {
-					return
-				}
-			}
+	if len(res.Matches) != 1 {
+		t.Fatalf("whois %s: %d matches, want exactly net:[%d]: %s", thing, len(res.Matches), wantInode, stdout)
+	}
+	m := res.Matches[0]
+	if m.Netns.Inode != wantInode || !strings.HasPrefix(m.Reason, wantReason) {
+		t.Errorf("whois %s: net:[%d] because %q, want net:[%d] because %q...", thing, m.Netns.Inode, m.Reason, wantInode, wantReason)
+	}
+	found := false
+	for _, o := range m.Owners {
+		ref := o.Ref()
+		switch {
+		case ref == wantRef:
+			found = true
+		case o.Runtime == "containerd" && (o.Namespace == "moby" || o.Namespace == "k8s.io"):
+		case strings.HasPrefix(wantRef, "pod:") && strings.HasPrefix(ref, wantRef+"/"):
+		default:
+			t.Errorf("whois %s: net:[%d] also owned by %s, want %s alone", thing, wantInode, ref, wantRef)
 		}
 	}
-	t.Errorf("whois %s: no match in net:[%d] owned by %s: %s", thing, wantInode, wantRef, stdout)
+	if !found {
+		t.Errorf("whois %s: net:[%d] not owned by %s: %s", thing, wantInode, wantRef, stdout)
+	}
 }
 
 // socketsScript gives a container's processes sockets of every kind ss
@@ -121,7 +137,7 @@ func TestInspectDockerContainers(t *testing.T) {
 						t.Errorf("none container has link %s", l.Name)
 					}
 				}
-				checkWhois(t, "net:["+strconv.FormatUint(ino, 10)+"]", ino, "docker:"+c.Name)
+				checkWhois(t, "net:["+strconv.FormatUint(ino, 10)+"]", ino, "docker:"+c.Name, "network namespace net:[")
 				return
 			}
 			hostVeth := checkWired(t, rep, nsPath, tc.bridge)
@@ -131,10 +147,12 @@ func TestInspectDockerContainers(t *testing.T) {
 				t.Errorf("host %s peer = %+v, want eth0 in docker:%s", hostVeth.Ifname, p, c.Name)
 			}
 			for _, ip := range c.IPs {
-				checkWhois(t, ip, ino, "docker:"+c.Name)
+				checkWhois(t, ip, ino, "docker:"+c.Name, "address "+ip+" on eth0")
 			}
-			checkWhois(t, hostVeth.Ifname, ino, "docker:"+c.Name)
-			checkWhois(t, "pid:"+strconv.Itoa(c.PID), ino, "docker:"+c.Name)
+			viaVeth := fmt.Sprintf("host veth %s (#%d) is the peer of eth0 inside", hostVeth.Ifname, hostVeth.Ifindex)
+			checkWhois(t, hostVeth.Ifname, ino, "docker:"+c.Name, viaVeth)
+			checkWhois(t, "ifindex:"+strconv.Itoa(hostVeth.Ifindex), ino, "docker:"+c.Name, viaVeth)
+			checkWhois(t, "pid:"+strconv.Itoa(c.PID), ino, "docker:"+c.Name, "process "+strconv.Itoa(c.PID)+" (")
 		})
 	}
 }
@@ -150,8 +168,11 @@ func TestInspectCRIPod(t *testing.T) {
 		t.Errorf("inspected net:[%d], pod netns is net:[%d]", rep.Netns.Inode, ino)
 	}
 	ref := "pod:" + p.Namespace + "/" + p.Name
-	checkWhois(t, p.IP, ino, ref)
-	checkWhois(t, hostPeerOf(t, p.NetnsPath, "eth0").Ifname, ino, ref)
+	checkWhois(t, p.IP, ino, ref, "address "+p.IP+" on eth0")
+	veth := hostPeerOf(t, p.NetnsPath, "eth0")
+	viaVeth := fmt.Sprintf("host veth %s (#%d) is the peer of eth0 inside", veth.Ifname, veth.Ifindex)
+	checkWhois(t, veth.Ifname, ino, ref, viaVeth)
+	checkWhois(t, "ifindex:"+strconv.Itoa(veth.Ifindex), ino, ref, viaVeth)
 }
 
 // TestGraphDotRenders: graphviz accepts -o dot, and the text tree shows a

@@ -538,8 +538,13 @@ func TestInspectSelfMadeNetns(t *testing.T) {
 	if p := linkNamed(t, repC, "eth0").Peer; p == nil || p.Name != hostEnd || !p.Netns.Host {
 		t.Errorf("netns c eth0 peer = %+v, want %s in the host", p, hostEnd)
 	}
-	// whois by the host veth name and by the address.
-	for _, thing := range []string{hostEnd, "10.233.0.2"} {
+	// whois by the host veth name, its ifindex and the address.
+	var hostLink []ipLink
+	nsJSON(t, "/proc/2/ns/net", &hostLink, "ip", "-j", "link", "show", "dev", hostEnd)
+	if len(hostLink) != 1 {
+		t.Fatalf("ip link show dev %s: %+v", hostEnd, hostLink)
+	}
+	for _, thing := range []string{hostEnd, "ifindex:" + strconv.Itoa(hostLink[0].Ifindex), "10.233.0.2"} {
 		stdout, stderr, code := run(t, "whois", thing, "-o", "json")
 		if code != 0 {
 			t.Fatalf("whois %s: exit %d %s", thing, code, stderr)

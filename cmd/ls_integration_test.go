@@ -320,16 +320,48 @@ func TestLsOwnersFromRuntimes(t *testing.T) {
 			t.Errorf("ls table lacks %q", want)
 		}
 	}
-	// -o wide: the host side of each veth pair and its bridge.
-	wide, _, _ := run(t, "ls", "-o", "wide")
-	for _, line := range strings.Split(wide, "\n") {
-		if strings.Contains(line, "docker:"+br.Name) && !strings.Contains(line, "@docker0") {
-			t.Errorf("wide row of %s lacks its host veth on docker0: %q", br.Name, line)
+	// -o wide: the host side of each veth pair and its bridge, as iproute2
+	// names them (the host link whose index is eth0's link_index), for the
+	// default bridge, a user-defined network and a CNI pod.
+	userNet := testbed.NewDockerNetwork(t, "lsnet")
+	user := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "lsuser", Network: userNet})
+	wide, stderr, code := run(t, "ls", "-o", "wide")
+	if code != 0 {
+		t.Fatalf("ls -o wide: exit %d: %s", code, stderr)
+	}
+	for _, c := range []struct{ what, nsPath string }{
+		{"docker:" + br.Name, br.SandboxKey},
+		{"docker:" + user.Name, user.SandboxKey},
+		{"pod:" + pod.Namespace + "/" + pod.Name, pod.NetnsPath},
+	} {
+		peer := hostPeerOf(t, c.nsPath, "eth0")
+		want := peer.Ifname + "@" + peer.Master
+		row := wideRow(wide, inodeOf(t, c.nsPath))
+		if row == nil {
+			t.Errorf("ls -o wide has no row for %s (net:[%d]):\n%s", c.what, inodeOf(t, c.nsPath), wide)
+			continue
 		}
-		if strings.Contains(line, "pod:"+pod.Namespace+"/"+pod.Name) && !strings.Contains(line, "@nsdbg-cni0") {
-			t.Errorf("wide row of the pod lacks its host veth on nsdbg-cni0: %q", line)
+		var veths []string
+		for _, f := range row {
+			if strings.Contains(f, "@") {
+				veths = append(veths, f)
+			}
+		}
+		if len(veths) != 1 || veths[0] != want || peer.Master == "" {
+			t.Errorf("ls -o wide row of %s shows host veths %q, iproute2 says %s: %q", c.what, veths, want, row)
 		}
 	}
+}
+
+// wideRow is the row of ls -o wide whose NETNS column is inode, as fields.
+func wideRow(table string, inode uint64) []string {
+	for _, line := range strings.Split(table, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] == fmt.Sprint(inode) {
+			return f
+		}
+	}
+	return nil
 }
 
 // A runtime that does not answer is a warning; the kernel side is complete.
