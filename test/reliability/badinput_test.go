@@ -11,7 +11,8 @@ import (
 )
 
 // Case 8: every bad target gives one line on stderr, its documented exit
-// code, and changes nothing (TestMain checks the host afterwards).
+// code, and changes nothing, through every command that takes a target
+// (TestMain checks the host as a whole afterwards).
 func TestCase08_BadTargets(t *testing.T) {
 	testbed.Require(t)
 	dir := t.TempDir()
@@ -62,15 +63,63 @@ func TestCase08_BadTargets(t *testing.T) {
 		{dangling, 3},
 	}
 	for _, c := range cases {
-		for _, cmd := range []string{"resolve"} {
-			r := nsdebug(t, cmd, c.target)
-			r.oneLine(t, cmd+" "+printable(c.target), c.code)
-			if r.stdout != "" {
-				t.Errorf("%s %s: wrote to stdout %q", cmd, printable(c.target), r.stdout)
-			}
-		}
+		badTargetEverywhere(t, c.target, c.code)
 	}
 	// NUL cannot pass through exec's argv; the parser's own test covers it.
+}
+
+// badTargetEverywhere runs every command that takes a TARGET on target,
+// which must fail before anything is entered or changed: resolve, exec,
+// link, sysctl (a write) and inspect each give one line on stderr and
+// code (125 for exec, which must run nothing), write nothing to stdout,
+// create no /var/run/netns entry, start no process and leave the host's
+// sysctl as it was.
+func badTargetEverywhere(t *testing.T, target string, code int) {
+	t.Helper()
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ran")
+	linkName := testbed.UniqueName("rel-bad")
+	somaxconn := "/proc/sys/net/core/somaxconn"
+	hostBefore, err := os.ReadFile(somaxconn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := strings.TrimSpace(string(hostBefore)) + "1"
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"resolve", []string{"resolve", target}, code},
+		{"exec", []string{"exec", target, "--", "touch", marker}, 125},
+		{"link", []string{"link", target, linkName}, code},
+		{"sysctl", []string{"sysctl", target, "net.core.somaxconn=" + value}, code},
+		{"inspect", []string{"inspect", target}, code},
+	} {
+		what := c.name + " " + printable(target)
+		r := nsdebug(t, c.args...)
+		r.oneLine(t, what, c.code)
+		if r.stdout != "" {
+			t.Errorf("%s: wrote to stdout %q", what, r.stdout)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Errorf("%s: the command ran", what)
+			os.Remove(marker)
+		}
+		if _, err := os.Lstat("/var/run/netns/" + linkName); err == nil {
+			t.Errorf("%s: created /var/run/netns/%s", what, linkName)
+			testbed.Run(bin, "unlink", linkName)
+		}
+		if now, _ := os.ReadFile(somaxconn); string(now) != string(hostBefore) {
+			t.Errorf("%s: the host's net.core.somaxconn changed from %q to %q", what, hostBefore, now)
+			os.WriteFile(somaxconn, hostBefore, 0o644)
+		}
+	}
+	for _, desc := range nsdebugProcesses() {
+		if strings.Contains(desc, dir) || strings.Contains(desc, linkName) {
+			t.Errorf("%s: left a process: %s", printable(target), desc)
+		}
+	}
 }
 
 func printable(s string) string {

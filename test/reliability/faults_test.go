@@ -230,21 +230,27 @@ func TestCase12_DockerAPIVersion(t *testing.T) {
 	}
 }
 
-// Case 5: a stopped container, a SandboxKey whose bind mount is gone, and an
-// empty /run/netns placeholder: each a specific error, never a setns into
-// whatever is there.
+// Case 5: a stopped container or pod, a SandboxKey whose bind mount is gone,
+// and an empty /run/netns placeholder: each a specific error from every
+// command that takes a target (resolve, exec, link, sysctl, inspect), never
+// a setns into whatever is there, nothing run or created.
 func TestCase05_StaleState(t *testing.T) {
 	testbed.Require(t)
 	stopped := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "rel-stop", Stopped: true})
-	nsdebug(t, "resolve", "docker:"+stopped.Name).oneLine(t, "stopped container", 5)
+	badTargetEverywhere(t, "docker:"+stopped.Name, 5)
+	// A stopped pod (kubelet stops the sandbox before removing it).
+	pod := testbed.RunPod(t, testbed.PodOptions{Namespace: "relstale", Containers: []string{"app"}})
+	pod.Stop(t)
+	badTargetEverywhere(t, pod.Ref(), 5)
 
 	// A running container whose SandboxKey lost its bind mount: the file is
 	// an empty placeholder. As a path it is not a netns; by name, the
-	// container's process (pinned by pidfd) still leads to the right one.
+	// container's process (pinned by pidfd) still leads to the right one,
+	// for every command.
 	c := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "rel-sbk"})
 	want := realInode(t, "/proc/"+itoa(c.PID)+"/ns/net")
 	testbed.MustRun(t, "umount", c.SandboxKey)
-	nsdebug(t, "resolve", c.SandboxKey).oneLine(t, "unmounted SandboxKey", 6)
+	badTargetEverywhere(t, c.SandboxKey, 6)
 	r := nsdebug(t, "resolve", "docker:"+c.Name, "-o", "json")
 	var res struct {
 		Netns struct{ Inode uint64 } `json:"netns"`
@@ -252,15 +258,30 @@ func TestCase05_StaleState(t *testing.T) {
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &res) != nil || res.Netns.Inode != want {
 		t.Errorf("container with a stale SandboxKey: exit %d %s %s (want inode %d)", r.code, r.stdout, r.stderr, want)
 	}
+	wantNS := "net:[" + fmtInt(int(want)) + "]"
+	if r := nsdebug(t, "exec", "docker:"+c.Name, "--", "readlink", "/proc/self/ns/net"); r.code != 0 || strings.TrimSpace(r.stdout) != wantNS {
+		t.Errorf("exec in a container with a stale SandboxKey: exit %d, ran in %q, want %s (%s)", r.code, r.stdout, wantNS, r.stderr)
+	}
+	if r := nsdebug(t, "inspect", "docker:"+c.Name, "-o", "json"); r.code != 0 || !strings.Contains(r.stdout, fmtInt(int(want))) {
+		t.Errorf("inspect a container with a stale SandboxKey: exit %d %s", r.code, r.stderr)
+	}
+	name := testbed.UniqueName("rel-sbk")
+	if r := nsdebug(t, "link", "docker:"+c.Name, name); r.code != 0 || realInode(t, "/var/run/netns/"+name) != want {
+		t.Errorf("link a container with a stale SandboxKey: exit %d %s", r.code, r.stderr)
+	}
+	if r := nsdebug(t, "unlink", name); r.code != 0 {
+		t.Errorf("unlink %s: %+v", name, r)
+	}
 
 	// An empty /run/netns placeholder (its bind mount gone).
 	ns := testbed.NewNetNS(t, "rel-ghost")
 	testbed.MustRun(t, "umount", ns.Path)
 	r = nsdebug(t, "resolve", "netns:"+ns.Name)
-	r.oneLine(t, "empty placeholder", 6)
 	if !strings.Contains(r.stderr, "placeholder") {
 		t.Errorf("placeholder message: %q", r.stderr)
 	}
+	badTargetEverywhere(t, "netns:"+ns.Name, 6)
+	badTargetEverywhere(t, ns.Path, 6)
 	// Put a netns back so that the fixture's `ip netns del` cleans up.
 	testbed.MustRun(t, "ip", "netns", "del", ns.Name)
 	testbed.MustRun(t, "ip", "netns", "add", ns.Name)
