@@ -154,7 +154,7 @@ func sameSet(t *testing.T, what string, got, want map[string]bool) {
 	if len(extra)+len(missing) > 0 {
 		sort.Strings(extra)
 		sort.Strings(missing)
-		t.Errorf("%s differ from iproute2's:\n only nsdebug: %q\n only iproute2: %q", what, extra, missing)
+		t.Errorf("%s differ from the ground truth (iproute2, iptables-save):\n only nsdebug: %q\n only the tools: %q", what, extra, missing)
 	}
 }
 
@@ -553,6 +553,65 @@ func TestInspectSelfMadeNetns(t *testing.T) {
 		if err := json.Unmarshal([]byte(stdout), &res); err != nil || len(res.Matches) != 1 || res.Matches[0].Netns.Inode != inode(t, c.Path) {
 			t.Errorf("whois %s: want exactly netns c (%d): %v %s", thing, inode(t, c.Path), err, stdout)
 		}
+	}
+}
+
+// TestInspectIptablesLegacy: rules of the legacy x_tables (iptables-legacy)
+// are counted per table and chain, as iptables-legacy-save lists them.
+func TestInspectIptablesLegacy(t *testing.T) {
+	testbed.Require(t)
+	n := testbed.NewNetNS(t, "nsdbg-legacy")
+	for _, args := range [][]string{
+		{"iptables-legacy", "-A", "FORWARD", "-s", "10.0.0.0/8", "-j", "ACCEPT"},
+		{"iptables-legacy", "-A", "FORWARD", "-j", "DROP"},
+		{"iptables-legacy", "-N", "NSDBG"},
+		{"iptables-legacy", "-A", "NSDBG", "-p", "tcp", "-j", "RETURN"},
+		{"iptables-legacy", "-A", "INPUT", "-j", "NSDBG"},
+		{"iptables-legacy", "-N", "NSDBG-EMPTY"},
+		{"iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-j", "MASQUERADE"},
+		{"ip6tables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"},
+	} {
+		n.Exec(t, args[0], args[1:]...)
+	}
+	want := map[string]bool{}
+	for fam, save := range map[string]string{"ip": "iptables-legacy-save", "ip6": "ip6tables-legacy-save"} {
+		counts := map[string]int{}
+		var order []string
+		table := ""
+		for _, line := range strings.Split(n.Exec(t, save), "\n") {
+			f := strings.Fields(line)
+			switch {
+			case len(f) == 0:
+			case strings.HasPrefix(f[0], "*"):
+				table = f[0][1:]
+			case strings.HasPrefix(f[0], ":"):
+				k := table + " " + f[0][1:]
+				counts[k] = 0
+				order = append(order, k)
+			case f[0] == "-A" && len(f) > 1:
+				counts[table+" "+f[1]]++
+			}
+		}
+		for _, k := range order {
+			want[fmt.Sprintf("%s %s=%d", fam, k, counts[k])] = true
+		}
+	}
+	rep := inspectJSON(t, "netns:"+n.Name)
+	got := map[string]bool{}
+	if rep.Firewall != nil {
+		for _, tb := range rep.Firewall.IPTablesLegacy {
+			for _, ch := range tb.Chains {
+				got[fmt.Sprintf("%s %s %s=%d", tb.Family, tb.Name, ch.Name, ch.Rules)] = true
+			}
+		}
+	}
+	if !want["ip filter FORWARD=2"] || !want["ip filter NSDBG=1"] || !want["ip6 filter INPUT=1"] {
+		t.Fatalf("fixture: iptables-legacy-save does not list the rules made: %q", sortedKeys(want))
+	}
+	sameSet(t, "legacy iptables chains", got, want)
+	text, _, _ := run(t, "inspect", "netns:"+n.Name, "--section", "firewall")
+	if !hasLine(text, "iptables-legacy ip filter", "4 rules", "FORWARD(forward):2", "NSDBG:1", "NSDBG-EMPTY:0") {
+		t.Errorf("text lacks the legacy filter table's counts:\n%s", text)
 	}
 }
 

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
+	"unsafe"
 
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -16,12 +18,14 @@ import (
 // Firewall says whether packet filtering is configured in a namespace.
 type Firewall struct {
 	NFTables []NFTable `json:"nftables"`
-	// IPTablesLegacy names the tables of the legacy (x_tables) iptables that
-	// are loaded in this namespace; iptables-nft rules show under NFTables.
-	IPTablesLegacy []string `json:"iptables_legacy"`
+	// IPTablesLegacy are the tables of the legacy (x_tables) iptables
+	// loaded in this namespace (family ip or ip6), with their chains and
+	// rule counts; iptables-nft rules show under NFTables.
+	IPTablesLegacy []NFTable `json:"iptables_legacy"`
 }
 
-// NFTable is one nftables table (iptables-nft makes these too).
+// NFTable is one nftables table (iptables-nft makes these too), or one
+// legacy iptables table.
 type NFTable struct {
 	Family string    `json:"family"`
 	Name   string    `json:"name"`
@@ -63,19 +67,20 @@ var nfFamilies = map[uint8]string{
 
 // readFirewall must run on a thread inside the namespace (enter.Do).
 func readFirewall() (*Firewall, error) {
-	fw := &Firewall{NFTables: []NFTable{}, IPTablesLegacy: []string{}}
+	fw := &Firewall{NFTables: []NFTable{}, IPTablesLegacy: []NFTable{}}
 	var errs []error
-	for _, f := range []string{"ip_tables_names", "ip6_tables_names"} {
-		b, err := os.ReadFile("/proc/thread-self/net/" + f)
+	for _, fam := range legacyFamilies {
+		b, err := os.ReadFile("/proc/thread-self/net/" + fam.names)
 		if err != nil {
 			continue // module not loaded: no legacy tables
 		}
-		pre := "ip:"
-		if strings.HasPrefix(f, "ip6") {
-			pre = "ip6:"
-		}
-		for _, t := range strings.Fields(string(b)) {
-			fw.IPTablesLegacy = append(fw.IPTablesLegacy, pre+t)
+		for _, name := range strings.Fields(string(b)) {
+			chains, err := legacyChains(fam, name)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("iptables-legacy %s %s: %w", fam.name, name, err))
+				chains = []NFChain{}
+			}
+			fw.IPTablesLegacy = append(fw.IPTablesLegacy, NFTable{Family: fam.name, Name: name, Chains: chains})
 		}
 	}
 	tables, err := nftDump()
@@ -218,4 +223,152 @@ func hookName(fam uint8, nested []byte) string {
 		return fmt.Sprint(n)
 	}
 	return ""
+}
+
+// Legacy x_tables are read as iptables-legacy-save reads them: the
+// kernel's IPT_SO_GET_INFO and IPT_SO_GET_ENTRIES (IP6T_ for IPv6) on a raw
+// socket made inside the namespace, never by running a tool there.
+// Layouts from linux/netfilter_ipv4/ip_tables.h and netfilter_ipv6/ip6_tables.h.
+const (
+	iptSoGetInfo    = 64 // IPT_SO_GET_INFO, IP6T_SO_GET_INFO
+	iptSoGetEntries = 65 // IPT_SO_GET_ENTRIES, IP6T_SO_GET_ENTRIES
+	xtTableMaxName  = 32 // XT_TABLE_MAXNAMELEN
+	// struct ipt_getinfo: name, valid_hooks, hook_entry[5], underflow[5],
+	// num_entries, size.
+	getinfoSize = xtTableMaxName + 4 + 5*4 + 5*4 + 4 + 4
+	// struct xt_entry_target: target_size, name[29], revision; then data.
+	xtTargetHeader = 32
+)
+
+type legacyFamily struct {
+	name         string // ip, ip6: as nft names the families
+	names        string // /proc/net file listing the loaded tables
+	domain       int
+	level        int
+	targetOffset int // offsetof(ipt_entry/ip6t_entry, target_offset)
+}
+
+var legacyFamilies = []legacyFamily{
+	{"ip", "ip_tables_names", unix.AF_INET, unix.IPPROTO_IP, 88},
+	{"ip6", "ip6_tables_names", unix.AF_INET6, unix.IPPROTO_IPV6, 140},
+}
+
+// entriesOffset is offsetof(struct ipt_get_entries, entrytable): after the
+// name and size, aligned as a 64-bit integer (the entries' counters) is.
+func entriesOffset() int {
+	if runtime.GOARCH == "386" {
+		return xtTableMaxName + 4
+	}
+	return xtTableMaxName + 8
+}
+
+// builtinChains are iptables' names for the hooks NF_INET_PRE_ROUTING ..
+// NF_INET_POST_ROUTING, and nft's names for the same hooks.
+var builtinChains = [5][2]string{
+	{"PREROUTING", "prerouting"}, {"INPUT", "input"}, {"FORWARD", "forward"}, {"OUTPUT", "output"}, {"POSTROUTING", "postrouting"},
+}
+
+// legacyChains reads one legacy table's chains and rule counts. It must
+// run on a thread inside the namespace.
+func legacyChains(fam legacyFamily, table string) ([]NFChain, error) {
+	if len(table) >= xtTableMaxName {
+		return nil, fmt.Errorf("table name too long")
+	}
+	fd, err := unix.Socket(fam.domain, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	// The table may change between the two calls (GET_ENTRIES then says
+	// EAGAIN): ask again.
+	for range maxDumpAttempts {
+		info := make([]byte, getinfoSize)
+		copy(info, table)
+		if err := getsockopt(fd, fam.level, iptSoGetInfo, info); err != nil {
+			return nil, fmt.Errorf("get info: %w", err)
+		}
+		size := int(nl.NativeEndian().Uint32(info[getinfoSize-4:]))
+		entries := make([]byte, entriesOffset()+size)
+		copy(entries, table)
+		nl.NativeEndian().PutUint32(entries[xtTableMaxName:], uint32(size))
+		err := getsockopt(fd, fam.level, iptSoGetEntries, entries)
+		if err == unix.EAGAIN {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get entries: %w", err)
+		}
+		return countLegacyRules(info, entries[entriesOffset():], fam.targetOffset)
+	}
+	return nil, fmt.Errorf("get entries: the table kept changing")
+}
+
+func getsockopt(fd, level, opt int, buf []byte) error {
+	n := uint32(len(buf))
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&n)), 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// countLegacyRules walks a table's entry blob as iptables-save does: a
+// built-in chain starts at its hook_entry and ends with its policy (the
+// underflow entry, not a rule); a user chain starts with an ERROR entry
+// naming it and ends with an implicit RETURN (not a rule either); an ERROR
+// entry named ERROR ends the table.
+func countLegacyRules(info, blob []byte, targetOffset int) ([]NFChain, error) {
+	u32 := func(off int) int { return int(nl.NativeEndian().Uint32(info[off:])) }
+	valid := u32(xtTableMaxName)
+	var hookEntry, underflow [5]int
+	for h := range 5 {
+		hookEntry[h] = u32(xtTableMaxName + 4 + 4*h)
+		underflow[h] = u32(xtTableMaxName + 4 + 20 + 4*h)
+	}
+	chains := []NFChain{}
+	cur, user := -1, false
+	endUser := func() {
+		if user && cur >= 0 && chains[cur].Rules > 0 {
+			chains[cur].Rules-- // its implicit RETURN
+		}
+		user = false
+	}
+	for off := 0; off < len(blob); {
+		if off+targetOffset+4 > len(blob) {
+			return nil, fmt.Errorf("entry at %d cut short", off)
+		}
+		tOff := int(nl.NativeEndian().Uint16(blob[off+targetOffset:]))
+		next := int(nl.NativeEndian().Uint16(blob[off+targetOffset+2:]))
+		if next == 0 || off+next > len(blob) || tOff+xtTargetHeader > next {
+			return nil, fmt.Errorf("malformed entry at %d", off)
+		}
+		for h := range 5 {
+			if valid&(1<<h) != 0 && hookEntry[h] == off {
+				endUser()
+				chains = append(chains, NFChain{Name: builtinChains[h][0], Hook: builtinChains[h][1]})
+				cur = len(chains) - 1
+			}
+		}
+		target := blob[off+tOff : off+next]
+		policy := false
+		for h := range 5 {
+			policy = policy || (valid&(1<<h) != 0 && underflow[h] == off)
+		}
+		switch {
+		case cString(target[2:xtTargetHeader-1]) == "ERROR":
+			endUser()
+			name := cString(target[xtTargetHeader:])
+			if name == "ERROR" {
+				return chains, nil
+			}
+			chains = append(chains, NFChain{Name: name})
+			cur, user = len(chains)-1, true
+		case policy:
+		case cur >= 0:
+			chains[cur].Rules++
+		}
+		off += next
+	}
+	endUser()
+	return chains, nil
 }

@@ -155,7 +155,7 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 			b.WriteString("nftables: no tables\n")
 		}
 		t := table()
-		for _, tb := range fw.NFTables {
+		row := func(what string, tb NFTable) {
 			var chains []string
 			rules := 0
 			for _, c := range tb.Chains {
@@ -166,12 +166,19 @@ func (r *Report) WriteText(w io.Writer, color bool) error {
 				chains = append(chains, s)
 				rules += c.Rules
 			}
-			t.Row("nft "+tb.Family+" "+tb.Name, fmt.Sprintf("%d rules", rules), dash(strings.Join(chains, " ")))
+			n := fmt.Sprintf("%d rules", rules)
+			if rules == 1 {
+				n = "1 rule"
+			}
+			t.Row(what+" "+tb.Family+" "+tb.Name, n, dash(strings.Join(chains, " ")))
+		}
+		for _, tb := range fw.NFTables {
+			row("nft", tb)
+		}
+		for _, tb := range fw.IPTablesLegacy {
+			row("iptables-legacy", tb)
 		}
 		t.Flush()
-		if len(fw.IPTablesLegacy) > 0 {
-			fmt.Fprintf(&b, "iptables-legacy tables loaded: %s\n", strings.Join(fw.IPTablesLegacy, " "))
-		}
 	}
 	for _, w := range r.Warnings {
 		fmt.Fprintf(&b, "\n%s %s\n", output.Paint(color, output.Yellow, "warning:"), w)

@@ -235,3 +235,57 @@ func TestParseRuleActions(t *testing.T) {
 		t.Errorf("an ipmr rule is shown; ip rule leaves it out")
 	}
 }
+
+// legacyEntry is an ipt_entry (112 bytes on 64-bit, 88 target_offset) with
+// a target named target whose data is data.
+func legacyEntry(target string, data []byte) []byte {
+	const entrySize = 112
+	t := make([]byte, xtTargetHeader+len(data))
+	copy(t[2:], target)
+	copy(t[xtTargetHeader:], data)
+	b := make([]byte, entrySize+len(t))
+	nl.NativeEndian().PutUint16(b[88:], entrySize)
+	nl.NativeEndian().PutUint16(b[90:], uint16(len(b)))
+	copy(b[entrySize:], t)
+	return b
+}
+
+// A filter table as the kernel lays it out: INPUT with one rule and its
+// policy, FORWARD with only its policy, a user chain with one rule and its
+// implicit RETURN, the closing ERROR entry.
+func TestCountLegacyRules(t *testing.T) {
+	verdict := make([]byte, 4)
+	name := func(s string) []byte { b := make([]byte, 32); copy(b, s); return b }
+	var blob []byte
+	var offs []int
+	for _, e := range [][]byte{
+		legacyEntry("", verdict),           // INPUT rule
+		legacyEntry("", verdict),           // INPUT policy
+		legacyEntry("", verdict),           // FORWARD policy
+		legacyEntry("ERROR", name("MINE")), // user chain head
+		legacyEntry("", verdict),           // MINE rule
+		legacyEntry("", verdict),           // MINE's implicit RETURN
+		legacyEntry("ERROR", name("ERROR")),
+	} {
+		offs = append(offs, len(blob))
+		blob = append(blob, e...)
+	}
+	info := make([]byte, getinfoSize)
+	put := func(off, v int) { nl.NativeEndian().PutUint32(info[off:], uint32(v)) }
+	put(xtTableMaxName, 1<<1|1<<2)     // valid hooks: INPUT, FORWARD
+	put(xtTableMaxName+4+4*1, offs[0]) // hook_entry[INPUT]
+	put(xtTableMaxName+4+4*2, offs[2]) // hook_entry[FORWARD]
+	put(xtTableMaxName+24+4*1, offs[1])
+	put(xtTableMaxName+24+4*2, offs[2])
+	got, err := countLegacyRules(info, blob, 88)
+	want := []NFChain{{Name: "INPUT", Hook: "input", Rules: 1}, {Name: "FORWARD", Hook: "forward", Rules: 0}, {Name: "MINE", Rules: 1}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("countLegacyRules = %+v %v, want %+v", got, err, want)
+	}
+	// A cut or malformed blob is an error, not a panic.
+	for _, bad := range [][]byte{blob[:50], blob[:len(blob)-10], make([]byte, 200)} {
+		if _, err := countLegacyRules(info, bad, 88); err == nil {
+			t.Errorf("malformed blob of %d bytes accepted", len(bad))
+		}
+	}
+}
