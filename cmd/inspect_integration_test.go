@@ -471,6 +471,13 @@ func TestInspectSelfMadeNetns(t *testing.T) {
 
 	rep := inspectJSON(t, "netns:"+a.Name)
 	compareWithIproute2(t, rep, a.Path)
+	// The real output has the documented keys only (see jsonSchema).
+	raw, _, _ := run(t, "inspect", "netns:"+a.Name, "-o", "json")
+	var v any
+	if err := json.Unmarshal([]byte(raw), &v); err != nil {
+		t.Fatal(err)
+	}
+	checkJSONKeys(t, "report", "report", v, someKeys)
 	eth0 := linkNamed(t, rep, "eth0")
 	if eth0.Peer == nil || eth0.Peer.Name != "to-a" || eth0.Peer.Bridge != "br0" || eth0.Peer.Netns.Host || eth0.Peer.Netns.Same {
 		t.Errorf("eth0 peer = %+v, want to-a on br0 in the hub netns", eth0.Peer)
@@ -552,6 +559,10 @@ func TestInspectSelfMadeNetns(t *testing.T) {
 		var res inspect.WhoisResult
 		if err := json.Unmarshal([]byte(stdout), &res); err != nil || len(res.Matches) != 1 || res.Matches[0].Netns.Inode != inode(t, c.Path) {
 			t.Errorf("whois %s: want exactly netns c (%d): %v %s", thing, inode(t, c.Path), err, stdout)
+		}
+		var v any
+		if err := json.Unmarshal([]byte(stdout), &v); err == nil {
+			checkJSONKeys(t, "whois", "whois", v, someKeys)
 		}
 	}
 }

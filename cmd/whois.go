@@ -28,8 +28,18 @@ network namespace and how it is wired to the host.
 
 THING is an IP address, a host interface name (a veth: the namespace of its
 peer; a bridge: every namespace on it), an ifindex on the host, a netns
-inode or a PID. A bare number is tried as all three; pid:N, ifindex:N and
-net:[N] pick one.`,
+inode, a PID or a thread ID. A bare number is tried as all three; pid:N,
+ifindex:N and net:[N] pick one.
+
+JSON (-o json) field names are stable. Keys marked ? are left out when empty.
+  query         THING as given
+  matches[]     every namespace THING points at: {reason, netns {inode, dev,
+                path}, host, orphaned, owners[], pids[], mounts[] {path, hidden},
+                interfaces[] {name, index, type, state, addresses[]},
+                host_veths[]? {name, bridge?, peer?}, error?}; owners[] as in
+                inspect; host_veths are the host ends of its veth pairs, peer
+                the interface inside
+  warnings[]?   what could not be read, one line each`,
 		Example: `  nsdebug whois 172.17.0.3
   nsdebug whois veth3f2a1b
   nsdebug whois pid:4242 -o json`,

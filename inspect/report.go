@@ -23,33 +23,13 @@ import (
 // Sections of a report, in output order.
 var Sections = []string{"links", "addrs", "routes", "rules", "neigh", "sockets", "sysctls", "firewall"}
 
-// Report is `nsdebug inspect -o json`. Field names are stable. A section
-// that was not asked for (--section) is null; one that was asked for and is
-// empty is [].
-//
-//	target            the target as given, in prefixed form (docker:web)
-//	netns             {path, inode, dev} of the inspected namespace
-//	host              true when it is the host's namespace
-//	owners            containers/pods using it (resolver.Owner fields)
-//	links[]           name, index, type (veth, bridge, ...), state (operstate),
-//	                  mtu, mac, master (bridge/bond name), link_netnsid (-1:
-//	                  none), peer (veth only: name, index, bridge, netns
-//	                  {inode, path, host, same, owners}; null when not found),
-//	                  lower (macvlan, ipvlan, vlan...: the device it sits
-//	                  on, same fields as peer)
-//	addresses[]       ifname, index, family (inet, inet6), address (CIDR), scope
-//	routes[]          table (main, local, or a number), type, family, dst
-//	                  ("default" or CIDR), gateway, dev, src, protocol, scope, metric
-//	rules[]           priority, family, table, src, dst, iif, oif, fwmark, action
-//	neighbors[]       ip, mac, dev, state
-//	sockets[]         proto (tcp, udp), family, state (LISTEN, ESTAB, UNCONN...),
-//	                  local, remote (ip:port, [ip6]:port), recv_q, send_q, inode,
-//	                  uid, processes [{pid, command}]
-//	sysctls           {"net.ipv4.ip_forward": "1", ...}; a missing sysctl is absent
-//	conntrack         {count, max}, null when conntrack is not loaded
-//	firewall          nftables [{family, table, chains [{name, hook, rules}]}],
-//	                  iptables_legacy [table names of the legacy x_tables]
-//	warnings[]        what could not be read, one line each
+// Report is `nsdebug inspect -o json`. Field names are stable; they are
+// documented for users in `nsdebug inspect --help` (cmd/inspect.go) and
+// pinned by a test there. A section that was not asked for (--section) is
+// null; one that was asked for and is empty is []. Target is the target as
+// given on the command line (a bare word stays bare); a Link's peer and
+// lower are absent (not null) when there is none; Conntrack is null both
+// when conntrack is not loaded and when sysctls were not asked for.
 type Report struct {
 	Target    string             `json:"target"`
 	Netns     resolver.NetnsInfo `json:"netns"`

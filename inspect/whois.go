@@ -15,7 +15,8 @@ import (
 
 // WhoisResult is `nsdebug whois -o json`: every namespace that THING points
 // at, each with the reason it matched. matches[] are ls rows (netns, host,
-// owners, pids, mounts, interfaces, host_veths) plus "reason".
+// orphaned, owners, pids, mounts, interfaces, host_veths, error) plus
+// "reason". Field names are documented in `nsdebug whois --help`.
 type WhoisResult struct {
 	Query    string       `json:"query"`
 	Matches  []WhoisMatch `json:"matches"`
