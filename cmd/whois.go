@@ -58,8 +58,7 @@ func runWhois(cmd *cobra.Command, env *Env, opts whoisOptions) error {
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(opts.Thing) == "" {
-		_, err := inspect.Whois(cmd.Context(), nil, opts.Thing)
+	if err := inspect.CheckWhois(opts.Thing); err != nil {
 		return err
 	}
 	if err := requireRoot(env); err != nil {

@@ -37,13 +37,10 @@ type WhoisMatch struct {
 // pid:N, ifindex:N and net:[N] (or inode:N) pick one.
 func Whois(ctx context.Context, r *resolver.Resolver, thing string) (*WhoisResult, error) {
 	thing = strings.TrimSpace(thing)
-	if thing == "" {
-		return nil, nserr.New(nserr.ErrUsage, "whois needs an IP address, interface name, ifindex, netns inode or PID")
+	if err := CheckWhois(thing); err != nil {
+		return nil, err
 	}
 	q := parseWhois(thing)
-	if q.bad != "" {
-		return nil, nserr.New(nserr.ErrUsage, "%s", q.bad)
-	}
 	inv, err := ListNetns(ctx, r, ListOptions{})
 	if err != nil {
 		return nil, err
@@ -192,6 +189,20 @@ func (res *WhoisResult) addHostInterface(ifc Interface, add func(string, NetnsRo
 			}
 		}
 	}
+}
+
+// CheckWhois says whether thing is something whois can look for (a usage
+// error if not), without looking: bad input is refused before anything
+// needs root.
+func CheckWhois(thing string) error {
+	thing = strings.TrimSpace(thing)
+	if thing == "" {
+		return nserr.New(nserr.ErrUsage, "whois needs an IP address, interface name, ifindex, netns inode or PID")
+	}
+	if q := parseWhois(thing); q.bad != "" {
+		return nserr.New(nserr.ErrUsage, "%s", q.bad)
+	}
+	return nil
 }
 
 type whoisQuery struct {
