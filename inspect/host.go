@@ -1,6 +1,8 @@
 package inspect
 
 import (
+	"fmt"
+
 	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/resolver"
 )
@@ -23,6 +25,11 @@ func OpenHost(r *resolver.Resolver) (*nsfs.Netns, error) {
 			return ns, nil
 		}
 		ns.Close()
+	}
+	if last == nil {
+		// Every witness opened, none is the namespace HostID saw: the
+		// witnesses moved between the two looks (a PID 1 that setns'd?).
+		last = fmt.Errorf("the host network namespace %s changed while it was being opened", id)
 	}
 	return nil, last
 }
