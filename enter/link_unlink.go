@@ -14,6 +14,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vishvananda/netlink"
+
+	"github.com/nsdebug/nsdebug/internal/nldump"
 	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/internal/procfs"
@@ -320,7 +323,7 @@ func configuredLinks(path string) ([]string, error) {
 		return nil, err
 	}
 	defer h.Close()
-	links, err := h.LinkList()
+	links, err := nldump.Retry(h.LinkList)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +334,7 @@ func configuredLinks(path string) ([]string, error) {
 			names = append(names, a.Name)
 			continue
 		}
-		addrs, err := h.AddrList(l, unix.AF_UNSPEC)
+		addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return h.AddrList(l, unix.AF_UNSPEC) })
 		if err != nil {
 			return nil, err
 		}

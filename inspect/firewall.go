@@ -13,6 +13,8 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsdebug/nsdebug/internal/nldump"
 )
 
 // Firewall says whether packet filtering is configured in a namespace.
@@ -99,7 +101,7 @@ func nftDump() ([]NFTable, error) {
 	defer s.Close()
 	sockets := map[int]*nl.SocketHandle{unix.NETLINK_NETFILTER: {Socket: s}}
 	dump := func(get, want int) ([][]byte, error) {
-		return RetryDump(func() ([][]byte, error) {
+		return nldump.Retry(func() ([][]byte, error) {
 			req := nl.NewNetlinkRequest(nfnlSubsysNFTables<<8|get, unix.NLM_F_DUMP)
 			req.Sockets = sockets
 			req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.NFPROTO_UNSPEC, Version: unix.NFNETLINK_V0})
@@ -281,7 +283,7 @@ func legacyChains(fam legacyFamily, table string) ([]NFChain, error) {
 	defer unix.Close(fd)
 	// The table may change between the two calls (GET_ENTRIES then says
 	// EAGAIN): ask again.
-	for range maxDumpAttempts {
+	for range nldump.MaxAttempts {
 		info := make([]byte, getinfoSize)
 		copy(info, table)
 		if err := getsockopt(fd, fam.level, iptSoGetInfo, info); err != nil {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsdebug/nsdebug/enter"
+	"github.com/nsdebug/nsdebug/internal/nldump"
 	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/resolver"
 )
@@ -115,11 +116,11 @@ func graphOf(ctx context.Context, rows []NetnsRow) (*Graph, error) {
 			return err
 		}
 		defer h.Close()
-		ll, err := RetryDump(h.LinkList)
+		ll, err := nldump.Retry(h.LinkList)
 		if err != nil {
 			return err
 		}
-		addrs, err := RetryDump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
+		addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
 		if err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsdebug/nsdebug/enter"
+	"github.com/nsdebug/nsdebug/internal/nldump"
 	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/internal/procfs"
 	"github.com/nsdebug/nsdebug/resolver"
@@ -451,11 +452,11 @@ func openRow(rw *NetnsRow) (*nsfs.Netns, error) {
 // Interfaces lists links and their addresses through h, retrying dumps the
 // kernel interrupted (busy hosts) instead of returning half a list.
 func Interfaces(h *netlink.Handle) ([]Interface, error) {
-	links, err := RetryDump(h.LinkList)
+	links, err := nldump.Retry(h.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
-	addrs, err := RetryDump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
+	addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsdebug/nsdebug/internal/nldump"
 )
 
 // rtextFilterSkipStats is RTEXT_FILTER_SKIP_STATS (linux/rtnetlink.h): the
@@ -128,7 +130,7 @@ func interfacesHere(buf []byte) ([]Interface, error) {
 
 	var out []Interface
 	byIndex := map[int]int{}
-	_, err = RetryDump(func() ([]Interface, error) {
+	_, err = nldump.Retry(func() ([]Interface, error) {
 		out, byIndex = out[:0], map[int]int{}
 		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
 		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
@@ -146,7 +148,7 @@ func interfacesHere(buf []byte) ([]Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
-	_, err = RetryDump(func() ([]Interface, error) {
+	_, err = nldump.Retry(func() ([]Interface, error) {
 		for i := range out {
 			out[i].Addresses = out[i].Addresses[:0]
 		}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsdebug/nsdebug/enter"
+	"github.com/nsdebug/nsdebug/internal/nldump"
 	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/internal/procfs"
@@ -272,7 +273,7 @@ func Inspect(ctx context.Context, ns *nsfs.Netns, opts Options) (*Report, error)
 	}
 
 	// Links are needed to name devices in every other section.
-	links, err := RetryDump(c.h.LinkList)
+	links, err := nldump.Retry(c.h.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list links in %s: %w", ns.ID, err)
 	}
@@ -466,7 +467,7 @@ func scopeName(s netlink.Scope) string {
 }
 
 func addressesOf(h *netlink.Handle, names map[int]string) ([]Address, error) {
-	addrs, err := RetryDump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
+	addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, err
 	}
@@ -513,7 +514,7 @@ func routesOf(h *netlink.Handle, names map[int]string) ([]Route, error) {
 	// Table filter RT_TABLE_UNSPEC with the table flag: every table (without
 	// it the library keeps the main table only).
 	filter := &netlink.Route{Table: unix.RT_TABLE_UNSPEC}
-	routes, err := RetryDump(func() ([]netlink.Route, error) {
+	routes, err := nldump.Retry(func() ([]netlink.Route, error) {
 		return h.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_TABLE)
 	})
 	if err != nil {
@@ -578,7 +579,7 @@ var ruleActions = map[uint8]string{
 // here, not with the library's RuleList: that one drops the action
 // (fib_rule_hdr.action), so a prohibit rule would read as a lookup.
 func rulesOf(c *nlConn) ([]Rule, error) {
-	msgs, err := RetryDump(func() ([][]byte, error) {
+	msgs, err := nldump.Retry(func() ([][]byte, error) {
 		req := nl.NewNetlinkRequest(unix.RTM_GETRULE, unix.NLM_F_DUMP)
 		req.Sockets = c.route
 		req.AddData(&nl.RtMsg{})
@@ -673,7 +674,7 @@ func parseRule(m []byte) (Rule, bool, error) {
 }
 
 func neighborsOf(h *netlink.Handle, names map[int]string) ([]Neighbor, error) {
-	neighs, err := RetryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_ALL) })
+	neighs, err := nldump.Retry(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsdebug/nsdebug/internal/nldump"
 	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/internal/procfs"
 )
@@ -46,7 +47,7 @@ func socketsOf(h *netlink.Handle) ([]Socket, error) {
 	var out []Socket
 	for _, proto := range []string{"tcp", "udp"} {
 		for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
-			socks, err := RetryDump(func() ([]*netlink.Socket, error) {
+			socks, err := nldump.Retry(func() ([]*netlink.Socket, error) {
 				if proto == "udp" {
 					return h.SocketDiagUDP(fam)
 				}

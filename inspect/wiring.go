@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/nsdebug/nsdebug/internal/nldump"
 	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/resolver"
 )
@@ -24,7 +25,7 @@ func HostWiring(ctx context.Context, host *nsfs.Netns, nss []*nsfs.Netns) (map[n
 		return nil, err
 	}
 	defer c.Close()
-	links, err := RetryDump(c.h.LinkList)
+	links, err := nldump.Retry(c.h.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list host links: %w", err)
 	}
