@@ -12,9 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsdebug/nsdebug/internal/nldump"
 	"github.com/nsdebug/nsdebug/internal/nserr"
