@@ -111,6 +111,7 @@ show "" "$N sysctl web net.core.somaxconn=1024 net.ipv4.tcp_keepalive_time=600"
 show "Which keys differ from the host's." "$N sysctl web --diff"
 show "The host's own netns is refused without --force." "$N sysctl hostnet net.core.somaxconn=1024"
 show "Only net.* keys, and never outside /proc/sys/net." "$N sysctl web kernel.core_pattern=x"
+show "Values are checked before anything is written: an integer sysctl takes integers, no more than it holds." "$N sysctl web net.core.somaxconn='1024 2048'"
 
 echo $'\n### inspect' >>"$OUT"
 show "Links (with the veth peer on the host and its bridge), addresses, routes, rules, neighbours, sockets with their processes, sysctls, firewall." "$N inspect web"
