@@ -9,8 +9,19 @@ import (
 // run executes nsdebug in-process with captured streams.
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runEnv(t, nil, args...)
+}
+
+// runEnv is run over an Env that mod (if not nil) adjusts first: a fake
+// ProcRoot, another netns directory.
+func runEnv(t *testing.T, mod func(*Env), args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	code = Main(args, IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	env := &Env{IO: IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}}
+	if mod != nil {
+		mod(env)
+	}
+	code = Run(env, args)
 	return out.String(), errOut.String(), code
 }
 

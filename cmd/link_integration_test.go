@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,22 +27,11 @@ const hostNetnsDir = "/var/run/netns"
 // runDir is run with the netns directory moved to dir ("" = /var/run/netns).
 func runDir(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	if dir == "" {
-		return run(t, args...)
-	}
-	var out, errOut bytes.Buffer
-	env := &Env{IO: IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, NetnsDir: dir}
-	defer env.Close()
-	root := NewRootCmd(env)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	if err != nil {
-		fmt.Fprintf(&errOut, "nsdebug: %s\n", oneLine(err.Error()))
-		if isCobraUsageError(err) {
-			err = nserr.New(nserr.ErrUsage, "%v", err)
+	return runEnv(t, func(e *Env) {
+		if dir != "" {
+			e.NetnsDir = dir
 		}
-	}
-	return out.String(), errOut.String(), nserr.ExitCode(err, false)
+	}, args...)
 }
 
 // linkMounts lists the namespaces (inodes) mounted at path, bottom first.

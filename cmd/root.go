@@ -197,7 +197,13 @@ func hasCap(bit uint) bool {
 
 // Main runs nsdebug with args and returns the process exit status.
 func Main(args []string, streams IOStreams) int {
-	env := &Env{IO: streams}
+	return Run(&Env{IO: streams}, args)
+}
+
+// Run runs nsdebug over env (tests set its overrides: a fake /proc, another
+// netns directory) and returns the exit status; errors go to env's stderr.
+func Run(env *Env, args []string) int {
+	streams := env.IO
 	defer env.Close()
 	root := NewRootCmd(env)
 	root.SetArgs(args)

@@ -1,10 +1,7 @@
 package cmd
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,28 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/internal/testbed"
 )
-
-// runEnv is run over an Env that mod adjusts first (a fake ProcRoot).
-func runEnv(t *testing.T, mod func(*Env), args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	env := &Env{IO: IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}}
-	mod(env)
-	defer env.Close()
-	root := NewRootCmd(env)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	if err != nil {
-		fmt.Fprintf(&errOut, "nsdebug: %s\n", oneLine(err.Error()))
-		if isCobraUsageError(err) {
-			err = nserr.New(nserr.ErrUsage, "%v", err)
-		}
-	}
-	return out.String(), errOut.String(), nserr.ExitCode(err, false)
-}
 
 // sysctlNetns is a netns made for the test (never the host's), with
 // somaxconn set to a known value.

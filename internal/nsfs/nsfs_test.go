@@ -62,20 +62,7 @@ func TestOpenPIDRefusesAReusedPID(t *testing.T) {
 		testHookAfterPidfd = func(int) {
 			victim.Process.Kill()
 			victim.Wait()
-			// Hand the same PID to a process in another netns.
-			for try := 0; try < 2000 && reused == nil; try++ { // other processes may take the PID first
-				os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0)
-				c := exec.Command("ip", "netns", "exec", y.Name, "sleep", "60")
-				if err := c.Start(); err != nil {
-					t.Fatal(err)
-				}
-				if c.Process.Pid == pid {
-					reused = c
-					break
-				}
-				c.Process.Kill()
-				c.Wait()
-			}
+			reused = reusePID(t, pid, y.Name)
 		}
 		n, err := OpenPID("/proc", pid)
 		testHookAfterPidfd, testNoPidfdIoctl = nil, false
@@ -93,6 +80,25 @@ func TestOpenPIDRefusesAReusedPID(t *testing.T) {
 		reused.Process.Kill()
 		reused.Wait()
 	}
+}
+
+// reusePID hands the freed PID pid to a new process in netns netnsName
+// (through ns_last_pid), or returns nil if other processes kept taking it.
+func reusePID(t *testing.T, pid int, netnsName string) *exec.Cmd {
+	t.Helper()
+	for try := 0; try < 2000; try++ { // other processes may take the PID first
+		os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0)
+		c := exec.Command("ip", "netns", "exec", netnsName, "sleep", "60")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if c.Process.Pid == pid {
+			return c
+		}
+		c.Process.Kill()
+		c.Wait()
+	}
+	return nil
 }
 
 func waitIn(t *testing.T, pid int, path string) {
@@ -155,20 +161,7 @@ func TestOpenReportedPIDRefusesAPIDReusedBeforePinning(t *testing.T) {
 	time.Sleep(30 * time.Millisecond) // more than a clock tick after askedAt
 	victim.Process.Kill()
 	victim.Wait()
-	var reused *exec.Cmd
-	for try := 0; try < 2000 && reused == nil; try++ { // other processes may take the PID first
-		os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0)
-		c := exec.Command("ip", "netns", "exec", y.Name, "sleep", "60")
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if c.Process.Pid == pid {
-			reused = c
-			break
-		}
-		c.Process.Kill()
-		c.Wait()
-	}
+	reused := reusePID(t, pid, y.Name)
 	if reused == nil {
 		t.Fatalf("could not stage the reuse of PID %d", pid)
 	}
