@@ -12,9 +12,10 @@ package enter
 //     still locked, and the Go runtime destroys the thread (its private mount
 //     namespace goes with it; the child keeps its own reference);
 //   - in that private mount namespace, the copies of namespace (nsfs) mounts
-//     that the host's unmounts would not reach are detached before the fork
-//     (exec_mounts.go): they would keep a removed container's netns alive
-//     for as long as the command runs;
+//     that the host's unmounts would not reach are detached (exec_mounts.go),
+//     by the same thread just after the fork so the command starts at once:
+//     they would keep a removed container's netns alive for as long as the
+//     command runs;
 //   - no Pdeathsig: in Go it fires when the forking *thread* exits, which
 //     here is at once, so it would kill every command;
 //   - the nsdebug process is never replaced with execve.
@@ -30,7 +31,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -81,6 +84,15 @@ type Process struct {
 	cmd *exec.Cmd
 	// Notes are Spec.Inside's findings.
 	Notes []string
+	// Detached delivers, once, what could not be detached of the namespace
+	// mounts in the command's private mount namespace (usually nothing),
+	// then is closed; closed without a value when the command ended before
+	// detaching was due. Nil when the command got no private mount
+	// namespace. See detachDelay.
+	Detached <-chan []string
+	detached chan []string
+	exited   chan struct{} // closed by Wait
+	waitOnce sync.Once
 	// tid is the thread that forked the command (tests check that it is
 	// gone while the command lives on).
 	tid int
@@ -96,6 +108,7 @@ func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig)
 // thread group, not to the thread that forked it) and copies its IO.
 func (p *Process) Wait() (*os.ProcessState, error) {
 	err := p.cmd.Wait()
+	p.waitOnce.Do(func() { close(p.exited) })
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return ee.ProcessState, nil
@@ -114,10 +127,20 @@ type StartError struct {
 func (e *StartError) Error() string { return e.Err.Error() }
 func (e *StartError) Unwrap() error { return e.Err }
 
+// detachDelay is how long a command runs before the copies of namespace
+// mounts in its private mount namespace are detached. Each umount costs the
+// kernel an expedited RCU grace period, which disturbs every CPU: on a host
+// with 50 containers, detaching before the fork made every exec 5 ms
+// slower, and detaching just after it delayed nsdebug's own exit as much.
+// A command that ends sooner (exec -- curl ...) holds the copies no longer
+// than it runs; a shell or a long command has them detached after this.
+const detachDelay = 250 * time.Millisecond
+
 // Start switches a fresh, locked OS thread into s.NS (and a private mount
 // namespace when s.Sysfs or s.Binds ask for one), forks the command from it
-// and returns; the thread is then discarded. The caller's thread never
-// changes namespace.
+// and returns; the thread is then discarded (after detaching namespace
+// mounts, for a command that runs longer than detachDelay). The caller's
+// thread never changes namespace.
 func Start(s Spec) (*Process, error) {
 	type result struct {
 		p   *Process
@@ -130,6 +153,15 @@ func Start(s Spec) (*Process, error) {
 		runtime.LockOSThread()
 		p, err := startOnThisThread(s)
 		ch <- result{p, err}
+		if err == nil && p.detached != nil {
+			// Still in the command's mount namespace (the child shares it).
+			defer close(p.detached)
+			select {
+			case <-p.exited:
+			case <-time.After(detachDelay):
+				p.detached <- detachPinnedNamespaces()
+			}
+		}
 	}()
 	r := <-ch
 	return r.p, r.err
@@ -149,13 +181,13 @@ func startOnThisThread(s Spec) (*Process, error) {
 			return nil, fmt.Errorf("enter PID namespace: %w", err)
 		}
 	}
-	p := &Process{tid: unix.Gettid()}
+	p := &Process{tid: unix.Gettid(), exited: make(chan struct{})}
 	if s.Sysfs || len(s.Binds) > 0 {
-		notes, err := privateMounts(s)
-		if err != nil {
+		if err := privateMounts(s); err != nil {
 			return nil, err
 		}
-		p.Notes = notes
+		p.detached = make(chan []string, 1)
+		p.Detached = p.detached
 	}
 	if s.Inside != nil {
 		p.Notes = append(p.Notes, s.Inside()...)
@@ -183,25 +215,23 @@ func startOnThisThread(s Spec) (*Process, error) {
 
 // privateMounts gives this thread a mount namespace of its own, in which
 // nothing propagates back to the host, and sets up /sys and the binds in it.
-// It returns notes for the user (namespace mounts it could not detach).
-func privateMounts(s Spec) ([]string, error) {
+// Where the host's mounts are not shared (a private /, and with it Docker's
+// /run/docker/netns/*), the copies of namespace mounts that unshare made
+// would keep those namespaces alive after their container is removed, for
+// as long as the command runs: Start detaches them once the command runs.
+func privateMounts(s Spec) error {
 	// CLONE_NEWNS implies CLONE_FS, which unshare allows per thread even in
 	// a multi-threaded process.
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		return nil, fmt.Errorf("unshare mount namespace: %w", err)
+		return fmt.Errorf("unshare mount namespace: %w", err)
 	}
 	// Slave, not private: our own mounts never propagate out, and the
 	// host's mounts and unmounts still propagate in where the host's mounts
 	// are shared (/run/netns, as iproute2 makes it).
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return nil, fmt.Errorf("make mounts private: %w", err)
+		return fmt.Errorf("make mounts private: %w", err)
 	}
-	// Where they are not (a private /, and with it Docker's
-	// /run/docker/netns/*), the copies of namespace mounts made by unshare
-	// would keep those namespaces alive after their container is removed,
-	// for as long as the command runs: detach them.
-	notes := detachPinnedNamespaces()
-	return notes, setupMounts(s)
+	return setupMounts(s)
 }
 
 // setupMounts mounts /sys and the binds in the private mount namespace.

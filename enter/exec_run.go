@@ -175,10 +175,16 @@ func Exec(o ExecOptions) error {
 	}
 	done := make(chan struct{})
 	go func() {
+		detached := p.Detached
 		for {
 			select {
 			case <-done:
 				return
+			case notes := <-detached:
+				for _, n := range notes {
+					warn("%s", n)
+				}
+				detached = nil // delivered once, then closed
 			case s := <-sigs:
 				// The terminal sends Ctrl-C and Ctrl-\ to its whole
 				// foreground process group, the command included: do not

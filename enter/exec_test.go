@@ -532,6 +532,13 @@ func TestExecDetachesUnpropagatedNetnsMounts(t *testing.T) {
 
 	for _, sysfs := range []bool{true, false} {
 		p, _ := startIn(t, Spec{Args: []string{"sleep", "30"}, Sysfs: sysfs})
+		if p.Detached != nil {
+			if notes := <-p.Detached; len(notes) > 0 {
+				t.Errorf("detach notes: %q", notes)
+			}
+		} else if sysfs {
+			t.Errorf("a private mount namespace without a detach step")
+		}
 		got := nsfsMountsOf(t, p.Pid())
 		p.Signal(syscall.SIGKILL)
 		p.Wait()

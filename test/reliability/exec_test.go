@@ -108,6 +108,20 @@ func mountedIn(t *testing.T, pid int, ns string) []string {
 	return out
 }
 
+// mountedInAfter is mountedIn once nsdebug has had up to 2 s to detach the
+// command's copies of namespace mounts, which it does just after the fork.
+func mountedInAfter(t *testing.T, pid int, ns string) []string {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		m := mountedIn(t, pid, ns)
+		if len(m) == 0 || time.Now().After(deadline) {
+			return m
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Case 6: the container is removed while `nsdebug exec X -- sleep 30` runs.
 // The runtime's removal is not blocked, nsdebug reports how the command
 // ended, and no mount or process is left behind: not on the host, and not
@@ -154,7 +168,7 @@ func TestCase06_ExecWhileContainerRemoved(t *testing.T) {
 				t.Errorf("the container's netns is still mounted on the host: %v", m)
 			}
 			// Nor does the command's own mount namespace hold a copy.
-			if m := mountedIn(t, child, ns); len(m) > 0 {
+			if m := mountedInAfter(t, child, ns); len(m) > 0 {
 				t.Errorf("the command's mount namespace still holds the removed container's netns: %v", m)
 			}
 			// The command still runs, still in the container's (now
@@ -205,7 +219,7 @@ func TestCase06_ExecKeepsNoOtherContainerAlive(t *testing.T) {
 	if m := mountedIn(t, os.Getpid(), ns); len(m) > 0 {
 		t.Errorf("the removed container's netns is still mounted on the host: %v", m)
 	}
-	if m := mountedIn(t, child, ns); len(m) > 0 {
+	if m := mountedInAfter(t, child, ns); len(m) > 0 {
 		t.Errorf("nsdebug exec %s keeps the removed container %s's netns alive in its mount namespace: %v", other.Name, victim.Name, m)
 	}
 	syscall.Kill(child, syscall.SIGTERM)
