@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/internal/testbed"
@@ -165,6 +166,10 @@ func TestFailedRestoreDiscardsTheThread(t *testing.T) {
 	// responder).
 	var wg sync.WaitGroup
 	var failures, queries atomic.Int32
+	// At most 32 lookups at a time (each is an A and an AAAA query): the
+	// point is many goroutines on many threads, not a flood that a
+	// one-socket responder would drop.
+	lookups := make(chan struct{}, 32)
 	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		queries.Add(1)
 		if id, err := nsfs.StatID(threadNetns); err != nil || id != home {
@@ -189,7 +194,10 @@ func TestFailedRestoreDiscardsTheThread(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			name := "host" + strconv.Itoa(i) + ".case2.nsdebug.test."
-			if addrs, err := resolver.LookupHost(ctx, name); err != nil || len(addrs) != 1 || addrs[0] != dnsAnswer {
+			lookups <- struct{}{}
+			addrs, err := resolver.LookupHost(ctx, name)
+			<-lookups
+			if err != nil || len(addrs) != 1 || addrs[0] != dnsAnswer {
 				t.Errorf("resolve %s after a discarded thread: %v %v", name, addrs, err)
 				failures.Add(1)
 			}
@@ -253,6 +261,10 @@ func dnsResponder(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
+	// Room for bursts of queries (SO_RCVBUFFORCE: root may exceed rmem_max).
+	if sc, err := pc.(*net.UDPConn).SyscallConn(); err == nil {
+		sc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) })
+	}
 	go func() {
 		buf := make([]byte, 1500)
 		for {
