@@ -63,3 +63,69 @@ func TestWhoisThreadID(t *testing.T) {
 		t.Errorf("whois pid:%d: want exactly net:[%d] (%s) because %q...: %s", tid, inode(t, n.Path), n.Name, want, stdout)
 	}
 }
+
+// whois IP looks at each namespace's addresses first and reads the rest of
+// a namespace only where the address is: the same address in two
+// namespaces (isolated networks reuse addresses), IPv4 and IPv6, is found
+// in both and nowhere else, and a miss says how many were searched.
+func TestWhoisAddressInSeveralNamespaces(t *testing.T) {
+	testbed.RequireRoot(t)
+	a := testbed.NewNetNS(t, "whois-a")
+	b := testbed.NewNetNS(t, "whois-b")
+	other := testbed.NewNetNS(t, "whois-o")
+	for _, ns := range []*testbed.NetNS{a, b, other} {
+		ns.Exec(t, "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1") // no dummy module here
+		ns.Exec(t, "ip", "link", "set", "d0", "up")
+	}
+	for _, ns := range []*testbed.NetNS{a, b} {
+		ns.Exec(t, "ip", "addr", "add", "198.18.77.7/24", "dev", "d0")
+		ns.Exec(t, "ip", "-6", "addr", "add", "fd00:77::7/64", "dev", "d0", "nodad")
+	}
+	other.Exec(t, "ip", "addr", "add", "198.18.77.8/24", "dev", "d0")
+	want := map[uint64]bool{inode(t, a.Path): true, inode(t, b.Path): true}
+
+	for _, ip := range []string{"198.18.77.7", "fd00:77::7"} {
+		stdout, stderr, code := run(t, "whois", ip, "-o", "json")
+		if code != 0 {
+			t.Fatalf("whois %s: exit %d %s", ip, code, stderr)
+		}
+		var res struct {
+			Matches []struct {
+				Reason     string `json:"reason"`
+				Netns      struct{ Inode uint64 }
+				Interfaces []struct {
+					Name      string   `json:"name"`
+					Addresses []string `json:"addresses"`
+				} `json:"interfaces"`
+			} `json:"matches"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+			t.Fatal(err)
+		}
+		got := map[uint64]bool{}
+		for _, m := range res.Matches {
+			got[m.Netns.Inode] = true
+			if m.Reason != "address "+ip+" on d0" {
+				t.Errorf("whois %s: reason %q", ip, m.Reason)
+			}
+			// A match is read whole: its interfaces and addresses are there.
+			full := false
+			for _, ifc := range m.Interfaces {
+				if ifc.Name == "d0" && len(ifc.Addresses) > 0 {
+					full = true
+				}
+			}
+			if !full {
+				t.Errorf("whois %s: match %d lacks its interfaces: %+v", ip, m.Netns.Inode, m.Interfaces)
+			}
+		}
+		if len(res.Matches) != 2 || !got[inode(t, a.Path)] || !got[inode(t, b.Path)] {
+			t.Errorf("whois %s: matches %v, want exactly %v", ip, got, want)
+		}
+	}
+
+	_, stderr, code := run(t, "whois", "198.18.77.9")
+	if code != 3 || !strings.Contains(stderr, "looked for an address in ") || strings.Contains(stderr, " in 0 network namespace") {
+		t.Errorf("whois of an address nobody holds: exit %d, %q", code, stderr)
+	}
+}

@@ -73,6 +73,9 @@ type HostVeth struct {
 type Inventory struct {
 	Rows     []NetnsRow
 	Warnings []string
+	// Searched is how many namespaces were looked at: more than len(Rows)
+	// when ListOptions.HoldingIP left some out.
+	Searched int
 }
 
 // ListOptions tune ListNetns.
@@ -81,6 +84,10 @@ type ListOptions struct {
 	Workers int
 	// Wiring adds each namespace's host-side veths (ls -o wide).
 	Wiring bool
+	// HoldingIP, when set, keeps only the namespaces where an interface
+	// has this address (whois IP): the others are asked for their
+	// addresses alone and left out.
+	HoldingIP net.IP
 }
 
 // ListNetns finds every network namespace on the host, from the kernel side
@@ -157,10 +164,16 @@ func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*In
 	for _, rw := range rows {
 		kernelRows = append(kernelRows, rw)
 	}
+	// Namespaces left out because they do not hold opts.HoldingIP (read
+	// by the goroutine below, then by this one after ifDone).
+	var gone []*NetnsRow
 	ifDone := make(chan struct{})
 	go func() {
+		defer close(ifDone)
+		if opts.HoldingIP != nil {
+			kernelRows, gone = keepHolding(kernelRows, opts.HoldingIP, opts.Workers)
+		}
 		readInterfaces(kernelRows, opts.Workers)
-		close(ifDone)
 	}()
 
 	wg.Wait()
@@ -195,7 +208,16 @@ func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*In
 		for _, rw := range late {
 			extra = append(extra, rw)
 		}
+		if opts.HoldingIP != nil {
+			var lateGone []*NetnsRow
+			extra, lateGone = keepHolding(extra, opts.HoldingIP, opts.Workers)
+			gone = append(gone, lateGone...)
+		}
 		readInterfaces(extra, opts.Workers)
+	}
+	inv.Searched = len(rows)
+	for _, rw := range gone {
+		delete(rows, nsfs.ID{Dev: rw.Netns.Dev, Inode: rw.Netns.Inode})
 	}
 
 	list := make([]*NetnsRow, 0, len(rows))
@@ -365,56 +387,82 @@ func bestPath(procRoot string, rw *NetnsRow) string {
 // inside each namespace. Workers each take a share of the rows and visit them
 // on one locked thread (enter.Each), which is what keeps ls fast on hosts
 // with hundreds of namespaces.
+// keepHolding splits rows into those whose namespace has an interface with
+// address ip and those without, with one address dump per namespace. A
+// namespace that cannot be read is kept: its row carries the error.
+func keepHolding(rows []*NetnsRow, ip net.IP, workers int) (holding, without []*NetnsRow) {
+	held := make([]bool, len(rows))
+	eachNetns(rows, workers, func(buf []byte, i int) (err error) {
+		held[i], err = holdsAddress(buf, ip)
+		return err
+	})
+	for i, rw := range rows {
+		if held[i] || rw.Error != "" {
+			holding = append(holding, rw)
+		} else {
+			without = append(without, rw)
+		}
+	}
+	return holding, without
+}
+
+// readInterfaces fills every row's interfaces and addresses.
 func readInterfaces(rows []*NetnsRow, workers int) {
+	for _, rw := range rows {
+		rw.Error = "" // this read is the row's answer
+	}
+	results := make([][]Interface, len(rows))
+	eachNetns(rows, workers, func(buf []byte, i int) (err error) {
+		results[i], err = interfacesHere(buf)
+		return err
+	})
+	for i, rw := range rows {
+		if rw.Error == "" {
+			rw.Interfaces = results[i]
+		}
+	}
+}
+
+// eachNetns runs visit(buf, i) inside the namespace of every rows[i],
+// workers namespaces at a time: each worker pins its share of the rows and
+// visits them from one thread (enter.Each) with one receive buffer, reused.
+// A namespace that cannot be pinned or entered, or whose visit fails, gets
+// the error in its row's Error.
+func eachNetns(rows []*NetnsRow, workers int, visit func(buf []byte, i int) error) {
 	if workers > len(rows) {
 		workers = len(rows)
 	}
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
-		var mine []*NetnsRow
-		for i := w; i < len(rows); i += workers {
-			mine = append(mine, rows[i])
-		}
 		wg.Add(1)
-		go func() {
+		go func(w int) {
 			defer wg.Done()
-			readInterfacesOf(mine)
-		}()
+			var nss []*nsfs.Netns
+			var idx []int
+			defer func() {
+				for _, ns := range nss {
+					ns.Close()
+				}
+			}()
+			for i := w; i < len(rows); i += workers {
+				ns, err := openRow(rows[i])
+				if err != nil {
+					rows[i].Error = err.Error()
+					continue
+				}
+				nss = append(nss, ns)
+				idx = append(idx, i)
+			}
+			buf := make([]byte, nl.RECEIVE_BUFFER_SIZE)
+			errs := enter.Each(nss, func(j int) error { return visit(buf, idx[j]) })
+			for j, err := range errs {
+				if err != nil {
+					rows[idx[j]].Error = err.Error()
+				}
+			}
+		}(w)
 	}
 	wg.Wait()
-}
-
-func readInterfacesOf(rows []*NetnsRow) {
-	var nss []*nsfs.Netns
-	var open []*NetnsRow
-	for _, rw := range rows {
-		ns, err := openRow(rw)
-		if err != nil {
-			rw.Error = err.Error()
-			continue
-		}
-		nss = append(nss, ns)
-		open = append(open, rw)
-	}
-	defer func() {
-		for _, ns := range nss {
-			ns.Close()
-		}
-	}()
-	results := make([][]Interface, len(nss))
-	buf := make([]byte, nl.RECEIVE_BUFFER_SIZE) // one per worker, reused
-	errs := enter.Each(nss, func(i int) error {
-		ifs, err := interfacesHere(buf)
-		results[i] = ifs
-		return err
-	})
-	for i, rw := range open {
-		if errs[i] != nil {
-			rw.Error = errs[i].Error()
-			continue
-		}
-		rw.Interfaces = results[i]
-	}
 }
 
 // openRow pins the row's namespace and checks it is still the same one.

@@ -165,6 +165,59 @@ func interfacesHere(buf []byte) ([]Interface, error) {
 	return out, nil
 }
 
+// holdsAddress reports whether an interface of the network namespace the
+// calling thread is in has address ip. It must run inside enter.Do or
+// enter.Each, like interfacesHere, and costs one address dump: whois IP asks
+// it of every namespace and reads links only where the answer is yes (a link
+// dump is most of interfacesHere's cost: the kernel builds every attribute
+// of every link, IPv6 settings included).
+func holdsAddress(buf []byte, ip net.IP) (bool, error) {
+	s, err := openDumpSocket(buf)
+	if err != nil {
+		return false, fmt.Errorf("netlink socket: %w", err)
+	}
+	defer s.close()
+	family := uint8(unix.AF_INET6)
+	want := ip.To16()
+	if v4 := ip.To4(); v4 != nil {
+		family, want = unix.AF_INET, v4
+	}
+	held, err := nldump.Retry(func() (bool, error) {
+		found := false
+		req := nl.NewNetlinkRequest(unix.RTM_GETADDR, unix.NLM_F_DUMP)
+		req.AddData(nl.NewIfAddrmsg(int(family)))
+		err := s.dump(req, unix.RTM_NEWADDR, func(m []byte) error {
+			if found || len(m) < unix.SizeofIfAddrmsg {
+				return nil
+			}
+			msg := nl.DeserializeIfAddrmsg(m)
+			var local, address []byte
+			if err := walkAttrs(m[msg.Len():], func(typ uint16, val []byte) {
+				switch typ {
+				case unix.IFA_LOCAL:
+					local = val
+				case unix.IFA_ADDRESS:
+					address = val
+				}
+			}); err != nil {
+				return fmt.Errorf("parse address: %w", err)
+			}
+			// The interface's own address, as addAddressBrief takes it.
+			own := local
+			if own == nil {
+				own = address
+			}
+			found = net.IP(own).Equal(want)
+			return nil
+		})
+		return found, err
+	})
+	if err != nil {
+		return false, fmt.Errorf("list addresses: %w", err)
+	}
+	return held, nil
+}
+
 // parseLinkBrief decodes the fields ls shows from one RTM_NEWLINK message;
 // nil for a message too short to be one.
 func parseLinkBrief(m []byte) (*Interface, error) {

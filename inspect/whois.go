@@ -41,7 +41,9 @@ func Whois(ctx context.Context, r *resolver.Resolver, thing string) (*WhoisResul
 		return nil, err
 	}
 	q := parseWhois(thing)
-	inv, err := ListNetns(ctx, r, ListOptions{})
+	// An address is looked for with one address dump per namespace; only
+	// the namespaces that hold it are read whole.
+	inv, err := ListNetns(ctx, r, ListOptions{HoldingIP: q.ip})
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +132,7 @@ func Whois(ctx context.Context, r *resolver.Resolver, thing string) (*WhoisResul
 		}
 	}
 	if len(res.Matches) == 0 {
-		return res, nserr.New(nserr.ErrNotFound, "nothing on this host matches %q (looked for %s in %s)", thing, q.what(), countNetns(len(inv.Rows)))
+		return res, nserr.New(nserr.ErrNotFound, "nothing on this host matches %q (looked for %s in %s)", thing, q.what(), countNetns(inv.Searched))
 	}
 	return res, nil
 }
