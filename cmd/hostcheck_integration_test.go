@@ -32,3 +32,41 @@ func TestRefusesOutsideTheHostPIDNamespace(t *testing.T) {
 		}
 	}
 }
+
+// Case 14 for real: nsdebug run inside a Docker container without the host's
+// PID namespace, with the capabilities it wants and the host's /proc
+// mounted in, as an operator might try. It must refuse with exit 11, one line, whichever /proc
+// it reads, for every kind of command.
+func TestRefusesInsideAContainer(t *testing.T) {
+	testbed.Require(t)
+	bin := nsdebugBinary(t)
+	for _, c := range []struct {
+		name   string
+		docker []string
+		args   []string
+	}{
+		{"its own /proc", nil, []string{"ls"}},
+		{"its own /proc, pid:1", nil, []string{"resolve", "pid:1"}},
+		{"the host's /proc mounted in", []string{"-v", "/proc:/host/proc"}, []string{"resolve", "1"}},
+		{"exec", nil, []string{"exec", "pid:1", "--", "true"}},
+	} {
+		args := append([]string{"run", "--rm", "--cap-add", "SYS_ADMIN", "--cap-add", "SYS_PTRACE", "--label", "nsdebug-test=1", "-v", bin + ":/nsdebug:ro"}, c.docker...)
+		args = append(args, testbed.Image, "/nsdebug")
+		args = append(args, c.args...)
+		cmd := exec.Command("docker", args...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		want := 11
+		if c.args[0] == "exec" {
+			want = 125 // exec reports its own failures as 125
+		}
+		if code != want || stdout.String() != "" || strings.Count(stderr.String(), "\n") != 1 || !strings.Contains(stderr.String(), "PID namespace") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d and one line about the PID namespace", c.name, code, stdout.String(), stderr.String(), want)
+		}
+	}
+}
