@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bytes"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -61,4 +62,18 @@ func TestVersion(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(stdout, "nsdebug ") {
 		t.Fatalf("version: %d %q", code, stdout)
 	}
+}
+
+// runProcess runs cmd (nsdebug as another process: under setpriv, in a
+// container) and returns what it printed and its exit status.
+func runProcess(cmd *exec.Cmd) (stdout, stderr string, code int) {
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		code = -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+	}
+	return out.String(), errOut.String(), code
 }

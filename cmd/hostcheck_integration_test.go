@@ -53,20 +53,13 @@ func TestRefusesInsideAContainer(t *testing.T) {
 		args := append([]string{"run", "--rm", "--cap-add", "SYS_ADMIN", "--cap-add", "SYS_PTRACE", "--label", "nsdebug-test=1", "-v", bin + ":/nsdebug:ro"}, c.docker...)
 		args = append(args, testbed.Image, "/nsdebug")
 		args = append(args, c.args...)
-		cmd := exec.Command("docker", args...)
-		var stdout, stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
+		stdout, stderr, code := runProcess(exec.Command("docker", args...))
 		want := 11
 		if c.args[0] == "exec" {
 			want = 125 // exec reports its own failures as 125
 		}
-		if code != want || stdout.String() != "" || strings.Count(stderr.String(), "\n") != 1 || !strings.Contains(stderr.String(), "PID namespace") {
-			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d and one line about the PID namespace", c.name, code, stdout.String(), stderr.String(), want)
+		if code != want || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "PID namespace") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d and one line about the PID namespace", c.name, code, stdout, stderr, want)
 		}
 	}
 }

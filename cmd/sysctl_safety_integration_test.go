@@ -270,16 +270,9 @@ func TestSysctlPrivilegeBeforePID1(t *testing.T) {
 	testbed.RequireRoot(t)
 	bin := nsdebugBinary(t)
 	for _, args := range [][]string{{"sysctl", "pid:1", "net.core.somaxconn=1"}, {"sysctl", "1", "net.core.somaxconn=1", "--dry-run"}} {
-		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)...)
-		var stdout, stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-		if code != 7 || stdout.Len() != 0 || strings.Count(stderr.String(), "\n") != 1 || !strings.Contains(stderr.String(), "must run as root") {
-			t.Errorf("as nobody %q: exit %d stdout %q stderr %q; want 7 and the root message", args, code, stdout.String(), stderr.String())
+		stdout, stderr, code := runProcess(exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)...))
+		if code != 7 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "must run as root") {
+			t.Errorf("as nobody %q: exit %d stdout %q stderr %q; want 7 and the root message", args, code, stdout, stderr)
 		}
 	}
 }
