@@ -15,7 +15,7 @@ FUZZTIME  ?= $(if $(filter true,$(CI)),45s,15s)
 # would change under them.
 TESTFLAGS ?= -count=1 -timeout 30m -p 1
 
-.PHONY: all build test test-unit test-fuzz testbed lint demo bench examples clean tidy-check
+.PHONY: all build test test-unit test-fuzz test-profiles testbed lint demo bench examples clean tidy-check
 
 all: build
 
@@ -44,8 +44,16 @@ test-fuzz:
 		done; \
 	done
 
+# The Debian profile by default; TESTBED=current for Docker 29, containerd 2
+# and runc 1.5 (built once from the Go module proxy, cached by version).
 testbed:
 	scripts/testbed.sh
+
+# The integration and reliability suites on each profile in turn (default
+# debian, then current; PROFILES="current" for one), ending on debian.
+PROFILES ?= debian current
+test-profiles: build
+	NSDEBUG_BIN=$(CURDIR)/$(BIN) GO=$(GO) TESTFLAGS='$(TESTFLAGS)' scripts/test-profiles.sh $(PROFILES)
 
 lint: tidy-check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
