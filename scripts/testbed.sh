@@ -304,7 +304,7 @@ write_containerd_conf() {
 			>"$CTRD_CONF.tmp"
 		;;
 	current)
-		# containerd 2's config is version 3: CRI is split into
+		# containerd 2's config (version 3; 2.4 writes 4): CRI is split into
 		# plugins."io.containerd.cri.v1.images" (pinned_images.sandbox) and
 		# plugins."io.containerd.cri.v1.runtime" (restrict_oom_score_adj,
 		# cni.bin_dirs, the runc runtime). Its own root and state keep its
