@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -100,5 +101,59 @@ func TestInspectDockerChains(t *testing.T) {
 	text, _, _ := run(t, "inspect", "/proc/2/ns/net", "--section", "firewall")
 	if want := "DOCKER-FORWARD"; v.Profile == testbed.ProfileCurrent && !strings.Contains(text, want) {
 		t.Errorf("text firewall section lacks %s:\n%s", want, text)
+	}
+}
+
+// TestDockerImageStoreNamespace: Docker 29 keeps its images in its own
+// containerd's namespace moby (the containerd image store), beside its
+// containers' tasks; Docker 20.10's graph driver keeps none there. Either
+// way ls shows a Docker container's netns once, owned by docker and by
+// containerd:moby, at the SandboxKey Docker reports, with the container's
+// address.
+func TestDockerImageStoreNamespace(t *testing.T) {
+	v := testbed.LiveVersions(t)
+	images := testbed.MustRun(t, "ctr", "--address", testbed.DockerContainerdSock, "-n", "moby", "images", "ls", "-q")
+	inStore := false
+	for _, ref := range strings.Fields(images) {
+		inStore = inStore || ref == testbed.CtrdImage
+	}
+	if want := v.Profile == testbed.ProfileCurrent; v.ImageStore != want || inStore != want {
+		t.Fatalf("Docker %s (storage %s): image store %v, %s in containerd's moby namespace %v; want %v", v.Docker, v.DockerStorage, v.ImageStore, testbed.CtrdImage, inStore, want)
+	}
+	c := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "nsdbg-store"})
+	if !strings.HasPrefix(c.SandboxKey, "/var/run/docker/netns/") {
+		t.Errorf("Docker %s: SandboxKey %q, want one under /var/run/docker/netns", v.Docker, c.SandboxKey)
+	}
+	ino := inodeOf(t, fmt.Sprintf("/proc/%d/ns/net", c.PID))
+	row := findRow(lsJSON(t), ino)
+	if row == nil {
+		t.Fatalf("ls lacks the netns of %s (inode %d)", c.Name, ino)
+	}
+	var docker, moby int
+	for _, o := range row.Owners {
+		switch {
+		case o.Runtime == "docker" && o.ID == c.ID && o.Name == c.Name:
+			docker++
+		case o.Runtime == "containerd" && o.Namespace == "moby" && o.ID == c.ID:
+			moby++
+		}
+	}
+	// /var/run is a symlink to /run: mountinfo names the real path.
+	key, err := filepath.EvalSymlinks(c.SandboxKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounted := false
+	for _, m := range row.Mounts {
+		mounted = mounted || m.Path == key
+	}
+	addr := false
+	for _, i := range row.Interfaces {
+		for _, a := range i.Addresses {
+			addr = addr || strings.HasPrefix(a, c.IPs[0]+"/")
+		}
+	}
+	if docker != 1 || moby != 1 || !mounted || !addr {
+		t.Errorf("ls row of %s: docker owners %d, containerd:moby owners %d (want 1 each), mount %s listed %v, address %s listed %v: %+v", c.Name, docker, moby, c.SandboxKey, mounted, c.IPs[0], addr, row)
 	}
 }

@@ -79,6 +79,12 @@ func LiveVersions(t testing.TB) Versions {
 		if versions.Profile == "" {
 			versions.Profile = want // set up by an older scripts/testbed.sh
 		}
+		// containerd 2 on the current profile (its CRI config, sandbox
+		// info and netns handling differ from 1.6's).
+		if c2 := strings.HasPrefix(strings.TrimPrefix(versions.Containerd, "v"), "2."); c2 != (want == ProfileCurrent) {
+			versionsErr = "profile " + want + " (Docker API " + versions.DockerAPI + ") with containerd " + versions.Containerd
+			return
+		}
 		if versions.Profile != want {
 			versionsErr = "the test bed records profile " + strconv.Quote(versions.Profile) + " but dockerd speaks API " + versions.DockerAPI + " (profile " + want + ")"
 		}
