@@ -129,7 +129,7 @@ status() {
 	live=$(live_profile)
 	echo "profile: $live"
 	if docker info >/dev/null 2>&1; then
-		echo "dockerd: running, $(docker version -f 'Docker {{.Server.Version}} (API {{.Server.APIVersion}}), runtime {{range .Server.Components}}{{if eq .Name "runc"}}runc {{.Version}}{{end}}{{end}}' 2>/dev/null)"
+		echo "dockerd: running, $(docker version -f 'Docker {{.Server.Version}} (API {{.Server.APIVersion}}), runtime {{range .Server.Components}}{{if eq .Name "runc" "nsdebug-runc"}}runc {{.Version}}{{end}}{{end}}' 2>/dev/null)"
 	else echo "dockerd: NOT running"; ok=1; fi
 	if ctr --address "$CTRD_SOCK" version >/dev/null 2>&1; then
 		echo "containerd: running at $CTRD_SOCK, $(ctr --address "$CTRD_SOCK" version 2>/dev/null | awk '/^Server:/{s=1} s && /Version:/{print $2; exit}')"
@@ -216,7 +216,7 @@ stop_all() {
 		for r in $roots; do
 			case $m/ in "$r"*) umount -l "$m" 2>/dev/null && log "unmounted $m"; break ;; esac
 		done
-	done
+	done || true
 	echo none >"$PROFILE_FILE"
 }
 
@@ -234,7 +234,7 @@ flush_docker_firewall() { # bridge names
 			"$ipt" -t "$t" -S 2>/dev/null | grep -E "^-A (INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING) .*(-j DOCKER|-[io] ($links)( |\$))" | while read -r rule; do
 				# shellcheck disable=SC2086 # a rule is words
 				"$ipt" -t "$t" ${rule/#-A/-D} 2>/dev/null || true
-			done
+			done || true
 			for chain in $("$ipt" -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^DOCKER/ {print $2}'); do
 				"$ipt" -t "$t" -F "$chain" 2>/dev/null || true
 			done
