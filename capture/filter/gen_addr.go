@@ -51,7 +51,7 @@ func (g *gen) host4(n *primNode) (cond, error) {
 		}
 		addr = a
 		if v.masklen >= 0 || v.mask != "" {
-			if q.addr != "net" && q.addr != "" {
+			if q.addr != "net" {
 				return nil, errAt(v.pos, "Mask syntax for networks only")
 			}
 			if v.masklen >= 0 {
@@ -119,7 +119,7 @@ func (g *gen) host6(n *primNode) (cond, error) {
 	}
 	bitsLen := 128
 	if v.masklen >= 0 {
-		if q.addr != "net" && q.addr != "" {
+		if q.addr != "net" {
 			return nil, errAt(v.pos, "Mask syntax for networks only")
 		}
 		if v.masklen > 128 {

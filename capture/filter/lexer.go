@@ -27,6 +27,7 @@ type token struct {
 	pos  int
 	text string
 	num  uint32 // tNum
+	esc  bool   // \name: a name even if it is a keyword
 }
 
 var (
@@ -59,7 +60,7 @@ func lex(s string) ([]token, error) {
 			if j == 1 {
 				return nil, &SyntaxError{Pos: i, Msg: "empty name after '\\'"}
 			}
-			toks = append(toks, token{kind: tID, pos: i, text: rest[1:j]})
+			toks = append(toks, token{kind: tID, pos: i, text: rest[1:j], esc: true})
 			i += j
 			continue
 		}
@@ -107,6 +108,9 @@ func lexWord(s string) (token, int) {
 	if m := reNum.FindString(s); m != "" {
 		try(tNum, m)
 	}
+	if m := reEID.FindString(s); m != "" {
+		try(tEID, m)
+	}
 	if m := reHID.FindString(s); m != "" {
 		try(tHID, m)
 	}
@@ -123,9 +127,6 @@ func lexWord(s string) (token, int) {
 				break
 			}
 		}
-	}
-	if m := reEID.FindString(s); m != "" {
-		try(tEID, m)
 	}
 	if m := reID.FindString(s); m != "" {
 		try(tID, m)

@@ -113,7 +113,7 @@ func (p *parser) isValue(t token) bool {
 	case tHID, tHID6, tEID:
 		return true
 	case tID:
-		return !isKeyword(t.text)
+		return t.esc || !isKeyword(t.text)
 	}
 	return false
 }
@@ -199,6 +199,8 @@ func (p *parser) rterm() (node, error) {
 	}
 	w := t.text
 	switch {
+	case t.esc:
+		return nil, errAt(t.pos, "unknown primitive %q", w)
 	case unsupportedKeywords[w]:
 		return nil, errAt(t.pos, "unsupported primitive %q", w)
 	case w == "len":
@@ -236,6 +238,9 @@ func (p *parser) rterm() (node, error) {
 			p.next()
 			p.next()
 			p.last = qual{err: true}
+			if w == "ether" {
+				w = "link"
+			}
 			return &castNode{pos: t.pos, proto: w, multi: n.text == "multicast"}, nil
 		}
 		if n.kind == tID && isQualWord(n.text) {
@@ -376,7 +381,7 @@ func (p *parser) value() (value, error) {
 		}
 		return v, nil
 	case tID:
-		if !isKeyword(t.text) {
+		if t.esc || !isKeyword(t.text) {
 			return v, nil
 		}
 	}
