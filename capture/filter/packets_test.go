@@ -166,16 +166,15 @@ func genCorpus() []testPacket {
 	c := &corpusGen{r: rand.New(rand.NewPCG(11, 2026))}
 	// every TCP flag combination, over IPv4 (some with options) and IPv6
 	for f := 0; f < 256; f++ {
-		switch f % 4 {
-		case 0, 1:
-			c.eth(fmt.Sprintf("ip4-tcp-flags%02x", f), layers.EthernetTypeIPv4, c.ip4(layers.IPProtocolTCP, c.tcp(uint8(f), nil), 0, 0, f%8 == 1))
-		case 2:
+		c.eth(fmt.Sprintf("ip4-tcp-flags%02x", f), layers.EthernetTypeIPv4, c.ip4(layers.IPProtocolTCP, c.tcp(uint8(f), nil), 0, 0, f%8 == 1))
+		if f%2 == 0 {
 			c.eth(fmt.Sprintf("ip6-tcp-flags%02x", f), layers.EthernetTypeIPv6, c.ip6(layers.IPProtocolTCP, c.tcp(uint8(f), nil)))
-		case 3:
+		}
+		if f%8 == 3 {
 			c.eth(fmt.Sprintf("vlan-ip4-tcp-flags%02x", f), layers.EthernetTypeIPv4, c.ip4(layers.IPProtocolTCP, c.tcp(uint8(f), nil), 0, 0, false), 0x8100)
 		}
 	}
-	for i := 0; i < 20; i++ {
+	for i := 0; i < 30; i++ {
 		c.eth("ip4-udp", layers.EthernetTypeIPv4, c.ip4(layers.IPProtocolUDP, c.udp(), 0, 0, i%5 == 0))
 		c.eth("ip6-udp", layers.EthernetTypeIPv6, c.ip6(layers.IPProtocolUDP, c.udp()))
 		c.eth("ip4-icmp", layers.EthernetTypeIPv4, c.ip4(layers.IPProtocolICMPv4, c.icmp4(), 0, 0, false))
@@ -186,6 +185,7 @@ func genCorpus() []testPacket {
 		c.eth("ip6-sctp", layers.EthernetTypeIPv6, c.ip6(layers.IPProtocolSCTP, c.sctp()))
 		c.eth("ip4-igmp", layers.EthernetTypeIPv4, c.ip4(layers.IPProtocolIGMP, []byte{0x16, 0, 0, 0, 224, 0, 0, 1}, 0, 0, false))
 		c.eth("ip4-proto", layers.EthernetTypeIPv4, c.ip4(layers.IPProtocol(pick(c.r, []uint8{47, 50, 51, 103, 112, 9, 41})), make([]byte, 24), 0, 0, false))
+		c.eth("ip6-proto", layers.EthernetTypeIPv6, c.ip6(layers.IPProtocol(pick(c.r, []uint8{47, 50, 51, 103})), make([]byte, 24), pick(c.r, [][]uint8{nil, {44}})...))
 	}
 	// IPv4 fragments: first (MF, offset 0), middle and last
 	for i := 0; i < 12; i++ {
@@ -230,7 +230,7 @@ func genCorpus() []testPacket {
 	}
 	// VLAN: 802.1Q, QinQ (802.1ad outer), 0x9100 and a double 802.1Q
 	tags := [][]uint16{{0x8100}, {0x88a8, 0x8100}, {0x9100}, {0x8100, 0x8100}, {0x88a8}}
-	for i := 0; i < 25; i++ {
+	for i := 0; i < 40; i++ {
 		tp := tags[i%len(tags)]
 		switch i % 4 {
 		case 0:
@@ -244,7 +244,7 @@ func genCorpus() []testPacket {
 		}
 	}
 	// ARP and RARP
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 20; i++ {
 		c.eth("arp", layers.EthernetTypeARP, c.arp(uint16(1+i%2)))
 		c.eth("rarp", layers.EthernetType(0x8035), c.arp(uint16(3+i%2)))
 	}
