@@ -30,8 +30,8 @@ func (g *gen) host4(n *primNode) (cond, error) {
 		return nil, errAt(v.pos, "illegal link layer address")
 	}
 	addr, mask := uint32(0), uint32(0xffffffff)
-	switch {
-	case v.kind == tNum:
+	switch v.kind {
+	case tNum:
 		addr = v.num
 		if q.addr == "net" {
 			// promote a short net number: net 10 is 10.0.0.0/8

@@ -141,7 +141,7 @@ func (p *parser) startsID() bool {
 			// A number followed by an arithmetic operator or a relation
 			// is arithmetic: `tcp and 1 = 1`.
 			n := p.peekN(j + 1)
-			return !(n.kind == tOp && isArithOrRelOp(n.text))
+			return n.kind != tOp || !isArithOrRelOp(n.text)
 		}
 		return p.isValue(t)
 	}
