@@ -46,6 +46,7 @@
 //	vlan [ID]
 //	[ether] broadcast, ip broadcast, [ether] multicast, ip multicast, ip6 multicast
 //	less N, greater N
+//	inbound, outbound                   the packet type (from the cooked header, else the kernel's SKF_AD_PKTTYPE)
 //	ARITH RELOP ARITH                   RELOP: > >= = == != < <=
 //
 // ARITH is a number, len, PROTO[ARITH] or PROTO[ARITH:SIZE] (SIZE 1, 2 or
@@ -74,8 +75,8 @@
 // `ip broadcast` knows no netmask (as tcpdump -i any): it matches
 // 0.0.0.0 and 255.255.255.255.
 //
-// Not supported, an error naming them: gateway, protochain, inbound,
-// outbound, ifindex, ifname, mpls, pppoed, pppoes, geneve, llc, wlan and
+// Not supported, an error naming them: gateway, protochain, ifindex,
+// ifname, mpls, pppoed, pppoes, geneve, llc, wlan and
 // 802.11 qualifiers, atalk, decnet, iso, ipx, stp and the other non-IP
 // protocol families, ATM and MTP primitives, pflog fields, ether proto
 // values <= 1500 (802.3 lengths / LLC SAPs).
