@@ -72,6 +72,9 @@
 // and the protocol names also look behind one fragment header);
 // tcp[...] and the like are IPv4 only; `vlan` moves the offsets of
 // everything after it in the expression by 4 (also after an `or`);
+// in arithmetic only the left operand's protocol test guards an operation
+// (libpcap 1.10's gen_arth: `1 + tcp[0] = 1` reads tcp[0] as if after an
+// IPv4 header on any packet; a relation keeps the tests of both sides);
 // `ip broadcast` knows no netmask (as tcpdump -i any): it matches
 // 0.0.0.0 and 255.255.255.255.
 //
