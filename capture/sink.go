@@ -1,0 +1,164 @@
+package capture
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"runtime"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/nsdebug/nsdebug/capture/filter"
+	"github.com/nsdebug/nsdebug/internal/version"
+)
+
+// Iface is one capture interface as the output shows it.
+type Iface struct {
+	Name        string // eth0, or docker:web/eth0 with --all
+	Description string
+	LinkType    filter.LinkType
+	SnapLen     int
+	Filter      string
+	// Index is the interface's ifindex inside its netns, and LoIndex that
+	// netns's loopback (cooked captures name interfaces by ifindex).
+	Index int
+	Names map[int]string // ifindex -> name in this netns (for -i any text)
+}
+
+// Packet is one captured packet ready for output.
+type Packet struct {
+	Iface   int // what AddInterface returned
+	TS      time.Time
+	Data    []byte // link-layer frame, valid only during the call
+	WireLen int
+	Dir     Direction
+	IfIndex int // the kernel's ifindex (for -i any)
+	Pkttype uint8
+}
+
+// IfaceStats are the counters written at the end of an interface.
+type IfaceStats struct {
+	Start, End time.Time
+	Recv, Drop uint64
+}
+
+// Sink is where packets go: a pcapng or pcap file, or text lines.
+type Sink interface {
+	AddInterface(Iface) (int, error)
+	WritePacket(*Packet) error
+	// EndInterface records an interface's final counters (pcapng
+	// interface statistics blocks).
+	EndInterface(id int, st IfaceStats) error
+	Flush() error
+}
+
+// Format names an output file format.
+type Format string
+
+// Output formats.
+const (
+	FormatPcapng Format = "pcapng"
+	FormatPcap   Format = "pcap"
+)
+
+// pcapngSink writes one section with an interface block per capture
+// interface; interfaces may be added at any point (--all).
+type pcapngSink struct {
+	w   io.Writer
+	ng  *pcapgo.NgWriter
+	ids int
+	opt pcapgo.NgWriterOptions
+}
+
+// NewPcapngSink writes pcapng to w.
+func NewPcapngSink(w io.Writer) Sink {
+	return &pcapngSink{w: w, opt: pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{
+		OS:          runtime.GOOS,
+		Application: "nsdebug " + version.Version,
+	}}}
+}
+
+func (s *pcapngSink) AddInterface(i Iface) (int, error) {
+	intf := pcapgo.NgInterface{
+		Name:                i.Name,
+		Description:         i.Description,
+		Filter:              i.Filter,
+		OS:                  runtime.GOOS,
+		LinkType:            layers.LinkType(i.LinkType),
+		SnapLength:          uint32(i.SnapLen),
+		TimestampResolution: 9,
+	}
+	if s.ng == nil {
+		ng, err := pcapgo.NewNgWriterInterface(s.w, intf, s.opt)
+		if err != nil {
+			return 0, err
+		}
+		s.ng = ng
+		s.ids = 1
+		return 0, nil
+	}
+	id, err := s.ng.AddInterface(intf)
+	if err == nil {
+		s.ids = id + 1
+	}
+	return id, err
+}
+
+func (s *pcapngSink) WritePacket(p *Packet) error {
+	flags := pcapgo.NgEpbFlags{Direction: pcapgo.NgEpbFlagDirectionInbound}
+	if p.Dir == DirOut {
+		flags.Direction = pcapgo.NgEpbFlagDirectionOutbound
+	}
+	ci := gopacket.CaptureInfo{Timestamp: p.TS, CaptureLength: len(p.Data), Length: p.WireLen, InterfaceIndex: p.Iface}
+	return s.ng.WritePacketWithOptions(ci, p.Data, pcapgo.NgPacketOptions{Flags: &flags})
+}
+
+func (s *pcapngSink) EndInterface(id int, st IfaceStats) error {
+	if s.ng == nil {
+		return nil
+	}
+	return s.ng.WriteInterfaceStats(id, pcapgo.NgInterfaceStatistics{
+		LastUpdate: st.End, StartTime: st.Start, EndTime: st.End,
+		PacketsReceived: st.Recv, PacketsDropped: st.Drop,
+	})
+}
+
+func (s *pcapngSink) Flush() error {
+	if s.ng == nil {
+		return nil
+	}
+	return s.ng.Flush()
+}
+
+// pcapSink writes classic pcap (microsecond timestamps, as tcpdump -w):
+// one link type, one interface.
+type pcapSink struct {
+	bw     *bufio.Writer
+	w      *pcapgo.Writer
+	header bool
+}
+
+// NewPcapSink writes pcap to w.
+func NewPcapSink(w io.Writer) Sink {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	return &pcapSink{bw: bw, w: pcapgo.NewWriter(bw)}
+}
+
+func (s *pcapSink) AddInterface(i Iface) (int, error) {
+	if s.header {
+		return 0, fmt.Errorf("a pcap file holds one interface (use --format pcapng)")
+	}
+	s.header = true
+	return 0, s.w.WriteFileHeader(uint32(i.SnapLen), layers.LinkType(i.LinkType))
+}
+
+func (s *pcapSink) WritePacket(p *Packet) error {
+	return s.w.WritePacket(gopacket.CaptureInfo{Timestamp: p.TS, CaptureLength: len(p.Data), Length: p.WireLen}, p.Data)
+}
+
+func (s *pcapSink) EndInterface(int, IfaceStats) error { return nil }
+
+func (s *pcapSink) Flush() error { return s.bw.Flush() }
