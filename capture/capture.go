@@ -166,6 +166,12 @@ func Prepare(ctx context.Context, targets []*Target, opts Options) (*Prepared, e
 	e := &engine{opts: opts, ctx: ctx, stopped: make(chan struct{}), byNetns: map[nsfs.ID]bool{}}
 	for _, t := range targets {
 		if err := e.addTarget(t, !opts.All); err != nil {
+			if opts.All {
+				// One namespace that cannot be read (it exited meanwhile)
+				// does not stop the others.
+				e.note("%s: %v", t.Label, err)
+				continue
+			}
 			e.closeAll()
 			return nil, err
 		}
@@ -206,9 +212,15 @@ func (e *engine) pick(t *Target, links []linkInfo, strict bool) ([]linkInfo, err
 		return []linkInfo{{name: "any"}}, nil
 	}
 	if e.opts.All && want == "" {
+		// One link type for the whole file: readers built on libpcap
+		// (tcpdump) refuse a pcapng whose interfaces differ in it.
 		var out []linkInfo
 		for _, l := range links {
-			if l.name != "lo" {
+			switch {
+			case l.name == "lo":
+			case !l.ether:
+				e.note("%s/%s is not an Ethernet interface: left out (use -i any for every interface)", t.Label, l.name)
+			default:
 				out = append(out, l)
 			}
 		}

@@ -139,7 +139,7 @@ func etherType(pkt gopacket.Packet) uint16 {
 }
 
 func formatARP(b *strings.Builder, a *layers.ARP) {
-	n := len(a.Contents)
+	n := len(a.Contents) + len(a.Payload) // with the frame's padding, as tcpdump
 	switch a.Operation {
 	case layers.ARPRequest:
 		fmt.Fprintf(b, "ARP, Request who-has %s tell %s, length %d", net.IP(a.DstProtAddress), net.IP(a.SourceProtAddress), n)
@@ -158,9 +158,10 @@ func formatTransport(b *strings.Builder, pkt gopacket.Packet, src, dst string, i
 		case *layers.TCP:
 			fmt.Fprintf(b, "%s.%d > %s.%d: Flags [%s]", src, t.SrcPort, dst, t.DstPort, tcpFlags(t))
 			plen := tcpPayloadLen(t, ipPayload, pkt)
+			// tcpdump shows seq only for data or SYN/FIN/RST.
 			if plen > 0 {
 				fmt.Fprintf(b, ", seq %d:%d", t.Seq, t.Seq+uint32(plen))
-			} else {
+			} else if t.SYN || t.FIN || t.RST {
 				fmt.Fprintf(b, ", seq %d", t.Seq)
 			}
 			if t.ACK {
@@ -214,13 +215,13 @@ func tcpPayloadLen(t *layers.TCP, ipPayload int, pkt gopacket.Packet) int {
 	return n
 }
 
-// tcpFlags as tcpdump prints them: S F P R U E W and '.' for ACK.
+// tcpFlags as tcpdump prints them, in bit order (F S R P . U E W).
 func tcpFlags(t *layers.TCP) string {
 	var f strings.Builder
 	for _, x := range []struct {
 		on bool
 		c  byte
-	}{{t.SYN, 'S'}, {t.FIN, 'F'}, {t.PSH, 'P'}, {t.RST, 'R'}, {t.URG, 'U'}, {t.ECE, 'E'}, {t.CWR, 'W'}, {t.ACK, '.'}} {
+	}{{t.FIN, 'F'}, {t.SYN, 'S'}, {t.RST, 'R'}, {t.PSH, 'P'}, {t.ACK, '.'}, {t.URG, 'U'}, {t.ECE, 'E'}, {t.CWR, 'W'}} {
 		if x.on {
 			f.WriteByte(x.c)
 		}
@@ -304,6 +305,13 @@ func icmp6(t *layers.ICMPv6, pkt gopacket.Packet) string {
 		return "router advertisement"
 	case layers.ICMPv6TypeDestinationUnreachable:
 		return "destination unreachable"
+	case layers.ICMPv6TypeMLDv2MulticastListenerReportMessageV2:
+		if len(t.Payload) >= 4 {
+			return fmt.Sprintf("multicast listener report v2, %d group record(s)", int(t.Payload[2])<<8|int(t.Payload[3]))
+		}
+		return "multicast listener report v2"
+	case layers.ICMPv6TypeMLDv1MulticastListenerQueryMessage:
+		return "multicast listener query"
 	}
 	return fmt.Sprintf("type %d", t.TypeCode.Type())
 }
