@@ -21,6 +21,8 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/nsdebug/nsdebug/capture"
+	"github.com/nsdebug/nsdebug/capture/filter"
 	"github.com/nsdebug/nsdebug/internal/testbed"
 )
 
@@ -328,7 +330,7 @@ func TestCaptureMatchesTcpdump(t *testing.T) {
 			nonEmpty++
 		}
 		if len(ref) != len(got) {
-			t.Errorf("%s: %d packets, tcpdump %d", name, len(got), len(ref))
+			t.Errorf("%s: %d packets, tcpdump %d\n%s", name, len(got), len(ref), diffPkts(got, ref, glt))
 			continue
 		}
 		for i := range ref {
@@ -349,13 +351,37 @@ func TestCaptureMatchesTcpdump(t *testing.T) {
 				}
 			}
 		}
-		if !strings.Contains(r.np.stderr.String(), "packets captured") {
+		if !strings.Contains(r.np.stderr.String(), " captured\n") {
 			t.Errorf("%s: no counters: %s", name, r.np.stderr.String())
 		}
 	}
 	if nonEmpty < len(runs)-2 {
 		t.Errorf("only %d of %d expressions matched any packet: the traffic is not what the cases expect", nonEmpty, len(runs))
 	}
+}
+
+// diffPkts describes the packets one capture has and the other has not.
+func diffPkts(got, ref []pkt, lt layers.LinkType) string {
+	key := func(p pkt) string { return string(p.data) }
+	count := map[string]int{}
+	for _, p := range ref {
+		count[key(p)]++
+	}
+	var b strings.Builder
+	for _, p := range got {
+		if count[key(p)] > 0 {
+			count[key(p)]--
+			continue
+		}
+		fmt.Fprintf(&b, "  only nsdebug: %s %s\n", p.ts.Format("15:04:05.000000"), capture.FormatPacket(p.data, filter.LinkType(lt), len(p.data)))
+	}
+	for _, p := range ref {
+		if count[key(p)] > 0 {
+			count[key(p)]--
+			fmt.Fprintf(&b, "  only tcpdump: %s %s\n", p.ts.Format("15:04:05.000000"), capture.FormatPacket(p.data, filter.LinkType(lt), len(p.data)))
+		}
+	}
+	return b.String()
 }
 
 func requireTcpdump(t *testing.T) {
