@@ -631,7 +631,7 @@ func (p *Prepared) Close() { p.e.closeAll() }
 func PrintCounts(w io.Writer, r *Result, perIface bool) {
 	if perIface {
 		for _, c := range r.Interfaces {
-			fmt.Fprintf(w, "%s: %d packets captured, %d received by filter, %d dropped by kernel\n", c.Name, c.Captured, c.Received, c.Dropped)
+			fmt.Fprintf(w, "%s: %d captured, %d received by filter, %d dropped by kernel\n", c.Name, c.Captured, c.Received, c.Dropped)
 		}
 	}
 	fmt.Fprintf(w, "%d packet%s captured\n%d packet%s received by filter\n%d packet%s dropped by kernel\n",

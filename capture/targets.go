@@ -54,6 +54,10 @@ func sameNetns(path string, id nsfs.ID) bool {
 // Discoverer lists the container and pod namespaces for --all (and the
 // host's with host), from inspect's inventory.
 func Discoverer(r *resolver.Resolver, host bool) func(context.Context) ([]*Target, error) {
+	// A container seen only through containerd's moby or k8s.io namespace
+	// is one that Docker or CRI has not reported yet (it is starting):
+	// wait a few rounds for its real name rather than label it by ID.
+	waited := map[nsfs.ID]int{}
 	return func(ctx context.Context) ([]*Target, error) {
 		inv, err := inspect.ListNetns(ctx, r, inspect.ListOptions{})
 		if err != nil {
@@ -66,6 +70,11 @@ func Discoverer(r *resolver.Resolver, host bool) func(context.Context) ([]*Targe
 			}
 			if !row.Host && len(row.Owners) == 0 {
 				continue // not a container's or pod's
+			}
+			id := nsfs.ID{Inode: row.Netns.Inode, Dev: row.Netns.Dev}
+			if !row.Host && onlyLowLevel(row.Owners) && waited[id] < 3 {
+				waited[id]++
+				continue
 			}
 			t, err := rowTarget(r.ProcRoot(), row)
 			if err != nil {
@@ -124,4 +133,13 @@ func ownerLabel(owners []resolver.Owner) string {
 		}
 	}
 	return owners[0].Ref()
+}
+
+func onlyLowLevel(owners []resolver.Owner) bool {
+	for _, o := range owners {
+		if o.Runtime != "containerd" || (o.Namespace != "moby" && o.Namespace != "k8s.io") {
+			return false
+		}
+	}
+	return true
 }
