@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"runtime"
@@ -67,15 +68,19 @@ const (
 // pcapngSink writes one section with an interface block per capture
 // interface; interfaces may be added at any point (--all).
 type pcapngSink struct {
-	w   io.Writer
+	bw  *bufio.Writer
 	ng  *pcapgo.NgWriter
 	ids int
 	opt pcapgo.NgWriterOptions
+	epb []byte // one enhanced packet block, reused
 }
 
-// NewPcapngSink writes pcapng to w.
+// NewPcapngSink writes pcapng to w. pcapgo writes the section header and
+// the interface and statistics blocks (each flushed into bw at once, so
+// blocks stay in order); packet blocks are encoded here in one piece: the
+// per-packet path is the capture's hot loop.
 func NewPcapngSink(w io.Writer) Sink {
-	return &pcapngSink{w: w, opt: pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{
+	return &pcapngSink{bw: bufio.NewWriterSize(w, 256<<10), opt: pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{
 		OS:          runtime.GOOS,
 		Application: "nsdebug " + version.Version,
 	}}}
@@ -92,46 +97,78 @@ func (s *pcapngSink) AddInterface(i Iface) (int, error) {
 		TimestampResolution: 9,
 	}
 	if s.ng == nil {
-		ng, err := pcapgo.NewNgWriterInterface(s.w, intf, s.opt)
+		ng, err := pcapgo.NewNgWriterInterface(s.bw, intf, s.opt)
 		if err != nil {
 			return 0, err
 		}
 		s.ng = ng
 		s.ids = 1
-		return 0, nil
+		return 0, ng.Flush()
 	}
 	id, err := s.ng.AddInterface(intf)
-	if err == nil {
-		s.ids = id + 1
+	if err != nil {
+		return 0, err
 	}
-	return id, err
+	s.ids = id + 1
+	return id, s.ng.Flush()
 }
 
+// Enhanced packet block (pcapng spec 4.3) with one option, epb_flags.
+const (
+	epbType       = 6
+	epbOptFlags   = 2
+	epbFixedLen   = 28 + 8 + 4 + 4 // header, flags option, end of options, trailing length
+	epbInbound    = 1
+	epbOutbound   = 2
+	epbFlagsValue = 4
+)
+
 func (s *pcapngSink) WritePacket(p *Packet) error {
-	flags := pcapgo.NgEpbFlags{Direction: pcapgo.NgEpbFlagDirectionInbound}
-	if p.Dir == DirOut {
-		flags.Direction = pcapgo.NgEpbFlagDirectionOutbound
+	if p.Iface < 0 || p.Iface >= s.ids {
+		return fmt.Errorf("packet for unknown interface %d", p.Iface)
 	}
-	ci := gopacket.CaptureInfo{Timestamp: p.TS, CaptureLength: len(p.Data), Length: p.WireLen, InterfaceIndex: p.Iface}
-	return s.ng.WritePacketWithOptions(ci, p.Data, pcapgo.NgPacketOptions{Flags: &flags})
+	pad := (4 - len(p.Data)&3) & 3
+	total := epbFixedLen + len(p.Data) + pad
+	le := binary.LittleEndian
+	b := s.epb[:0]
+	ts := uint64(p.TS.UnixNano())
+	b = le.AppendUint32(b, epbType)
+	b = le.AppendUint32(b, uint32(total))
+	b = le.AppendUint32(b, uint32(p.Iface))
+	b = le.AppendUint32(b, uint32(ts>>32))
+	b = le.AppendUint32(b, uint32(ts))
+	b = le.AppendUint32(b, uint32(len(p.Data)))
+	b = le.AppendUint32(b, uint32(p.WireLen))
+	b = append(b, p.Data...)
+	b = append(b, 0, 0, 0, 0)[:len(b)+pad]
+	dir := uint32(epbInbound)
+	if p.Dir == DirOut {
+		dir = epbOutbound
+	}
+	b = le.AppendUint16(b, epbOptFlags)
+	b = le.AppendUint16(b, epbFlagsValue)
+	b = le.AppendUint32(b, dir)
+	b = le.AppendUint32(b, 0) // opt_endofopt
+	b = le.AppendUint32(b, uint32(total))
+	s.epb = b
+	_, err := s.bw.Write(b)
+	return err
 }
 
 func (s *pcapngSink) EndInterface(id int, st IfaceStats) error {
 	if s.ng == nil {
 		return nil
 	}
-	return s.ng.WriteInterfaceStats(id, pcapgo.NgInterfaceStatistics{
+	if err := s.ng.WriteInterfaceStats(id, pcapgo.NgInterfaceStatistics{
 		LastUpdate: st.End, StartTime: st.Start, EndTime: st.End,
 		PacketsReceived: st.Recv, PacketsDropped: st.Drop,
-	})
-}
-
-func (s *pcapngSink) Flush() error {
-	if s.ng == nil {
-		return nil
+	}); err != nil {
+		return err
 	}
 	return s.ng.Flush()
 }
+
+func (s *pcapngSink) Flush() error { return s.bw.Flush() }
 
 // pcapSink writes classic pcap (microsecond timestamps, as tcpdump -w):
 // one link type, one interface.
