@@ -26,3 +26,16 @@ func BenchmarkPcapngPacket(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkPcapngFrame(b *testing.B) {
+	p := textCorpus(b)[7]
+	s := NewPcapngSink(io.Discard).(*pcapngSink)
+	id, _ := s.AddInterface(Iface{Name: "eth0", LinkType: filter.EN10MB, SnapLen: DefaultSnapLen})
+	raw := &rawPacket{data: p.data, wireLen: len(p.data), ts: time.Now()}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.writeFrame(id, raw, filter.EN10MB, DefaultSnapLen); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

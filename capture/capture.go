@@ -107,6 +107,11 @@ type engine struct {
 	wg       sync.WaitGroup
 }
 
+// frameSink is a Sink that encodes a packet straight from the ring.
+type frameSink interface {
+	writeFrame(iface int, p *rawPacket, lt filter.LinkType, snap int) error
+}
+
 // Prepared is a capture whose sockets are open, ready to Run.
 type Prepared struct{ e *engine }
 
@@ -456,6 +461,7 @@ func (e *engine) read(f *iface) {
 	buf := make([]byte, 0, BlockSize)
 	pkt := &Packet{Iface: f.id}
 	snap := e.opts.SnapLen
+	fast, _ := e.opts.Sink.(frameSink)
 	for {
 		select {
 		case <-e.stopped:
@@ -495,13 +501,19 @@ func (e *engine) read(f *iface) {
 			if p.pkttype == 4 && p.ifindex == f.loIndex && f.loIndex != 0 {
 				return true // loopback's outgoing copy: libpcap skips it too
 			}
-			var frame []byte
-			frame, pkt.WireLen = buildFrame(buf, p, f.lt)
-			if len(frame) > snap {
-				frame = frame[:snap]
+			var err error
+			if fast != nil {
+				err = fast.writeFrame(f.id, p, f.lt, snap)
+			} else {
+				var frame []byte
+				frame, pkt.WireLen = buildFrame(buf, p, f.lt)
+				if len(frame) > snap {
+					frame = frame[:snap]
+				}
+				pkt.Data, pkt.TS, pkt.Dir, pkt.IfIndex, pkt.Pkttype = frame, p.ts, direction(p.pkttype), p.ifindex, p.pkttype
+				err = e.opts.Sink.WritePacket(pkt)
 			}
-			pkt.Data, pkt.TS, pkt.Dir, pkt.IfIndex, pkt.Pkttype = frame, p.ts, direction(p.pkttype), p.ifindex, p.pkttype
-			if err := e.opts.Sink.WritePacket(pkt); err != nil {
+			if err != nil {
 				e.failWrite(err)
 				return false
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -68,11 +69,27 @@ const (
 // pcapngSink writes one section with an interface block per capture
 // interface; interfaces may be added at any point (--all).
 type pcapngSink struct {
-	bw  *bufio.Writer
+	w   io.Writer
+	out []byte // what is not written yet; packets are encoded straight into it
 	ng  *pcapgo.NgWriter
 	ids int
 	opt pcapgo.NgWriterOptions
-	epb []byte // one enhanced packet block, reused
+}
+
+// sinkBuffer is how much output is gathered before one write(2).
+const sinkBuffer = 256 << 10
+
+// Write takes pcapgo's blocks into the same buffer as the packets.
+func (s *pcapngSink) Write(b []byte) (int, error) {
+	s.out = append(s.out, b...)
+	return len(b), nil
+}
+
+func (s *pcapngSink) maybeFlush() error {
+	if len(s.out) < sinkBuffer {
+		return nil
+	}
+	return s.Flush()
 }
 
 // NewPcapngSink writes pcapng to w. pcapgo writes the section header and
@@ -80,7 +97,7 @@ type pcapngSink struct {
 // blocks stay in order); packet blocks are encoded here in one piece: the
 // per-packet path is the capture's hot loop.
 func NewPcapngSink(w io.Writer) Sink {
-	return &pcapngSink{bw: bufio.NewWriterSize(w, 256<<10), opt: pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{
+	return &pcapngSink{w: w, out: make([]byte, 0, sinkBuffer+BlockSize), opt: pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{
 		OS:          runtime.GOOS,
 		Application: "nsdebug " + version.Version,
 	}}}
@@ -97,7 +114,7 @@ func (s *pcapngSink) AddInterface(i Iface) (int, error) {
 		TimestampResolution: 9,
 	}
 	if s.ng == nil {
-		ng, err := pcapgo.NewNgWriterInterface(s.bw, intf, s.opt)
+		ng, err := pcapgo.NewNgWriterInterface(s, intf, s.opt)
 		if err != nil {
 			return 0, err
 		}
@@ -127,22 +144,49 @@ func (s *pcapngSink) WritePacket(p *Packet) error {
 	if p.Iface < 0 || p.Iface >= s.ids {
 		return fmt.Errorf("packet for unknown interface %d", p.Iface)
 	}
-	pad := (4 - len(p.Data)&3) & 3
-	total := epbFixedLen + len(p.Data) + pad
+	start := len(s.out)
+	s.out = append(s.out, make([]byte, 28)...)
+	s.out = append(s.out, p.Data...)
+	s.finishEPB(start, p.Iface, p.TS, p.WireLen, p.Dir)
+	return s.maybeFlush()
+}
+
+// writeFrame is WritePacket for a packet still in the ring: the frame is
+// built straight into the output (one copy instead of three).
+func (s *pcapngSink) writeFrame(iface int, p *rawPacket, lt filter.LinkType, snap int) error {
+	if iface < 0 || iface >= s.ids {
+		return fmt.Errorf("packet for unknown interface %d", iface)
+	}
+	// Room for the header, the frame with any rebuilt header and the
+	// block's tail, so that buildFrame appends in place.
+	s.out = slices.Grow(s.out, 28+len(p.data)+sll2Len+vlanLen+16)
+	start := len(s.out)
+	s.out = append(s.out, make([]byte, 28)...)
+	frame, wire := buildFrame(s.out[len(s.out):], p, lt)
+	s.out = s.out[:len(s.out)+min(len(frame), snap)]
+	s.finishEPB(start, iface, p.ts, wire, direction(p.pkttype))
+	return s.maybeFlush()
+}
+
+// finishEPB fills in the block header before the data at s.out[start+28:]
+// and appends padding, the epb_flags option and the trailer.
+func (s *pcapngSink) finishEPB(start, iface int, ts time.Time, wire int, d Direction) {
+	caplen := len(s.out) - start - 28
+	pad := (4 - caplen&3) & 3
+	total := epbFixedLen + caplen + pad
 	le := binary.LittleEndian
-	b := s.epb[:0]
-	ts := uint64(p.TS.UnixNano())
-	b = le.AppendUint32(b, epbType)
-	b = le.AppendUint32(b, uint32(total))
-	b = le.AppendUint32(b, uint32(p.Iface))
-	b = le.AppendUint32(b, uint32(ts>>32))
-	b = le.AppendUint32(b, uint32(ts))
-	b = le.AppendUint32(b, uint32(len(p.Data)))
-	b = le.AppendUint32(b, uint32(p.WireLen))
-	b = append(b, p.Data...)
-	b = append(b, 0, 0, 0, 0)[:len(b)+pad]
+	h := s.out[start:]
+	nanos := uint64(ts.UnixNano())
+	le.PutUint32(h[0:], epbType)
+	le.PutUint32(h[4:], uint32(total))
+	le.PutUint32(h[8:], uint32(iface))
+	le.PutUint32(h[12:], uint32(nanos>>32))
+	le.PutUint32(h[16:], uint32(nanos))
+	le.PutUint32(h[20:], uint32(caplen))
+	le.PutUint32(h[24:], uint32(wire))
+	b := append(s.out, 0, 0, 0, 0)[:len(s.out)+pad]
 	dir := uint32(epbInbound)
-	if p.Dir == DirOut {
+	if d == DirOut {
 		dir = epbOutbound
 	}
 	b = le.AppendUint16(b, epbOptFlags)
@@ -150,9 +194,7 @@ func (s *pcapngSink) WritePacket(p *Packet) error {
 	b = le.AppendUint32(b, dir)
 	b = le.AppendUint32(b, 0) // opt_endofopt
 	b = le.AppendUint32(b, uint32(total))
-	s.epb = b
-	_, err := s.bw.Write(b)
-	return err
+	s.out = b
 }
 
 func (s *pcapngSink) EndInterface(id int, st IfaceStats) error {
@@ -168,7 +210,14 @@ func (s *pcapngSink) EndInterface(id int, st IfaceStats) error {
 	return s.ng.Flush()
 }
 
-func (s *pcapngSink) Flush() error { return s.bw.Flush() }
+func (s *pcapngSink) Flush() error {
+	if len(s.out) == 0 {
+		return nil
+	}
+	_, err := s.w.Write(s.out)
+	s.out = s.out[:0]
+	return err
+}
 
 // pcapSink writes classic pcap (microsecond timestamps, as tcpdump -w):
 // one link type, one interface.

@@ -197,3 +197,27 @@ func TestBuildFrame(t *testing.T) {
 		t.Fatalf("SLL VLAN frame decodes as %v", pkt)
 	}
 }
+
+// The ring's direct path writes the same blocks as WritePacket, VLAN tag
+// put back and -s applied.
+func TestPcapngWriteFrameEqualsWritePacket(t *testing.T) {
+	p := textCorpus(t)[7]
+	ts := time.Unix(1700000000, 5)
+	for _, snap := range []int{DefaultSnapLen, 20} {
+		var a, b bytes.Buffer
+		sa, sb := NewPcapngSink(&a), NewPcapngSink(&b).(*pcapngSink)
+		sa.AddInterface(Iface{Name: "eth0", LinkType: filter.EN10MB, SnapLen: snap})
+		sb.AddInterface(Iface{Name: "eth0", LinkType: filter.EN10MB, SnapLen: snap})
+		raw := &rawPacket{data: p.data, wireLen: len(p.data), ts: ts, pkttype: 4, vlanOK: true, vlanTCI: 7, vlanTPID: 0x8100}
+		frame, wire := buildFrame(nil, raw, filter.EN10MB)
+		sa.WritePacket(&Packet{TS: ts, Data: frame[:min(len(frame), snap)], WireLen: wire, Dir: DirOut})
+		if err := sb.writeFrame(0, raw, filter.EN10MB, snap); err != nil {
+			t.Fatal(err)
+		}
+		sa.Flush()
+		sb.Flush()
+		if !bytes.Equal(a.Bytes(), b.Bytes()) {
+			t.Errorf("snap %d: writeFrame wrote\n%x\nWritePacket\n%x", snap, b.Bytes(), a.Bytes())
+		}
+	}
+}
