@@ -57,6 +57,7 @@ type Options struct {
 // Target is one netns to capture in.
 type Target struct {
 	Label       string // docker:web, pod:shop/cart; "" for a single target
+	Name        string // the target as the user named it, for messages
 	Description string // owners and netns inode, for the interface blocks
 	NS          *nsfs.Netns
 	// Alive reports whether the target still uses the netns (a stopped
@@ -261,10 +262,13 @@ func (e *engine) pick(t *Target, links []linkInfo, strict bool) ([]linkInfo, err
 }
 
 func where(t *Target) string {
-	if t.Label == "" {
-		return "the target's network namespace"
+	switch {
+	case t.Label != "":
+		return t.Label
+	case t.Name != "":
+		return t.Name
 	}
-	return t.Label
+	return "the target's network namespace"
 }
 
 // addTarget opens a socket per chosen interface of t. Not under e.mu for
@@ -341,12 +345,7 @@ func (e *engine) addTarget(t *Target, strict bool) error {
 	return nil
 }
 
-func labelOr(t *Target) string {
-	if t.Label == "" {
-		return "the target's netns"
-	}
-	return t.Label
-}
+func labelOr(t *Target) string { return where(t) }
 
 func describe(t *Target, ifname string) string {
 	d := fmt.Sprintf("%s in netns %s", ifname, t.NS.ID)

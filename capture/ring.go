@@ -323,7 +323,7 @@ func (s *ringSocket) close() {
 	s.stats()
 	s.closed = true
 	if s.ring != nil {
-		unix.Munmap(s.ring)
+		_ = unix.Munmap(s.ring)
 		s.ring = nil
 	}
 	if s.file != nil {

@@ -20,7 +20,7 @@ func FromResult(res *resolver.Result, procRoot string) *Target {
 	for _, o := range res.Owners {
 		owners = append(owners, o.Ref())
 	}
-	t := &Target{NS: res.NS, Description: strings.Join(owners, ", ")}
+	t := &Target{NS: res.NS, Name: res.Target, Description: strings.Join(owners, ", ")}
 	t.Alive = aliveFunc(procRoot, res.NS.ID, res.PID, res.Netns.Path)
 	return t
 }
@@ -48,7 +48,7 @@ func sameNetns(path string, id nsfs.ID) bool {
 	if err := syscall.Stat(path, &st); err != nil {
 		return !os.IsNotExist(err) && err != syscall.ESRCH
 	}
-	return st.Ino == id.Inode && uint64(st.Dev) == id.Dev
+	return st.Ino == id.Inode && st.Dev == id.Dev
 }
 
 // Discoverer lists the container and pod namespaces for --all (and the

@@ -99,7 +99,7 @@ func FormatPacket(data []byte, lt filter.LinkType, wireLen int) string {
 	case *layers.ARP:
 		formatARP(&b, l)
 	case *layers.IPv4:
-		src, dst := net.IP(l.SrcIP).String(), net.IP(l.DstIP).String()
+		src, dst := l.SrcIP.String(), l.DstIP.String()
 		b.WriteString("IP ")
 		if l.FragOffset != 0 {
 			fmt.Fprintf(&b, "%s > %s: ip-proto-%d", src, dst, l.Protocol)

@@ -194,7 +194,7 @@ func runCapture(cmd *cobra.Command, env *Env, opts captureOptions) error {
 	copts.Discover = discover
 	p, err := capture.Prepare(ctx, targets, copts)
 	if err != nil {
-		closeOut(true)
+		_ = closeOut(true)
 		return err
 	}
 	res, err := p.Run()
