@@ -72,6 +72,7 @@ type qual struct {
 	dir   string // "" (default), "src", "dst", "or", "and"
 	addr  string // "" (default), "host", "net", "port", "portrange", "proto"
 	err   bool   // no qualifier to inherit (an id may not follow)
+	pos   int    // where the qualifiers start
 }
 
 // value is the operand of a primitive; kind is the token kind it came from.

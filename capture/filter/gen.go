@@ -81,7 +81,6 @@ type gen struct {
 	usesVar     bool
 	scratch     int  // next free M[] slot
 	reserveVar  bool // M[0], M[1] hold the VLAN offsets
-	maxScratch  int
 }
 
 func newGen(lt LinkType, socket bool) (*gen, error) {

@@ -30,8 +30,8 @@ func (g *gen) host4(n *primNode) (cond, error) {
 		return nil, errAt(v.pos, "illegal link layer address")
 	}
 	addr, mask := uint32(0), uint32(0xffffffff)
-	switch {
-	case v.kind == tNum:
+	switch v.kind {
+	case tNum:
 		addr = v.num
 		if q.addr == "net" {
 			// promote a short net number: net 10 is 10.0.0.0/8
@@ -106,9 +106,9 @@ func (g *gen) hostByProto(n *primNode, addr, mask uint32) (cond, error) {
 	case "rarp":
 		return op(0x8035, 14, 24), nil
 	case "ip6":
-		return nil, errAt(n.pos, "'ip6' modifier applied to ip host")
+		return nil, errAt(q.pos, "'ip6' modifier applied to ip host")
 	}
-	return nil, errAt(n.pos, "'%s' modifier applied to host", q.proto)
+	return nil, errAt(q.pos, "'%s' modifier applied to host", q.proto)
 }
 
 func (g *gen) host6(n *primNode) (cond, error) {
@@ -138,9 +138,9 @@ func (g *gen) host6(n *primNode) (cond, error) {
 	case "link":
 		return nil, errAt(v.pos, "illegal link layer address")
 	case "ip":
-		return nil, errAt(n.pos, "'ip' modifier applied to ip6 host")
+		return nil, errAt(q.pos, "'ip' modifier applied to ip6 host")
 	default:
-		return nil, errAt(n.pos, "'%s' modifier applied to ip6 host", q.proto)
+		return nil, errAt(q.pos, "'%s' modifier applied to ip6 host", q.proto)
 	}
 	one := func(off uint32) cond {
 		c := g.mustLinkType(0x86dd)

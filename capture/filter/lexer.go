@@ -119,7 +119,7 @@ func lexWord(s string) (token, int) {
 		// eight groups (so "0:1" in ether[0:1] is not one).
 		for n := len(m); n > 0; n-- {
 			cand := m[:n]
-			if !strings.Contains(cand, ":") || !(strings.Contains(cand, "::") || strings.Count(cand, ":") == 7) {
+			if !strings.Contains(cand, "::") && strings.Count(cand, ":") != 7 {
 				continue
 			}
 			if a, err := netip.ParseAddr(cand); err == nil && a.Is6() && !strings.Contains(cand, "%") {

@@ -21,6 +21,12 @@ func parse(expr string) (node, error) {
 	}
 	// Number keywords (tcp-syn, icmptype ...) are numbers to the grammar.
 	for i := range toks {
+		if toks[i].kind == tID && reNum.FindString(toks[i].text) == toks[i].text {
+			if numBase(toks[i].text) == 8 {
+				return nil, errAt(toks[i].pos, "number %s contains non-octal digit", toks[i].text)
+			}
+			return nil, errAt(toks[i].pos, "number %s overflows 32 bits", toks[i].text)
+		}
 		if toks[i].kind == tID {
 			if v, ok := numKeywords[toks[i].text]; ok {
 				toks[i].kind, toks[i].num = tNum, v
@@ -89,6 +95,9 @@ func (p *parser) expr() (node, error) {
 		p.next()
 		var r node
 		if p.startsID() {
+			if n := p.peek(); n.kind == tID && !n.esc && p.last.err {
+				return nil, errAt(n.pos, "unknown primitive %q", n.text)
+			}
 			if p.last.err {
 				return nil, errAt(p.peek().pos, "%q needs a qualifier (host, net, port ...): nothing to inherit here", p.peek().text)
 			}
@@ -132,7 +141,7 @@ func (p *parser) startsID() bool {
 			// A number followed by an arithmetic operator or a relation
 			// is arithmetic: `tcp and 1 = 1`.
 			n := p.peekN(j + 1)
-			return !(n.kind == tOp && isArithOrRelOp(n.text))
+			return n.kind != tOp || !isArithOrRelOp(n.text)
 		}
 		return p.isValue(t)
 	}
@@ -163,13 +172,11 @@ func (p *parser) term() (node, error) {
 func (p *parser) rterm() (node, error) {
 	t := p.peek()
 	if p.isOp(t, "(") {
-		// Either a parenthesised expression or arithmetic: try arithmetic
-		// first (it is the shorter rule), else the expression.
-		save, saveLast := p.i, p.last
-		if n, err := p.relation(); err == nil {
-			return n, nil
+		// Arithmetic in parentheses if an arithmetic or relational
+		// operator follows the matching ')', else an expression.
+		if p.parenIsArith() {
+			return p.relation()
 		}
-		p.i, p.last = save, saveLast
 		p.next()
 		before := p.last
 		n, err := p.expr()
@@ -269,6 +276,7 @@ func isQualWord(w string) bool {
 func (p *parser) headID() (node, error) {
 	var q qual
 	start := p.peek().pos
+	q.pos = start
 	if t := p.peek(); t.kind == tID && protoKeywords[t.text] {
 		q.proto = t.text
 		if q.proto == "ether" {
@@ -514,4 +522,26 @@ func (p *parser) unary() (arith, error) {
 		}
 	}
 	return nil, p.unexpected(t)
+}
+
+// parenIsArith looks past the parenthesis at the current token to its
+// matching one.
+func (p *parser) parenIsArith() bool {
+	depth := 0
+	for j := p.i; j < len(p.toks); j++ {
+		t := p.toks[j]
+		switch {
+		case p.isOp(t, "("):
+			depth++
+		case p.isOp(t, ")"):
+			depth--
+			if depth == 0 {
+				n := p.toks[min(j+1, len(p.toks)-1)]
+				return n.kind == tOp && n.text != "[" && isArithOrRelOp(n.text)
+			}
+		case t.kind == tEOF:
+			return false
+		}
+	}
+	return false
 }
