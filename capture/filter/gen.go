@@ -229,6 +229,24 @@ func (g *gen) node(n node) (cond, error) {
 		return not(leaf([]bpf.RawInstruction{ri(clsLD|modeLEN, 0)}, jmpJGT, n.n)), nil
 	case *vlanNode:
 		return g.vlan(n)
+	case *dirNode:
+		// the packet type: PACKET_OUTGOING (4) is outbound, anything else
+		// inbound; from the cooked header, else from the kernel (as
+		// libpcap, an ancillary load even in a program for a file)
+		var ld []bpf.RawInstruction
+		switch g.lt {
+		case LinuxSLL:
+			ld = []bpf.RawInstruction{ldAbs(2, 0)}
+		case LinuxSLL2:
+			ld = []bpf.RawInstruction{ldAbs(1, 10)}
+		default:
+			ld = []bpf.RawInstruction{ldAbs(2, skfADOff+skfADPktType)}
+		}
+		out := leaf(ld, jmpJEQ, 4)
+		if n.inbound {
+			return not(out), nil
+		}
+		return out, nil
 	case *relNode:
 		return g.relation(n)
 	case *primNode:

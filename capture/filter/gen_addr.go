@@ -355,7 +355,11 @@ func (g *gen) arith(a arith, guards *[]cond) ([]bpf.RawInstruction, error) {
 			return nil, err
 		}
 		defer g.free()
-		r, err := g.arith(a.r, guards)
+		// As libpcap 1.10's gen_arth, only the left operand's protocol
+		// tests guard an operation: `1 + tcp[0] = 1` reads tcp[0] (after
+		// an IPv4 header) on any packet. tcpdump does this; so does nsdebug.
+		var dropped []cond
+		r, err := g.arith(a.r, &dropped)
 		if err != nil {
 			return nil, err
 		}
