@@ -51,6 +51,14 @@ type Env struct {
 	// ProcRoot/NetnsDir override /proc and /var/run/netns (tests only).
 	ProcRoot string
 	NetnsDir string
+	// LinkStateDir overrides where link records live; DockerNetnsDir is
+	// Docker's netns directory for unlink --stale (tests only; with
+	// NetnsDir moved and DockerNetnsDir empty, Docker's is not looked at).
+	LinkStateDir   string
+	DockerNetnsDir string
+	// StaleRuntimeMinAge overrides how old a runtime's netns file must be
+	// before unlink --stale may remove it (tests only; 0 = a minute).
+	StaleRuntimeMinAge time.Duration
 	// SkipPrivCheck is for unit tests that run without root.
 	SkipPrivCheck bool
 
