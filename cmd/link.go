@@ -59,6 +59,8 @@ name that links another namespace is refused unless --force.`,
 	}
 	c.Flags().BoolVarP(&opts.Force, "force", "f", false, "replace a link of another namespace, an empty placeholder or a symlink under NAME")
 	c.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
+	c.ValidArgsFunction = completeTarget(env)
+	completeOutput(c, "text", "json")
 	return c
 }
 

@@ -66,6 +66,8 @@ listed with the reason (-o json: "kept"). --dry-run changes nothing.`,
 	c.Flags().BoolVarP(&opts.Force, "force", "f", false, "also remove a running pod's own netns file (e.g. containerd's cni-*)")
 	c.Flags().BoolVarP(&opts.DryRun, "dry-run", "n", false, "say what would be removed, change nothing")
 	c.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
+	c.ValidArgsFunction = completeLinkNames(env)
+	completeOutput(c, "text", "json")
 	return c
 }
 
