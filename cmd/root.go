@@ -63,6 +63,9 @@ type Env struct {
 	SkipPrivCheck bool
 
 	res *resolver.Resolver
+	// dockerHostDefault replaces --docker-host's default (the Docker CLI
+	// plugin's daemon); an explicit --docker-host still wins.
+	dockerHostDefault string
 	// execStyle: this command reports nsdebug's own failures as 125 (exec, shell).
 	execStyle bool
 }
@@ -72,7 +75,7 @@ func (e *Env) Resolver() *resolver.Resolver {
 	if e.res == nil {
 		r := resolver.Open(e.Cfg)
 		if e.ProcRoot != "" || e.NetnsDir != "" {
-			r = resolver.New(resolver.Options{Backends: r.Backends(), Timeout: r.Timeout(), ProcRoot: e.ProcRoot, NetnsDir: e.NetnsDir})
+			r = resolver.New(resolver.Options{Backends: r.Backends(), Timeout: r.Timeout(), ProcRoot: e.ProcRoot, NetnsDir: e.NetnsDir, BareWord: e.Cfg.BareWord})
 		}
 		e.res = r
 	}
@@ -147,6 +150,9 @@ Targets:
 	pf := root.PersistentFlags()
 	pf.DurationVar(&timeout, "timeout", resolver.DefaultTimeout, "bound on each call to a container runtime")
 	pf.StringVar(&env.Cfg.DockerHost, "docker-host", "", "Docker daemon socket (default $DOCKER_HOST or unix:///var/run/docker.sock)")
+	if env.dockerHostDefault != "" {
+		env.Cfg.DockerHost = env.dockerHostDefault
+	}
 	pf.StringVar(&env.Cfg.ContainerdAddress, "containerd-address", "", "containerd socket (default $CONTAINERD_ADDRESS, else every default socket)")
 	pf.StringVar(&env.Cfg.CRIEndpoint, "cri-endpoint", "", "CRI runtime endpoint (default $CONTAINER_RUNTIME_ENDPOINT, else containerd's and CRI-O's sockets)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {

@@ -21,7 +21,8 @@ type Name struct {
 
 // Names lists what a target can name right now: running Docker and
 // containerd containers, ready pods and the names under the netns
-// directory. Every runtime is asked side by side, each bounded by the
+// directory. A bare word is offered where it names one target alone (with
+// Options.BareWord, one of that runtime's). Every runtime is asked side by side, each bounded by the
 // resolver's timeout; the whole call returns when ctx ends, with what has
 // answered by then. failures say which runtime could not be listed, and why.
 func (r *Resolver) Names(ctx context.Context) (names []Name, failures []string) {
@@ -74,6 +75,9 @@ func (r *Resolver) Names(ctx context.Context) (names []Name, failures []string) 
 
 	words := map[string]int{}
 	add := func(target, word, desc string) {
+		if r.opts.BareWord != "" && !strings.HasPrefix(target, string(r.opts.BareWord)+":") {
+			word = "" // a bare word names only that runtime's (Docker CLI plugin)
+		}
 		names = append(names, Name{Target: target, Bare: word, Desc: desc})
 		if word != "" {
 			words[word]++
