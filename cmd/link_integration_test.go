@@ -60,6 +60,9 @@ func removeLinkOnCleanup(t *testing.T, path string) {
 		for i := 0; i < 8 && syscall.Unmount(path, syscall.MNT_DETACH) == nil; i++ {
 		}
 		os.Remove(path)
+		if filepath.Dir(path) == hostNetnsDir {
+			os.Remove(filepath.Join(enter.DefaultLinkStateDir, filepath.Base(path)+".json"))
+		}
 	})
 }
 

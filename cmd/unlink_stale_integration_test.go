@@ -82,6 +82,9 @@ func TestUnlinkStaleKeepsOperatorNamespaces(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "old-placeholder"), nil, 0o644)
 	os.Chtimes(filepath.Join(dir, "old-placeholder"), old, old)
 	os.Symlink("/nowhere", filepath.Join(dir, "dangling"))
+	// A record whose link someone removed by hand (ip netns del).
+	orphan := filepath.Join(stateDir, "orphan.json")
+	os.WriteFile(orphan, []byte(`{"name":"orphan"}`), 0o600)
 
 	// The dry run names them and changes nothing.
 	before := dirEntries(t, dir)
@@ -134,6 +137,9 @@ func TestUnlinkStaleKeepsOperatorNamespaces(t *testing.T) {
 	}
 	if _, err := os.Stat(rec); !os.IsNotExist(err) {
 		t.Errorf("the link record %s is still there: %v", rec, err)
+	}
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Errorf("the record of a link that is gone is still there: %v", err)
 	}
 }
 

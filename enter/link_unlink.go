@@ -256,7 +256,28 @@ func UnlinkStale(o StaleOptions) (*StaleReport, error) {
 			return nil, err
 		}
 	}
+	if !o.DryRun {
+		dropOrphanRecords(stateDir, dir)
+	}
 	return rep, nil
+}
+
+// dropOrphanRecords removes the records of links that are no longer in dir
+// (removed by `ip netns del` or by hand): they name nothing any more.
+func dropOrphanRecords(stateDir, dir string) {
+	ents, err := os.ReadDir(stateDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(name, ".tmp-") {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(dir, name)); errors.Is(err, os.ErrNotExist) {
+			_ = removeRecord(stateDir, name)
+		}
+	}
 }
 
 var dockerNetnsName = regexp.MustCompile(`^[0-9a-f]{12}$`)
