@@ -15,9 +15,11 @@ fi
 fail() { echo "package-test: FAIL: $*" >&2; exit 1; }
 
 # What the checks need: man-db (man -w), bash-completion (its loader and
-# pkg-config file say where completions go), rpm (reads the .rpm).
+# pkg-config file say where completions go), rpm (reads the .rpm), fish
+# (finds vendor completions by itself and can be asked for candidates).
 missing=()
 command -v rpm >/dev/null || missing+=(rpm)
+command -v fish >/dev/null || missing+=(fish)
 command -v man >/dev/null || missing+=(man-db)
 [ -f /usr/share/bash-completion/bash_completion ] || missing+=(bash-completion)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
@@ -66,6 +68,12 @@ words=$(bash -c '
 	echo "${COMPREPLY[*]}"') || fail "bash-completion could not load the completion"
 [[ $words == *version* ]] || fail "bash completion of 'nsdebug vers' gave: $words"
 echo "ok: bash-completion loads $compdir/nsdebug; 'nsdebug vers<TAB>' gives: $words"
+
+# Fish finds the file in its vendor_completions.d without set-up.
+fishout=$(fish -c 'complete -C "nsdebug ls -o "' 2>&1) || fail "fish: $fishout"
+# (fish sorts the candidates)
+[ "$(echo "$fishout" | cut -f1 | sort | tr '\n' ' ')" = "json table wide " ] || fail "fish completion of 'nsdebug ls -o ': $fishout"
+echo "ok: fish completes 'nsdebug ls -o ' from /usr/share/fish/vendor_completions.d: $(echo "$fishout" | cut -f1 | tr '\n' ' ')"
 
 # The Docker CLI plugin link, where docker looks.
 [ "$(readlink /usr/libexec/docker/cli-plugins/docker-nsdebug)" = /usr/bin/nsdebug ] || fail "no Docker CLI plugin link"
