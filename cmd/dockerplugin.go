@@ -71,7 +71,7 @@ func runDockerPlugin(args []string, streams IOStreams, getenv func(string) strin
 	}
 	ep, err := resolver.DockerCLIEndpoint(globals, getenv)
 	if err != nil {
-		if args != nil && len(args) > 0 && args[0] == cobra.ShellCompRequestCmd {
+		if len(args) > 0 && args[0] == cobra.ShellCompRequestCmd {
 			ep = resolver.DockerEndpoint{} // completion never prints an error
 		} else {
 			fmt.Fprintf(streams.ErrOut, "nsdebug: %s\n", oneLine(err.Error()))
