@@ -252,3 +252,21 @@ func TestCompleteRuntimeDown(t *testing.T) {
 	}
 	t.Logf("took %s; ActiveHelp %q", took, got.activeHelp)
 }
+
+// As another user: named netns and PIDs are still offered (no privilege
+// needed), containers and pods are not, and ActiveHelp says why.
+func TestCompleteNotRoot(t *testing.T) {
+	testbed.Require(t)
+	c := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "cmpl-nr"})
+	ns := testbed.NewNetNS(t, "cmpl-nr")
+	got := complete(t, []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, "exec", "")
+	if !got.has("netns:"+ns.Name) || got.has("docker:"+c.Name) {
+		t.Errorf("as nobody: netns:%s offered %v, docker:%s offered %v", ns.Name, got.has("netns:"+ns.Name), c.Name, got.has("docker:"+c.Name))
+	}
+	if len(got.activeHelp) != 1 || !strings.Contains(got.activeHelp[0], "not root") {
+		t.Errorf("as nobody: ActiveHelp %q", got.activeHelp)
+	}
+	if got.directive != ":4" {
+		t.Errorf("as nobody: directive %s", got.directive)
+	}
+}
