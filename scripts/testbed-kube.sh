@@ -146,6 +146,10 @@ POD_CIDR=10.98.0.0/16
 NODE_IP=10.98.0.1
 SERVICE_CIDR=10.97.0.0/24
 
+# Debian's containerd 1.6 (kubelet 1.34 still supports 1.6); full paths, so a
+# newer containerd elsewhere on PATH is not picked up.
+CONTAINERD=/usr/bin/containerd
+CTR=/usr/bin/ctr
 CTRD_SOCK=$RUN/containerd/containerd.sock
 CTRD_CONF=$ETC/kube/containerd.toml
 CNI_DIR=$ETC/kube/cni
@@ -244,7 +248,7 @@ wait_for() { # seconds, description, command...
 
 etcd_healthy() { curl -fsS "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
 apiserver_healthy() { curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$APISERVER_URL/readyz" | grep -qx ok; }
-ctrd_healthy() { ctr --address "$CTRD_SOCK" version; }
+ctrd_healthy() { "$CTR" --address "$CTRD_SOCK" version; }
 kubelet_healthy() { curl -fsS "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz" | grep -qx ok; }
 
 start_etcd() {
@@ -315,7 +319,7 @@ JSON
 	# Debian's containerd 1.6 defaults, with: its own socket, root, state, runc
 	# root and CNI directory; the test bed's image as sandbox ("pause") image;
 	# restrict_oom_score_adj because this host lacks CAP_SYS_RESOURCE.
-	containerd config default |
+	"$CONTAINERD" config default |
 		sed -e "s#^root = .*#root = \"$STATE/containerd\"#" \
 			-e "s#^state = .*#state = \"$RUN/containerd/state\"#" \
 			-e "/^\[grpc\]/,/^\[/ s#^  address = .*#  address = \"$CTRD_SOCK\"#" \
@@ -334,20 +338,19 @@ JSON
 
 start_containerd() {
 	write_containerd_config
-	local pat="containerd --config $CTRD_CONF"
-	if pgrep -f "^$pat" >/dev/null && ctrd_healthy >/dev/null 2>&1; then return 0; fi
-	if ! pgrep -f "^$pat" >/dev/null; then
+	if running "$CONTAINERD --config $CTRD_CONF" && ctrd_healthy >/dev/null 2>&1; then return 0; fi
+	if ! running "$CONTAINERD --config $CTRD_CONF"; then
 		rm -f "$CTRD_SOCK" "$CTRD_SOCK.ttrpc"
-		start containerd containerd --config "$CTRD_CONF"
+		start containerd "$CONTAINERD" --config "$CTRD_CONF"
 	fi
 	wait_for 30 "the kubelet's containerd" ctrd_healthy
 }
 
 import_images() {
-	if ! ctr --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -qx "$BB_IMAGE"; then
+	if ! "$CTR" --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -qx "$BB_IMAGE"; then
 		docker image inspect bb:local >/dev/null 2>&1 || die "docker image bb:local missing: run scripts/testbed.sh (make testbed) first"
 		log "importing $BB_IMAGE"
-		docker save bb:local | ctr --address "$CTRD_SOCK" -n k8s.io images import - >/dev/null
+		docker save bb:local | "$CTR" --address "$CTRD_SOCK" -n k8s.io images import - >/dev/null
 	fi
 	# The nsdebug image (make image): import again whenever docker holds a
 	# different build under the tag (a -dirty VERSION is reused).
@@ -356,13 +359,13 @@ import_images() {
 		want=docker.io/${NSDEBUG_IMAGE#docker.io/}
 		id=$(docker image inspect -f '{{.Id}}' "$NSDEBUG_IMAGE") || die "docker image $NSDEBUG_IMAGE missing: run make image"
 		if [ "$(cat "$stamp" 2>/dev/null)" != "$want $id" ] ||
-			! ctr --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -qx "$want"; then
+			! "$CTR" --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -qx "$want"; then
 			log "importing $want"
 			local tar=${NSDEBUG_IMAGE_TAR:-}
 			if [ -n "$tar" ] && [ -s "$tar" ]; then
-				ctr --address "$CTRD_SOCK" -n k8s.io images import "$tar" >/dev/null
+				"$CTR" --address "$CTRD_SOCK" -n k8s.io images import "$tar" >/dev/null
 			else
-				docker save "$NSDEBUG_IMAGE" | ctr --address "$CTRD_SOCK" -n k8s.io images import - >/dev/null
+				docker save "$NSDEBUG_IMAGE" | "$CTR" --address "$CTRD_SOCK" -n k8s.io images import - >/dev/null
 			fi
 			echo "$want $id" >"$stamp"
 		fi
@@ -396,9 +399,9 @@ failSwapOn: false
 cgroupsPerQOS: false
 enforceNodeAllocatable: []
 # No eviction and no image GC: this host is shared, nothing here may go
-# away because the disk or memory looks full to the kubelet.
-evictionHard: {}
-evictionSoft: {}
+# away because the disk or memory looks full to the kubelet. ("0%" switches a
+# signal off; an empty map could be taken for "unset" and get the defaults.)
+evictionHard: {memory.available: "0%", nodefs.available: "0%", nodefs.inodesFree: "0%", imagefs.available: "0%", imagefs.inodesFree: "0%"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 # No KUBE-IPTABLES-HINT / KUBE-FIREWALL chains (and no jump from INPUT/OUTPUT)
@@ -407,6 +410,7 @@ makeIPTablesUtilChains: false
 # Lowering its own OOM score needs CAP_SYS_RESOURCE, which this host lacks.
 oomScoreAdj: 0
 podLogsDir: $STATE/pod-logs
+volumePluginDir: $STATE/volume-plugins
 staticPodPath: ""
 registerNode: true
 clusterDomain: cluster.local
@@ -444,7 +448,7 @@ start_kubelet() {
 	done
 	running "$KUBELET" || start kubelet unshare --mount --propagation unchanged -- sh -c \
 		"$binds exec $KUBELET --config $ETC/kube/kubelet.yaml --kubeconfig $KUBECONFIG_KUBELET \
-		--hostname-override $NODE --node-ip $NODE_IP --root-dir $KUBELET_ROOT --v 1"
+		--hostname-override $NODE --node-ip $NODE_IP --root-dir $KUBELET_ROOT --cert-dir $KUBELET_ROOT/pki --v 1"
 	wait_for 60 kubelet kubelet_healthy
 }
 
@@ -533,7 +537,7 @@ status() {
 		echo "apiserver: NOT ready"; rc=1
 	fi
 	if ctrd_healthy >/dev/null 2>&1; then
-		echo "images: $(ctr --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -v '^sha256:' | tr '\n' ' ')"
+		echo "images: $("$CTR" --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -v '^sha256:' | tr '\n' ' ')"
 	fi
 	return $rc
 }
@@ -567,19 +571,19 @@ down() {
 	stop_pids "$(pids_of "$KUBELET")"
 	if ctrd_healthy >/dev/null 2>&1; then
 		local id netns
-		for id in $(ctr --address "$CTRD_SOCK" -n k8s.io containers ls -q 2>/dev/null); do
-			netns=$(ctr --address "$CTRD_SOCK" -n k8s.io containers info --spec "$id" 2>/dev/null |
+		for id in $("$CTR" --address "$CTRD_SOCK" -n k8s.io containers ls -q 2>/dev/null); do
+			netns=$("$CTR" --address "$CTRD_SOCK" -n k8s.io containers info --spec "$id" 2>/dev/null |
 				sed -n 's#.*"path": *"\(/var/run/netns/cni-[^"]*\)".*#\1#p' | head -1)
-			ctr --address "$CTRD_SOCK" -n k8s.io tasks kill -s KILL "$id" >/dev/null 2>&1 || true
-			ctr --address "$CTRD_SOCK" -n k8s.io tasks delete -f "$id" >/dev/null 2>&1 || true
-			ctr --address "$CTRD_SOCK" -n k8s.io containers delete "$id" >/dev/null 2>&1 || true
+			"$CTR" --address "$CTRD_SOCK" -n k8s.io tasks kill -s KILL "$id" >/dev/null 2>&1 || true
+			"$CTR" --address "$CTRD_SOCK" -n k8s.io tasks delete -f "$id" >/dev/null 2>&1 || true
+			"$CTR" --address "$CTRD_SOCK" -n k8s.io containers delete "$id" >/dev/null 2>&1 || true
 			if [ -n "$netns" ] && [ -e "$netns" ]; then
 				umount "$netns" 2>/dev/null || true
 				rm -f "$netns"
 			fi
 		done
 	fi
-	stop_pids "$(pgrep -f "^containerd --config $CTRD_CONF" || true)"
+	stop_pids "$(pids_of "$CONTAINERD --config $CTRD_CONF")"
 	# Shims outlive containerd; theirs name its socket in their arguments.
 	stop_pids "$(pgrep -f "containerd-shim-runc-v2 .*-address $CTRD_SOCK( |$)" || true)"
 	stop_pids "$(pids_of "$APISERVER")"
