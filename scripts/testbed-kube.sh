@@ -369,6 +369,8 @@ import_images() {
 			fi
 			echo "$want $id" >"$stamp"
 		fi
+		# Other VERSIONs' tags stay: worktrees of other versions share the
+		# cluster, and image GC is off (a tag costs about 20 MB).
 	fi
 }
 
@@ -591,6 +593,9 @@ down() {
 	findmnt -rn -o TARGET | grep -E "^($KUBELET_ROOT|$STATE/containerd|$RUN)(/|$)" | sort -r |
 		while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" || true; done
 	rm -rf "$STATE/cni-ipam" # every address is free again: no pod is left
+	# The kubelet's device-plugin socket has a fixed path outside its root dir.
+	rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+	rmdir /var/lib/kubelet/device-plugins /var/lib/kubelet 2>/dev/null || true
 	ip link del "$BRIDGE" 2>/dev/null || true
 	rm -f "$CTRD_SOCK" "$CTRD_SOCK.ttrpc"
 	log "down"
