@@ -374,9 +374,9 @@ import_images() {
 	fi
 }
 
-write_kubelet_config() {
+write_kubelet_config() { # to FILE
 	mkdir -p "$KUBELET_ROOT" "$STATE/pod-logs"
-	cat >"$ETC/kube/kubelet.yaml" <<YAML
+	cat >"$1" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $NODE_IP
@@ -418,6 +418,11 @@ registerNode: true
 clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
 maxPods: 110
+featureGates:
+  # With cgroupsPerQOS false there are no pod cgroups, and the in-place
+  # resize path of SyncPod (beta, on by default in 1.34) dereferences the
+  # missing pod cgroup config: the kubelet panicked on pods with resources.
+  InPlacePodVerticalScaling: false
 YAML
 }
 
@@ -438,8 +443,16 @@ kubelet_root_shared() {
 }
 
 start_kubelet() {
+	local conf=$ETC/kube/kubelet.yaml
+	write_kubelet_config "$conf.new"
+	# A kubelet started with an older configuration (an older copy of this
+	# script) is restarted with this one.
+	if running "$KUBELET" && ! cmp -s "$conf.new" "$conf"; then
+		log "kubelet configuration changed: restarting the kubelet"
+		stop_pids "$(pids_of "$KUBELET")"
+	fi
+	mv "$conf.new" "$conf"
 	if running "$KUBELET" && kubelet_healthy; then return 0; fi
-	write_kubelet_config
 	kubelet_root_shared
 	mkdir -p "$STATE/sysctl"
 	local binds="" kv
@@ -449,7 +462,7 @@ start_kubelet() {
 		binds="$binds mount --bind $STATE/sysctl/${kv%%=*} /proc/sys/${kv%%=*} &&"
 	done
 	running "$KUBELET" || start kubelet unshare --mount --propagation unchanged -- sh -c \
-		"$binds exec $KUBELET --config $ETC/kube/kubelet.yaml --kubeconfig $KUBECONFIG_KUBELET \
+		"$binds exec $KUBELET --config $conf --kubeconfig $KUBECONFIG_KUBELET \
 		--hostname-override $NODE --node-ip $NODE_IP --root-dir $KUBELET_ROOT --cert-dir $KUBELET_ROOT/pki --v 1"
 	wait_for 60 kubelet kubelet_healthy
 }
