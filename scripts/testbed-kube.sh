@@ -9,6 +9,8 @@
 # Binaries are built from the Go module proxy at pinned versions and cached under
 # /var/cache/nsdebug-testbed/<component>-<version>/, so only a machine's first run builds.
 set -euo pipefail
+# (With pipefail, `cmd | grep -q` fails when grep exits at the first match and
+# cmd dies of SIGPIPE; so pipes end in `grep ... >/dev/null` here.)
 
 K8S_VERSION=v1.34.4
 # k8s.io/kubernetes's go.mod replaces each staging module (k8s.io/api, ...) with a
@@ -246,10 +248,10 @@ wait_for() { # seconds, description, command...
 	die "$what did not come up within $1 s; see $LOGS/kube-*.log"
 }
 
-etcd_healthy() { curl -fsS "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
-apiserver_healthy() { curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$APISERVER_URL/readyz" | grep -qx ok; }
+etcd_healthy() { curl -fsS "http://127.0.0.1:$ETCD_PORT/health" | grep '"health":"true"' >/dev/null; }
+apiserver_healthy() { curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$APISERVER_URL/readyz" | grep -x ok >/dev/null; }
 ctrd_healthy() { "$CTR" --address "$CTRD_SOCK" version; }
-kubelet_healthy() { curl -fsS "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz" | grep -qx ok; }
+kubelet_healthy() { curl -fsS "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz" | grep -x ok >/dev/null; }
 
 start_etcd() {
 	running "$ETCD" && etcd_healthy && return 0
@@ -287,7 +289,7 @@ make_bridge() {
 	if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
 		ip link add "$BRIDGE" type bridge
 	fi
-	ip -4 addr show dev "$BRIDGE" | grep -q "inet $NODE_IP/" || ip addr add "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
+	ip -4 addr show dev "$BRIDGE" | grep "inet $NODE_IP/" >/dev/null || ip addr add "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
 	ip link set "$BRIDGE" up
 }
 
@@ -347,7 +349,7 @@ start_containerd() {
 }
 
 import_images() {
-	if ! "$CTR" --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -qx "$BB_IMAGE"; then
+	if ! "$CTR" --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -x "$BB_IMAGE" >/dev/null; then
 		docker image inspect bb:local >/dev/null 2>&1 || die "docker image bb:local missing: run scripts/testbed.sh (make testbed) first"
 		log "importing $BB_IMAGE"
 		docker save bb:local | "$CTR" --address "$CTRD_SOCK" -n k8s.io images import - >/dev/null
@@ -359,7 +361,7 @@ import_images() {
 		want=docker.io/${NSDEBUG_IMAGE#docker.io/}
 		id=$(docker image inspect -f '{{.Id}}' "$NSDEBUG_IMAGE") || die "docker image $NSDEBUG_IMAGE missing: run make image"
 		if [ "$(cat "$stamp" 2>/dev/null)" != "$want $id" ] ||
-			! "$CTR" --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -qx "$want"; then
+			! "$CTR" --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -x "$want" >/dev/null; then
 			log "importing $want"
 			local tar=${NSDEBUG_IMAGE_TAR:-}
 			if [ -n "$tar" ] && [ -s "$tar" ]; then
@@ -436,7 +438,7 @@ YAML
 KUBELET_SYSCTLS="vm/overcommit_memory=1 vm/panic_on_oom=0 kernel/panic=10 kernel/panic_on_oops=1 kernel/keys/root_maxkeys=1000000 kernel/keys/root_maxbytes=25000000"
 
 kubelet_root_shared() {
-	if ! findmnt -n -o PROPAGATION --mountpoint "$KUBELET_ROOT" 2>/dev/null | grep -q shared; then
+	if ! findmnt -n -o PROPAGATION --mountpoint "$KUBELET_ROOT" 2>/dev/null | grep shared >/dev/null; then
 		findmnt -n --mountpoint "$KUBELET_ROOT" >/dev/null 2>&1 || mount --bind "$KUBELET_ROOT" "$KUBELET_ROOT"
 		mount --make-shared "$KUBELET_ROOT"
 	fi
@@ -472,6 +474,14 @@ start_kubelet() {
 # ---------------------------------------------------------------------------
 
 bootstrap_objects() {
+	local m; m=$(bootstrap_manifest)
+	# Once made they stay (nothing here deletes them): a get is quicker than
+	# an apply, which reads and patches each object.
+	"${KUBECTL[@]}" get -f - -o name <<<"$m" >/dev/null 2>&1 && return 0
+	"${KUBECTL[@]}" apply -f - <<<"$m" >/dev/null
+}
+
+bootstrap_manifest() {
 	local ca; ca=$(sed 's/^/    /' "$PKI/ca.crt")
 	{
 		cat <<YAML
@@ -502,7 +512,7 @@ data:
 $ca
 YAML
 		done
-	} | "${KUBECTL[@]}" apply -f - >/dev/null
+	}
 }
 
 # ---------------------------------------------------------------------------
