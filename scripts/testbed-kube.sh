@@ -354,13 +354,15 @@ import_images() {
 		log "importing $BB_IMAGE"
 		docker save bb:local | "$CTR" --address "$CTRD_SOCK" -n k8s.io images import - >/dev/null
 	fi
-	# The nsdebug image (make image): import again whenever docker holds a
-	# different build under the tag (a -dirty VERSION is reused).
+	# The nsdebug image (make image): imported when its tag is missing, and
+	# for a -dirty VERSION (one tag, changing code) whenever docker holds a
+	# different build under it. (Every make build differs in its build date,
+	# so a clean VERSION's image is not imported again for that alone.)
 	if [ -n "${NSDEBUG_IMAGE:-}" ]; then
 		local want id stamp=$STATE/nsdebug-image.imported
 		want=docker.io/${NSDEBUG_IMAGE#docker.io/}
 		id=$(docker image inspect -f '{{.Id}}' "$NSDEBUG_IMAGE") || die "docker image $NSDEBUG_IMAGE missing: run make image"
-		if [ "$(cat "$stamp" 2>/dev/null)" != "$want $id" ] ||
+		if { [ "${want%-dirty}" != "$want" ] && [ "$(cat "$stamp" 2>/dev/null)" != "$want $id" ]; } ||
 			! "$CTR" --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -x "$want" >/dev/null; then
 			log "importing $want"
 			local tar=${NSDEBUG_IMAGE_TAR:-}
