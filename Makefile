@@ -53,8 +53,13 @@ testbed:
 # $(IMAGE_REPO):dev in dockerd; saved to $(IMAGE_TAR) for containerd.
 IMAGE_REPO ?= nsdebug/nsdebug
 IMAGE_TAR  ?= bin/nsdebug-image.tar
+# A clean VERSION's image is built once (builds differ only in their date).
 image: build
-	@set -e; ctx=$$(mktemp -d); trap 'rm -rf "$$ctx"' EXIT; \
+	@set -e; case "$(VERSION)" in *-dirty) ;; *) \
+		if docker image inspect $(IMAGE_REPO):$(VERSION) >/dev/null 2>&1 && [ -s $(IMAGE_TAR) ] && \
+			tar -xOf $(IMAGE_TAR) manifest.json | grep '"$(IMAGE_REPO):$(VERSION)"' >/dev/null; then \
+			echo "image: $(IMAGE_REPO):$(VERSION) up to date ($(IMAGE_TAR))"; exit 0; fi;; esac; \
+	ctx=$$(mktemp -d); trap 'rm -rf "$$ctx"' EXIT; \
 	old=$$(docker image inspect -f '{{.Id}}' $(IMAGE_REPO):$(VERSION) 2>/dev/null || true); \
 	cp $(BIN) "$$ctx/nsdebug"; cp /bin/busybox "$$ctx/busybox"; \
 	printf '%s\n' 'FROM scratch' 'COPY busybox /bin/busybox' \
@@ -63,9 +68,9 @@ image: build
 		'CMD ["/bin/sleep", "2147483647"]' >"$$ctx/Dockerfile"; \
 	docker build -q -t $(IMAGE_REPO):$(VERSION) -t $(IMAGE_REPO):dev "$$ctx" >/dev/null; \
 	new=$$(docker image inspect -f '{{.Id}}' $(IMAGE_REPO):$(VERSION)); \
-	if [ -n "$$old" ] && [ "$$old" != "$$new" ]; then docker rmi "$$old" >/dev/null 2>&1 || true; fi
-	docker save -o $(IMAGE_TAR) $(IMAGE_REPO):$(VERSION) $(IMAGE_REPO):dev
-	@echo "image: $(IMAGE_REPO):$(VERSION) (and :dev), saved to $(IMAGE_TAR)"
+	if [ -n "$$old" ] && [ "$$old" != "$$new" ]; then docker rmi "$$old" >/dev/null 2>&1 || true; fi; \
+	docker save -o $(IMAGE_TAR) $(IMAGE_REPO):$(VERSION) $(IMAGE_REPO):dev; \
+	echo "image: $(IMAGE_REPO):$(VERSION) (and :dev), saved to $(IMAGE_TAR)"
 
 # A real one-node Kubernetes (etcd, kube-apiserver, kubelet on a containerd of
 # its own) with bb:local and the nsdebug image imported; see scripts/testbed-kube.sh.
