@@ -32,7 +32,7 @@ FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 DOCKER_PLUGIN     ?= 0
 DOCKER_PLUGIN_DIR ?= $(PREFIX)/libexec/docker/cli-plugins
 
-.PHONY: all build test test-unit test-fuzz testbed lint demo bench examples clean tidy-check man completions install uninstall package package-test
+.PHONY: all build test test-unit test-fuzz testbed testbed-kube image lint demo bench examples clean tidy-check man completions install uninstall package package-test
 
 all: build
 
@@ -63,6 +63,36 @@ test-fuzz:
 
 testbed:
 	scripts/testbed.sh
+
+# The image of nsdebug for Kubernetes (the node helper pod): FROM scratch with
+# the static bin/nsdebug at /usr/local/bin/nsdebug and busybox-static's
+# applets in /bin, idle `sleep` as command. Tagged $(IMAGE_REPO):$(VERSION) and
+# $(IMAGE_REPO):dev in dockerd; saved to $(IMAGE_TAR) for containerd.
+IMAGE_REPO ?= nsdebug/nsdebug
+IMAGE_TAR  ?= bin/nsdebug-image.tar
+# A clean VERSION's image is built once (builds differ only in their date).
+image: build
+	@set -e; case "$(VERSION)" in *-dirty) ;; *) \
+		if docker image inspect $(IMAGE_REPO):$(VERSION) >/dev/null 2>&1 && [ -s $(IMAGE_TAR) ] && \
+			tar -xOf $(IMAGE_TAR) manifest.json | grep '"$(IMAGE_REPO):$(VERSION)"' >/dev/null; then \
+			echo "image: $(IMAGE_REPO):$(VERSION) up to date ($(IMAGE_TAR))"; exit 0; fi;; esac; \
+	ctx=$$(mktemp -d); trap 'rm -rf "$$ctx"' EXIT; \
+	old=$$(docker image inspect -f '{{.Id}}' $(IMAGE_REPO):$(VERSION) 2>/dev/null || true); \
+	cp $(BIN) "$$ctx/nsdebug"; cp /bin/busybox "$$ctx/busybox"; \
+	printf '%s\n' 'FROM scratch' 'COPY busybox /bin/busybox' \
+		'RUN ["/bin/busybox", "--install", "-s", "/bin"]' \
+		'COPY nsdebug /usr/local/bin/nsdebug' \
+		'CMD ["/bin/sleep", "2147483647"]' >"$$ctx/Dockerfile"; \
+	docker build -q -t $(IMAGE_REPO):$(VERSION) -t $(IMAGE_REPO):dev "$$ctx" >/dev/null; \
+	new=$$(docker image inspect -f '{{.Id}}' $(IMAGE_REPO):$(VERSION)); \
+	if [ -n "$$old" ] && [ "$$old" != "$$new" ]; then docker rmi "$$old" >/dev/null 2>&1 || true; fi; \
+	docker save -o $(IMAGE_TAR) $(IMAGE_REPO):$(VERSION) $(IMAGE_REPO):dev; \
+	echo "image: $(IMAGE_REPO):$(VERSION) (and :dev), saved to $(IMAGE_TAR)"
+
+# A real one-node Kubernetes (etcd, kube-apiserver, kubelet on a containerd of
+# its own) with bb:local and the nsdebug image imported; see scripts/testbed-kube.sh.
+testbed-kube: image
+	NSDEBUG_IMAGE=$(IMAGE_REPO):$(VERSION) NSDEBUG_IMAGE_TAR=$(IMAGE_TAR) scripts/testbed-kube.sh
 
 lint: tidy-check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
