@@ -274,7 +274,7 @@ flush_docker_firewall() { # bridge names
 
 install_packages() {
 	local need=() p
-	for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz; do
+	for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz tcpdump tshark; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
 	done
 	if [ ${#need[@]} -gt 0 ]; then
