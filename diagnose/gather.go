@@ -1,0 +1,390 @@
+package diagnose
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nsdebug/nsdebug/enter"
+	"github.com/nsdebug/nsdebug/inspect"
+	"github.com/nsdebug/nsdebug/internal/nsfs"
+	"github.com/nsdebug/nsdebug/resolver"
+)
+
+// Facts is everything the checks of one namespace read. Checks never do
+// I/O: they look only here.
+type Facts struct {
+	Target      string
+	Runtime     string // docker, cri, containerd, pid, netns, path
+	NetworkMode string
+	// Net: the runtime's published ports and networks (nil: it says
+	// nothing); Networks: the networks' own settings by attachment name.
+	Net      *resolver.NetConfig
+	Networks map[string]*resolver.NetworkInfo
+	Report   *inspect.Report
+	// Sysctl holds sysctls read inside the namespace beyond the report's.
+	Sysctl map[string]string
+	// Counters read Interval apart.
+	Before, After Counters
+	Interval      time.Duration
+	ResolvConf    *ResolvConf
+	ResolvErr     string
+	Hosts         string
+	HostsErr      string
+	DNSProbe      *ProbeResult
+	// Host: the host's facts (also set for host checks).
+	Host *HostFacts
+	// Missing: evidence that could not be read, by name, with why.
+	Missing map[string]string
+}
+
+// HostFacts is what the host checks read, gathered once per invocation.
+type HostFacts struct {
+	Report      *inspect.Report
+	Sysctl      map[string]string
+	IPTables    map[string]*Ruleset // legacy, nft
+	IPTablesErr map[string]string
+	// UserlandProxy: Docker's userland-proxy setting as dockerd was
+	// started (command line, else daemon.json; default on); "" unknown
+	// (no dockerd running).
+	UserlandProxy string
+	ProxySource   string
+	DockerProxies []DockerProxy
+	// Hairpin by host bridge port name (/sys/class/net/X/brport/hairpin_mode).
+	Hairpin map[string]string
+	// Netns: every namespace's addresses, for address conflicts.
+	Peers []PeerAddrs
+	// Subnets: runtime networks' subnets with their bridge (Docker
+	// networks; the CNI bridge from its conflist is not read).
+	Subnets       []SubnetOwner
+	Before, After Counters
+}
+
+// DockerProxy is one docker-proxy process: it owns a published host port
+// while userland-proxy is on.
+type DockerProxy struct {
+	PID           int    `json:"pid"`
+	Proto         string `json:"proto"`
+	HostIP        string `json:"host_ip"`
+	HostPort      int    `json:"host_port"`
+	ContainerIP   string `json:"container_ip"`
+	ContainerPort int    `json:"container_port"`
+}
+
+// PeerAddrs are one namespace's addresses with the host bridge each
+// interface's veth peer hangs on.
+type PeerAddrs struct {
+	Netns  uint64
+	Label  string
+	Addrs  []string // CIDR
+	Bridge string
+}
+
+// SubnetOwner is a runtime network's subnet and its bridge.
+type SubnetOwner struct {
+	Network string
+	Subnet  string
+	Bridge  string
+}
+
+// Target is one namespace to diagnose.
+type Target struct {
+	Res      *resolver.Result
+	Networks map[string]*resolver.NetworkInfo
+}
+
+// GatherOptions tune Gather.
+type GatherOptions struct {
+	Interval time.Duration
+	Probe    bool
+	ProcRoot string
+	HostNS   *nsfs.Netns
+	Workers  int
+	// HostFacts: gather the host's evidence too (host checks selected).
+	HostFacts bool
+}
+
+// Gather reads the evidence of every target and of the host. Counters are
+// read at the start and once more when Interval has passed since then: one
+// interval for all namespaces, which are read in parallel meanwhile.
+func Gather(ctx context.Context, targets []Target, opts GatherOptions) ([]*Facts, *HostFacts) {
+	if opts.ProcRoot == "" {
+		opts.ProcRoot = "/proc"
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
+	start := time.Now()
+	facts := make([]*Facts, len(targets))
+	nss := make([]*nsfs.Netns, len(targets))
+	for i, t := range targets {
+		facts[i] = &Facts{
+			Target: t.Res.Target, Runtime: t.Res.Runtime, NetworkMode: t.Res.NetworkMode, Net: t.Res.Net,
+			Networks: t.Networks, Interval: opts.Interval, Missing: map[string]string{}, Sysctl: map[string]string{},
+		}
+		nss[i] = t.Res.NS
+	}
+	host := &HostFacts{Sysctl: map[string]string{}, Hairpin: map[string]string{}}
+
+	// First counter read: one thread visits every namespace in turn.
+	all := append(append([]*nsfs.Netns{}, nss...), opts.HostNS)
+	before := make([]Counters, len(all))
+	readAllCounters(all, before)
+	for i := range facts {
+		facts[i].Before = before[i]
+	}
+	host.Before = before[len(all)-1]
+
+	var wg sync.WaitGroup
+	if opts.HostFacts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gatherHost(ctx, opts, host)
+		}()
+	}
+	sem := make(chan struct{}, opts.Workers)
+	for i := range targets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			gatherNetns(ctx, targets[i], opts, facts[i])
+		}(i)
+	}
+	wg.Wait()
+
+	if wait := opts.Interval - time.Since(start); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+	after := make([]Counters, len(all))
+	readAllCounters(all, after)
+	for i := range facts {
+		facts[i].After = after[i]
+		facts[i].Host = host
+	}
+	host.After = after[len(all)-1]
+	return facts, host
+}
+
+// readAllCounters reads every namespace's counters, a few threads at once.
+func readAllCounters(nss []*nsfs.Netns, into []Counters) {
+	const threads = 4
+	var wg sync.WaitGroup
+	for w := 0; w < threads; w++ {
+		var mine []*nsfs.Netns
+		var idx []int
+		for i := w; i < len(nss); i += threads {
+			if nss[i] == nil {
+				into[i] = Counters{NetErr: "namespace not open", ConntrackErr: "namespace not open"}
+				continue
+			}
+			mine, idx = append(mine, nss[i]), append(idx, i)
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs := enter.Each(mine, func(j int) error {
+				into[idx[j]] = readCounters()
+				return nil
+			})
+			for j, err := range errs {
+				if err != nil {
+					into[idx[j]] = Counters{NetErr: err.Error(), ConntrackErr: err.Error()}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func gatherNetns(ctx context.Context, t Target, opts GatherOptions, f *Facts) {
+	rep, err := inspect.Inspect(ctx, t.Res.NS, inspect.Options{ProcRoot: opts.ProcRoot, Host: opts.HostNS})
+	if err != nil {
+		f.Missing["report"] = err.Error()
+		rep = &inspect.Report{}
+	}
+	f.Report = rep
+	for _, w := range rep.Warnings {
+		section, _, _ := strings.Cut(w, ":")
+		f.Missing[section] = w
+	}
+	// Sysctls the report does not carry, per interface.
+	var keys []string
+	for _, l := range rep.Links {
+		keys = append(keys, "net.ipv4.conf."+l.Name+".rp_filter")
+	}
+	keys = append(keys, "net.ipv6.conf.lo.disable_ipv6", "net.ipv4.tcp_max_tw_buckets")
+	err = enter.Do(t.Res.NS, func() error {
+		for _, k := range keys {
+			if v, err := readSysctl(k); err == nil {
+				f.Sysctl[k] = v
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		f.Missing["sysctls"] = err.Error()
+	}
+	f.ResolvConf, f.ResolvErr = readResolvConf(t.Res, opts.ProcRoot)
+	f.Hosts, f.HostsErr = readContainerFile(t.Res, opts.ProcRoot, t.Res.Hosts, "/etc/hosts")
+	if opts.Probe && f.ResolvConf != nil {
+		f.DNSProbe = probeDNS(t.Res.NS, f.ResolvConf.Nameservers)
+	}
+}
+
+func readSysctl(name string) (string, error) {
+	b, err := os.ReadFile("/proc/sys/" + strings.ReplaceAll(name, ".", "/"))
+	if err != nil {
+		return "", err
+	}
+	return strings.Join(strings.Fields(string(b)), " "), nil
+}
+
+// readContainerFile reads a file the container sees: the runtime's copy on
+// the host when it names one, else through a process's root.
+func readContainerFile(res *resolver.Result, procRoot, hostPath, inside string) (string, string) {
+	// A Docker container's process sees its own mounts (a -v over
+	// /etc/hosts); a pod's sandbox process has the pause image's files,
+	// the app containers the runtime's copy.
+	if res.Runtime == "docker" && res.PID != 0 {
+		if b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(res.PID), "root", inside)); err == nil {
+			return string(b), ""
+		}
+	}
+	if hostPath != "" {
+		b, err := os.ReadFile(hostPath)
+		if err == nil {
+			return string(b), ""
+		}
+		if res.PID == 0 {
+			return "", err.Error()
+		}
+	}
+	if res.PID == 0 {
+		return "", "no process to read " + inside + " through"
+	}
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(res.PID), "root", inside))
+	if err != nil {
+		return "", err.Error()
+	}
+	return string(b), ""
+}
+
+func gatherHost(ctx context.Context, opts GatherOptions, h *HostFacts) {
+	if opts.HostNS != nil {
+		if rep, err := inspect.Inspect(ctx, opts.HostNS, inspect.Options{Sections: []string{"links", "addrs", "routes", "sysctls"}, ProcRoot: opts.ProcRoot}); err == nil {
+			h.Report = rep
+		}
+	}
+	if h.Report == nil {
+		h.Report = &inspect.Report{}
+	}
+	for _, k := range []string{"net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.netfilter.nf_conntrack_count", "net.netfilter.nf_conntrack_max"} {
+		if v, err := readSysctl(k); err == nil {
+			h.Sysctl[k] = v
+		}
+	}
+	h.IPTables, h.IPTablesErr = readIPTables(ctx)
+	h.UserlandProxy, h.ProxySource, h.DockerProxies = dockerProxyFacts(opts.ProcRoot)
+	for _, l := range h.Report.Links {
+		if l.Master == "" {
+			continue
+		}
+		if b, err := os.ReadFile("/sys/class/net/" + l.Name + "/brport/hairpin_mode"); err == nil {
+			h.Hairpin[l.Name] = strings.TrimSpace(string(b))
+		}
+	}
+}
+
+// dockerProxyFacts finds dockerd's userland-proxy setting and the
+// docker-proxy processes, from /proc.
+func dockerProxyFacts(procRoot string) (setting, source string, proxies []DockerProxy) {
+	ents, err := os.ReadDir(procRoot)
+	if err != nil {
+		return "", "", nil
+	}
+	var dockerd []string
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(procRoot + "/" + e.Name() + "/cmdline")
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		switch filepath.Base(args[0]) {
+		case "dockerd":
+			dockerd = args
+		case "docker-proxy":
+			proxies = append(proxies, parseDockerProxy(pid, args[1:]))
+		}
+	}
+	if dockerd == nil {
+		return "", "", proxies
+	}
+	for i, a := range dockerd {
+		switch {
+		case a == "--userland-proxy=false":
+			return "false", "dockerd --userland-proxy=false", proxies
+		case a == "--userland-proxy=true", a == "--userland-proxy":
+			if a == "--userland-proxy" && i+1 < len(dockerd) && (dockerd[i+1] == "false" || dockerd[i+1] == "true") {
+				return dockerd[i+1], "dockerd --userland-proxy " + dockerd[i+1], proxies
+			}
+			return "true", "dockerd " + a, proxies
+		}
+	}
+	cfg := "/etc/docker/daemon.json"
+	for i, a := range dockerd {
+		if v, ok := strings.CutPrefix(a, "--config-file="); ok {
+			cfg = v
+		} else if a == "--config-file" && i+1 < len(dockerd) {
+			cfg = dockerd[i+1]
+		}
+	}
+	if b, err := os.ReadFile(cfg); err == nil {
+		s := strings.ReplaceAll(string(b), " ", "")
+		if strings.Contains(s, `"userland-proxy":false`) {
+			return "false", cfg, proxies
+		}
+	}
+	return "true", "dockerd default", proxies
+}
+
+func parseDockerProxy(pid int, args []string) DockerProxy {
+	p := DockerProxy{PID: pid}
+	for i := 0; i+1 < len(args); i++ {
+		v := args[i+1]
+		switch strings.TrimLeft(args[i], "-") {
+		case "proto":
+			p.Proto = v
+		case "host-ip":
+			p.HostIP = v
+		case "host-port":
+			p.HostPort, _ = strconv.Atoi(v)
+		case "container-ip":
+			p.ContainerIP = v
+		case "container-port":
+			p.ContainerPort, _ = strconv.Atoi(v)
+		}
+	}
+	return p
+}
+
+// String for messages.
+func (p DockerProxy) String() string {
+	return fmt.Sprintf("docker-proxy pid %d %s %s:%d -> %s:%d", p.PID, p.Proto, p.HostIP, p.HostPort, p.ContainerIP, p.ContainerPort)
+}
