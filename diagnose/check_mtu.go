@@ -1,8 +1,8 @@
 package diagnose
 
 import (
-	"github.com/nsdebug/nsdebug/inspect"
 	"fmt"
+	"github.com/nsdebug/nsdebug/inspect"
 	"strings"
 )
 

@@ -162,7 +162,7 @@ func Evaluate(f *Facts, scope Scope, sel Selection) []Result {
 		}
 		start := time.Now()
 		o := c.Run(f)
-		r.DurationMS = float64(time.Since(start).Microseconds())/1000
+		r.DurationMS = float64(time.Since(start).Microseconds()) / 1000
 		r.Status, r.Explanation, r.Fix = o.Status, o.Explanation, o.Fix
 		if o.Evidence != nil {
 			r.Evidence = o.Evidence

@@ -1,9 +1,9 @@
 package diagnose
 
 import (
-	"sort"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nsdebug/nsdebug/enter"
 	"github.com/nsdebug/nsdebug/inspect"
+	"github.com/nsdebug/nsdebug/internal/nldump"
 	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/resolver"
 )
@@ -284,8 +285,14 @@ func readContainerFile(res *resolver.Result, procRoot, hostPath, inside string) 
 
 func gatherHost(ctx context.Context, opts GatherOptions, h *HostFacts) {
 	if opts.HostNS != nil {
-		if rep, err := inspect.Inspect(ctx, opts.HostNS, inspect.Options{Sections: []string{"links", "addrs", "routes", "sysctls"}, ProcRoot: opts.ProcRoot}); err == nil {
+		// Routes through inspect; links read here: inspect would name every
+		// host veth's peer namespace, which costs a visit to each.
+		if rep, err := inspect.Inspect(ctx, opts.HostNS, inspect.Options{Sections: []string{"routes"}, ProcRoot: opts.ProcRoot}); err == nil {
 			h.Report = rep
+			h.Report.Links, err = hostLinks(opts.HostNS)
+			if err != nil {
+				h.Report.Warnings = append(h.Report.Warnings, "links: "+err.Error())
+			}
 		}
 	}
 	if h.Report == nil {
@@ -387,4 +394,27 @@ func parseDockerProxy(pid int, args []string) DockerProxy {
 // String for messages.
 func (p DockerProxy) String() string {
 	return fmt.Sprintf("docker-proxy pid %d %s %s:%d -> %s:%d", p.PID, p.Proto, p.HostIP, p.HostPort, p.ContainerIP, p.ContainerPort)
+}
+
+// hostLinks lists the host's links: name, state, MTU, bridge.
+func hostLinks(ns *nsfs.Netns) ([]inspect.Link, error) {
+	h, err := enter.NetlinkHandle(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	links, err := nldump.Retry(h.LinkList)
+	if err != nil {
+		return nil, err
+	}
+	names := map[int]string{}
+	for _, l := range links {
+		names[l.Attrs().Index] = l.Attrs().Name
+	}
+	out := make([]inspect.Link, 0, len(links))
+	for _, l := range links {
+		a := l.Attrs()
+		out = append(out, inspect.Link{Name: a.Name, Index: a.Index, Type: l.Type(), State: a.OperState.String(), MTU: a.MTU, Master: names[a.MasterIndex], LinkNetnsID: a.NetNsID})
+	}
+	return out, nil
 }

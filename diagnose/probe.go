@@ -19,11 +19,11 @@ type ProbeResult struct {
 
 // ServerProbe is one nameserver's answer (or silence).
 type ServerProbe struct {
-	Server  string
+	Server   string
 	Answered bool
-	RCode   string
-	RTT     time.Duration
-	Err     string
+	RCode    string
+	RTT      time.Duration
+	Err      string
 }
 
 // probeName is asked of each nameserver: "localhost." is answered by

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"context"
+	"net"
 	"sort"
 	"strings"
 	"time"
@@ -87,12 +88,33 @@ func Run(ctx context.Context, r *resolver.Resolver, results []*resolver.Result, 
 			}
 		}
 	}
+	// The other namespaces' addresses (address conflicts) are listed
+	// while the targets are read.
+	var holding net.IP
+	if len(results) == 1 && results[0].Net != nil {
+		// One target: only the namespaces holding its address matter
+		// (whois's fast path) instead of every namespace's addresses.
+		for _, n := range results[0].Net.Networks {
+			if ip := net.ParseIP(n.IP); ip != nil && holding == nil {
+				holding = ip
+			}
+		}
+	}
+	type peerList struct {
+		peers []PeerAddrs
+		err   error
+	}
+	peersDone := make(chan peerList, 1)
+	go func() {
+		p, err := listPeers(ctx, r, holding)
+		peersDone <- peerList{p, err}
+	}()
 	facts, hf := Gather(ctx, targets, GatherOptions{Interval: opts.Interval, Probe: opts.Selection.Probe, ProcRoot: opts.ProcRoot, HostNS: host, HostFacts: true})
 	hf.Subnets = subnets
-	if peers, err := listPeers(ctx, r); err != nil {
-		warnings = append(warnings, "listing namespaces for address conflicts: "+err.Error())
+	if pl := <-peersDone; pl.err != nil {
+		warnings = append(warnings, "listing namespaces for address conflicts: "+pl.err.Error())
 	} else {
-		hf.Peers = peers
+		hf.Peers = pl.peers
 	}
 	rep := &Report{SchemaVersion: SchemaVersion, Interval: opts.Interval.String(), Probe: opts.Selection.Probe, Targets: []TargetReport{}}
 	hostFacts := &Facts{Target: "host", Report: hf.Report, Host: hf, Interval: opts.Interval, Before: hf.Before, After: hf.After, Missing: map[string]string{}}
@@ -118,8 +140,8 @@ func Run(ctx context.Context, r *resolver.Resolver, results []*resolver.Result, 
 
 // listPeers reads every namespace's addresses and the bridge of its host
 // veths (nsdebug ls -o wide's reader).
-func listPeers(ctx context.Context, r *resolver.Resolver) ([]PeerAddrs, error) {
-	inv, err := inspect.ListNetns(ctx, r, inspect.ListOptions{Wiring: true})
+func listPeers(ctx context.Context, r *resolver.Resolver, holding net.IP) ([]PeerAddrs, error) {
+	inv, err := inspect.ListNetns(ctx, r, inspect.ListOptions{Wiring: true, HoldingIP: holding})
 	if err != nil {
 		return nil, err
 	}
