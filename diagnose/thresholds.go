@@ -1,5 +1,7 @@
 package diagnose
 
+import "strconv"
+
 // Thresholds are every number a verdict depends on, in one place. The
 // README's check table repeats them with the same reasons; a test keeps the
 // two in step.
@@ -36,3 +38,6 @@ func threshold(check, name string) float64 {
 	}
 	panic("diagnose: no threshold " + check + "." + name)
 }
+
+// fmtValue prints a threshold as the README does.
+func fmtValue(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
