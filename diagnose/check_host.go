@@ -141,6 +141,9 @@ func checkAddrConflict(f *Facts) Outcome {
 	}
 	mine := map[string]string{} // ip -> bridge
 	for _, l := range f.hostVeths() {
+		if l.Peer.Bridge == "" {
+			continue // on no bridge: veth.host says so
+		}
 		for _, a := range f.Report.Addresses {
 			if a.Ifname == l.Name && a.Family == "inet" {
 				ip, _, _ := strings.Cut(a.Address, "/")

@@ -19,12 +19,20 @@ func checkLinkUp(f *Facts) Outcome {
 	var evs []Evidence
 	var down []string
 	for _, l := range ups {
-		// "down" is an interface set down; "lowerlayerdown" is its veth
-		// peer being down, which veth.host reports.
-		evs = append(evs, ev(srcLinks, l.Name+" state", l.State, "up"))
-		if l.State == "down" {
+		// An interface set down here is this check's; one that is up
+		// with no carrier (its veth peer set down) is veth.host's.
+		up, known := f.AdminUp[l.Name]
+		v := l.State
+		switch {
+		case known && !up:
+			v = "down (set down)"
+			down = append(down, l.Name)
+		case known && l.State != "up":
+			v = "set up, operstate " + l.State + " (no carrier: see veth.host)"
+		case !known && l.State == "down":
 			down = append(down, l.Name)
 		}
+		evs = append(evs, ev(srcLinks, l.Name+" state", v, "up"))
 	}
 	if len(down) == 0 {
 		return pass(evs...)
@@ -122,6 +130,14 @@ func checkVethHost(f *Facts) Outcome {
 		state := "unknown"
 		if hl != nil {
 			state = hl.State
+			if up, ok := f.Host.AdminUp[p.Name]; ok {
+				if !up {
+					state = "down"
+				} else if state != "up" {
+					// Its peer (the container's end) set down: link.up's.
+					state = "set up, operstate " + state
+				}
+			}
 		}
 		evs = append(evs, ev(srcHostLinks, p.Name+" (peer of "+l.Name+") state", state, "up"))
 		if state == "down" {

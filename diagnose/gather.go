@@ -3,6 +3,7 @@ package diagnose
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,6 +43,10 @@ type Facts struct {
 	Host *HostFacts
 	// Missing: evidence that could not be read, by name, with why.
 	Missing map[string]string
+	// AdminUp: each interface's IFF_UP (set up by someone), apart from
+	// its operational state (a veth whose peer is down is up but has no
+	// carrier).
+	AdminUp map[string]bool
 }
 
 // HostFacts is what the host checks read, gathered once per invocation.
@@ -64,6 +69,8 @@ type HostFacts struct {
 	// networks; the CNI bridge from its conflist is not read).
 	Subnets       []SubnetOwner
 	Before, After Counters
+	// AdminUp: the host links' IFF_UP.
+	AdminUp map[string]bool
 }
 
 // DockerProxy is one docker-proxy process: it owns a published host port
@@ -217,6 +224,11 @@ func gatherNetns(ctx context.Context, t Target, opts GatherOptions, f *Facts) {
 		rep = &inspect.Report{}
 	}
 	f.Report = rep
+	if _, up, err := readLinks(t.Res.NS); err != nil {
+		f.Missing["links"] = "interface flags: " + err.Error()
+	} else {
+		f.AdminUp = up
+	}
 	for _, w := range rep.Warnings {
 		section, _, _ := strings.Cut(w, ":")
 		f.Missing[section] = w
@@ -289,7 +301,7 @@ func gatherHost(ctx context.Context, opts GatherOptions, h *HostFacts) {
 		// host veth's peer namespace, which costs a visit to each.
 		if rep, err := inspect.Inspect(ctx, opts.HostNS, inspect.Options{Sections: []string{"routes"}, ProcRoot: opts.ProcRoot}); err == nil {
 			h.Report = rep
-			h.Report.Links, err = hostLinks(opts.HostNS)
+			h.Report.Links, h.AdminUp, err = readLinks(opts.HostNS)
 			if err != nil {
 				h.Report.Warnings = append(h.Report.Warnings, "links: "+err.Error())
 			}
@@ -396,17 +408,19 @@ func (p DockerProxy) String() string {
 	return fmt.Sprintf("docker-proxy pid %d %s %s:%d -> %s:%d", p.PID, p.Proto, p.HostIP, p.HostPort, p.ContainerIP, p.ContainerPort)
 }
 
-// hostLinks lists the host's links: name, state, MTU, bridge.
-func hostLinks(ns *nsfs.Netns) ([]inspect.Link, error) {
+// readLinks lists a namespace's links (name, state, MTU, bridge) and
+// which are set up.
+func readLinks(ns *nsfs.Netns) ([]inspect.Link, map[string]bool, error) {
 	h, err := enter.NetlinkHandle(ns)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer h.Close()
 	links, err := nldump.Retry(h.LinkList)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	up := map[string]bool{}
 	names := map[int]string{}
 	for _, l := range links {
 		names[l.Attrs().Index] = l.Attrs().Name
@@ -415,6 +429,7 @@ func hostLinks(ns *nsfs.Netns) ([]inspect.Link, error) {
 	for _, l := range links {
 		a := l.Attrs()
 		out = append(out, inspect.Link{Name: a.Name, Index: a.Index, Type: l.Type(), State: a.OperState.String(), MTU: a.MTU, Master: names[a.MasterIndex], LinkNetnsID: a.NetNsID})
+		up[a.Name] = a.Flags&net.FlagUp != 0
 	}
-	return out, nil
+	return out, up, nil
 }
