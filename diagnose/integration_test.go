@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"math/rand"
+
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/nsdebug/nsdebug/internal/testbed"
 	"github.com/nsdebug/nsdebug/resolver"
 )
@@ -426,4 +430,64 @@ func TestDNS(t *testing.T) {
 		r := expectOnly(t, before, after, "ipv6.localhost", Warn, nil)
 		hasEvidence(t, r, "::1 on lo", "false")
 	})
+}
+
+func TestPod(t *testing.T) {
+	testbed.Require(t)
+	t.Run("healthy", func(t *testing.T) {
+		p := testbed.RunPod(t, testbed.PodOptions{
+			Containers: []string{"web"}, Command: []string{"/bin/httpd", "-f", "-p", "8080"},
+			DNS:   &cri.DNSConfig{Servers: []string{"10.99.0.10"}, Searches: []string{"default.svc.cluster.local"}, Options: []string{"ndots:1"}},
+			Ports: []*cri.PortMapping{{Protocol: cri.Protocol_TCP, ContainerPort: 8080, HostPort: int32(20000 + rand.Intn(20000))}},
+		})
+		waitListen(t, p.SandboxPID, "8080")
+		got, _ := diag(t, p.Ref(), diagOpts{})
+		// The test bed's own state, which diagnose must report: Docker sets
+		// FORWARD DROP and the CNI bridge plugin adds no accept rule (the
+		// host drops this pod's forwarded traffic), and the CNI bridge keeps
+		// MTU 1500 above this VM's egress MTU with no MSS clamp. With the
+		// rules the fixes name, the pod is healthy.
+		if fp := got["forward.policy"]; fp.Status == Fail {
+			hasEvidence(t, fp, "FORWARD policy; ACCEPT rules for nsdbg-cni0", "DROP; 0")
+			applyFix(t, fp)
+		}
+		if m := got["mtu"]; m.Status == Warn {
+			hasEvidence(t, m, "mtu vs egress", "(MSS clamp: false)")
+			applyFix(t, m)
+		}
+		got, _ = diag(t, p.Ref(), diagOpts{})
+		for id, r := range got {
+			if r.Status != Pass && r.Status != Skip {
+				t.Errorf("healthy pod: %s is %s: %s %+v", id, r.Status, r.Explanation, r.Evidence)
+			}
+		}
+		hasEvidence(t, got["ports.listen"], "-> 8080", ":8080 (httpd pid")
+		hasEvidence(t, got["ports.dnat"], "DNAT", "nat CNI-DN-")
+		hasEvidence(t, got["veth.host"], "master", "nsdbg-cni0")
+		hasEvidence(t, got["dns.resolvconf"], "nameserver", "10.99.0.10")
+	})
+	t.Run("kubelet's ClusterFirst DNS", func(t *testing.T) {
+		p := testbed.RunPod(t, testbed.PodOptions{Containers: []string{"app"}})
+		got, _ := diag(t, p.Ref(), diagOpts{})
+		r := got["dns.search"]
+		if r.Status != Warn {
+			t.Errorf("ndots:5 with 3 search domains: %s", r.Status)
+		}
+		hasEvidence(t, r, "options ndots", "5")
+		hasEvidence(t, r, "search", "svc.cluster.local cluster.local")
+	})
+}
+
+// applyFix runs a check's iptables fix commands, and deletes the rules in
+// Cleanup.
+func applyFix(t *testing.T, r Result) {
+	t.Helper()
+	for _, c := range r.Fix.Commands {
+		if !strings.HasPrefix(c, "iptables ") {
+			continue
+		}
+		del := strings.Replace(strings.Replace(c, " -I ", " -D ", 1), " -A ", " -D ", 1)
+		mustRun(t, "sh", "-c", c)
+		t.Cleanup(func() { testbed.Run("sh", "-c", del) })
+	}
 }
