@@ -71,6 +71,7 @@ type HostFacts struct {
 	Before, After Counters
 	// AdminUp: the host links' IFF_UP.
 	AdminUp map[string]bool
+	veths   []hostVeth
 }
 
 // DockerProxy is one docker-proxy process: it owns a published host port
@@ -115,6 +116,9 @@ type GatherOptions struct {
 	Workers  int
 	// HostFacts: gather the host's evidence too (host checks selected).
 	HostFacts bool
+	// DockerProxies: look for dockerd and docker-proxy in /proc (a Docker
+	// target publishes ports).
+	DockerProxies bool
 }
 
 // Gather reads the evidence of every target and of the host. Counters are
@@ -224,7 +228,7 @@ func gatherNetns(ctx context.Context, t Target, opts GatherOptions, f *Facts) {
 		rep = &inspect.Report{}
 	}
 	f.Report = rep
-	if _, up, err := readLinks(t.Res.NS); err != nil {
+	if _, up, _, err := readLinks(t.Res.NS); err != nil {
 		f.Missing["links"] = "interface flags: " + err.Error()
 	} else {
 		f.AdminUp = up
@@ -301,7 +305,7 @@ func gatherHost(ctx context.Context, opts GatherOptions, h *HostFacts) {
 		// host veth's peer namespace, which costs a visit to each.
 		if rep, err := inspect.Inspect(ctx, opts.HostNS, inspect.Options{Sections: []string{"routes"}, ProcRoot: opts.ProcRoot}); err == nil {
 			h.Report = rep
-			h.Report.Links, h.AdminUp, err = readLinks(opts.HostNS)
+			h.Report.Links, h.AdminUp, h.veths, err = readLinks(opts.HostNS)
 			if err != nil {
 				h.Report.Warnings = append(h.Report.Warnings, "links: "+err.Error())
 			}
@@ -316,7 +320,9 @@ func gatherHost(ctx context.Context, opts GatherOptions, h *HostFacts) {
 		}
 	}
 	h.IPTables, h.IPTablesErr = readIPTables(ctx)
-	h.UserlandProxy, h.ProxySource, h.DockerProxies = dockerProxyFacts(opts.ProcRoot)
+	if opts.DockerProxies {
+		h.UserlandProxy, h.ProxySource, h.DockerProxies = dockerProxyFacts(opts.ProcRoot)
+	}
 	for _, l := range h.Report.Links {
 		if l.Master == "" {
 			continue
@@ -410,16 +416,17 @@ func (p DockerProxy) String() string {
 
 // readLinks lists a namespace's links (name, state, MTU, bridge) and
 // which are set up.
-func readLinks(ns *nsfs.Netns) ([]inspect.Link, map[string]bool, error) {
+func readLinks(ns *nsfs.Netns) ([]inspect.Link, map[string]bool, []hostVeth, error) {
 	h, err := enter.NetlinkHandle(ns)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer h.Close()
 	links, err := nldump.Retry(h.LinkList)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	var veths []hostVeth
 	up := map[string]bool{}
 	names := map[int]string{}
 	for _, l := range links {
@@ -430,6 +437,9 @@ func readLinks(ns *nsfs.Netns) ([]inspect.Link, map[string]bool, error) {
 		a := l.Attrs()
 		out = append(out, inspect.Link{Name: a.Name, Index: a.Index, Type: l.Type(), State: a.OperState.String(), MTU: a.MTU, Master: names[a.MasterIndex], LinkNetnsID: a.NetNsID})
 		up[a.Name] = a.Flags&net.FlagUp != 0
+		if l.Type() == "veth" {
+			veths = append(veths, hostVeth{Name: a.Name, Master: names[a.MasterIndex], NetnsID: a.NetNsID, PeerIndex: a.ParentIndex})
+		}
 	}
-	return out, up, nil
+	return out, up, veths, nil
 }

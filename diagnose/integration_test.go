@@ -194,8 +194,8 @@ func nsenter(t *testing.T, pid int, args ...string) string {
 	return mustRun(t, "nsenter", append([]string{"-t", fmt.Sprint(pid), "-n"}, args...)...)
 }
 
-// hostVeth is the host end of the container's eth0, from iproute2.
-func hostVeth(t *testing.T, pid int) string {
+// hostEnd is the host end of the container's eth0, from iproute2.
+func hostEnd(t *testing.T, pid int) string {
 	t.Helper()
 	idx := strings.TrimSpace(nsenter(t, pid, "cat", "/sys/class/net/eth0/iflink"))
 	// /sys there is still the host's (nsenter -n): read iflink through ip.
@@ -238,7 +238,7 @@ func TestHealthyContainer(t *testing.T) {
 	// Ground truth for a few passes.
 	hasEvidence(t, got["ports.listen"], "-> 80", ":80 (httpd pid")
 	hasEvidence(t, got["dns.resolvconf"], "nameserver", "127.0.0.11")
-	hasEvidence(t, got["veth.host"], hostVeth(t, c.PID)+" master", "br-")
+	hasEvidence(t, got["veth.host"], hostEnd(t, c.PID)+" master", "br-")
 }
 
 func TestPortsListen(t *testing.T) {
@@ -354,7 +354,7 @@ func TestVethHost(t *testing.T) {
 	t.Run("down", func(t *testing.T) {
 		c := container(t, net, nil)
 		before, _ := diag(t, "docker:"+c.Name, diagOpts{})
-		v := hostVeth(t, c.PID)
+		v := hostEnd(t, c.PID)
 		mustRun(t, "ip", "link", "set", v, "down")
 		t.Cleanup(func() { testbed.Run("ip", "link", "set", v, "up") })
 		after, _ := diag(t, "docker:"+c.Name, diagOpts{})
@@ -364,7 +364,7 @@ func TestVethHost(t *testing.T) {
 	t.Run("off the bridge", func(t *testing.T) {
 		c := container(t, net, nil)
 		before, _ := diag(t, "docker:"+c.Name, diagOpts{})
-		v := hostVeth(t, c.PID)
+		v := hostEnd(t, c.PID)
 		br := strings.Fields(mustRun(t, "sh", "-c", "ip -o link show "+v+" | grep -o 'master [^ ]*'"))[1]
 		mustRun(t, "ip", "link", "set", v, "nomaster")
 		t.Cleanup(func() { testbed.Run("ip", "link", "set", v, "master", br) })
@@ -382,7 +382,7 @@ func TestMTU(t *testing.T) {
 	nsenter(t, c.PID, "ip", "link", "set", "eth0", "mtu", "1300")
 	after, _ := diag(t, "docker:"+c.Name, diagOpts{})
 	r := expectOnly(t, before, after, "mtu", Fail, nil)
-	hasEvidence(t, r, "eth0 mtu vs "+hostVeth(t, c.PID), "1300 / "+egressMTU(t))
+	hasEvidence(t, r, "eth0 mtu vs "+hostEnd(t, c.PID), "1300 / "+egressMTU(t))
 }
 
 func TestDNS(t *testing.T) {

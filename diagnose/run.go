@@ -2,7 +2,6 @@ package diagnose
 
 import (
 	"context"
-	"net"
 	"sort"
 	"strings"
 	"time"
@@ -88,33 +87,31 @@ func Run(ctx context.Context, r *resolver.Resolver, results []*resolver.Result, 
 			}
 		}
 	}
-	// The other namespaces' addresses (address conflicts) are listed
-	// while the targets are read.
-	var holding net.IP
-	if len(results) == 1 && results[0].Net != nil {
-		// One target: only the namespaces holding its address matter
-		// (whois's fast path) instead of every namespace's addresses.
-		for _, n := range results[0].Net.Networks {
-			if ip := net.ParseIP(n.IP); ip != nil && holding == nil {
-				holding = ip
+	proxies := false
+	for _, res := range results {
+		proxies = proxies || (res.Runtime == "docker" && res.Net != nil && len(res.Net.Ports) > 0)
+	}
+	facts, hf := Gather(ctx, targets, GatherOptions{Interval: opts.Interval, Probe: opts.Selection.Probe, ProcRoot: opts.ProcRoot, HostNS: host, HostFacts: true, DockerProxies: proxies})
+	hf.Subnets = subnets
+	// Address conflicts: the namespaces on the targets' bridges.
+	bridges := map[string]bool{}
+	for _, f := range facts {
+		for _, l := range f.hostVeths() {
+			if l.Peer.Bridge != "" {
+				bridges[l.Peer.Bridge] = true
 			}
 		}
 	}
-	type peerList struct {
-		peers []PeerAddrs
-		err   error
-	}
-	peersDone := make(chan peerList, 1)
-	go func() {
-		p, err := listPeers(ctx, r, holding)
-		peersDone <- peerList{p, err}
-	}()
-	facts, hf := Gather(ctx, targets, GatherOptions{Interval: opts.Interval, Probe: opts.Selection.Probe, ProcRoot: opts.ProcRoot, HostNS: host, HostFacts: true})
-	hf.Subnets = subnets
-	if pl := <-peersDone; pl.err != nil {
-		warnings = append(warnings, "listing namespaces for address conflicts: "+pl.err.Error())
-	} else {
-		hf.Peers = pl.peers
+	if host != nil {
+		procRoot := opts.ProcRoot
+		if procRoot == "" {
+			procRoot = "/proc"
+		}
+		if peers, err := bridgePeers(host, hf.veths, bridges, procRoot); err != nil {
+			warnings = append(warnings, "listing the namespaces on the bridges (address conflicts): "+err.Error())
+		} else {
+			hf.Peers = peers
+		}
 	}
 	rep := &Report{SchemaVersion: SchemaVersion, Interval: opts.Interval.String(), Probe: opts.Selection.Probe, Targets: []TargetReport{}}
 	hostFacts := &Facts{Target: "host", Report: hf.Report, Host: hf, Interval: opts.Interval, Before: hf.Before, After: hf.After, Missing: map[string]string{}}
@@ -136,35 +133,6 @@ func Run(ctx context.Context, r *resolver.Resolver, results []*resolver.Result, 
 	}
 	rep.Finish()
 	return rep, warnings
-}
-
-// listPeers reads every namespace's addresses and the bridge of its host
-// veths (nsdebug ls -o wide's reader).
-func listPeers(ctx context.Context, r *resolver.Resolver, holding net.IP) ([]PeerAddrs, error) {
-	inv, err := inspect.ListNetns(ctx, r, inspect.ListOptions{Wiring: true, HoldingIP: holding})
-	if err != nil {
-		return nil, err
-	}
-	peers := []PeerAddrs{}
-	for _, rw := range inv.Rows {
-		if rw.Host {
-			continue
-		}
-		label := rw.Netns.Path
-		if len(rw.Owners) > 0 {
-			label = rw.Owners[0].Ref()
-		}
-		for _, hv := range rw.HostVeths {
-			p := PeerAddrs{Netns: rw.Netns.Inode, Label: label, Bridge: hv.Bridge}
-			for _, itf := range rw.Interfaces {
-				if itf.Name == hv.Peer {
-					p.Addrs = append(p.Addrs, itf.Addresses...)
-				}
-			}
-			peers = append(peers, p)
-		}
-	}
-	return peers, nil
 }
 
 // Failed reports whether the report has a FAIL (or, with warnIsFail, a
