@@ -247,6 +247,16 @@ func TestPortsListen(t *testing.T) {
 		c := container(t, net, []string{"sh", "-c", "httpd -p 80; exec sleep 2147483647"})
 		before, _ := diag(t, "docker:"+c.Name, diagOpts{})
 		mustRun(t, "docker", "exec", c.Name, "killall", "httpd")
+		// SIGTERM is asynchronous: wait for ss to see no listener.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			out, _ := testbed.Run("nsenter", "-t", fmt.Sprint(c.PID), "-n", "ss", "-Hltn", "sport = :80")
+			if strings.TrimSpace(out) == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("httpd still listens after killall")
+			}
+		}
 		after, _ := diag(t, "docker:"+c.Name, diagOpts{})
 		r := expectOnly(t, before, after, "ports.listen", Fail, nil)
 		hasEvidence(t, r, "-> 80", "no listener")
