@@ -71,7 +71,8 @@ type HostFacts struct {
 	Before, After Counters
 	// AdminUp: the host links' IFF_UP.
 	AdminUp map[string]bool
-	veths   []hostVeth
+	// PeersErr: why the namespaces on the bridges could not be read.
+	PeersErr string
 }
 
 // DockerProxy is one docker-proxy process: it owns a published host port
@@ -161,13 +162,33 @@ func Gather(ctx context.Context, targets []Target, opts GatherOptions) ([]*Facts
 		}()
 	}
 	sem := make(chan struct{}, opts.Workers)
+	var tw sync.WaitGroup
 	for i := range targets {
-		wg.Add(1)
+		tw.Add(1)
 		sem <- struct{}{}
 		go func(i int) {
-			defer func() { <-sem; wg.Done() }()
+			defer func() { <-sem; tw.Done() }()
 			gatherNetns(ctx, targets[i], opts, facts[i])
 		}(i)
+	}
+	tw.Wait()
+	// Address conflicts: the namespaces on the targets' bridges, read
+	// while the host's evidence still comes in.
+	if opts.HostNS != nil {
+		bridges := map[string]bool{}
+		for _, f := range facts {
+			for _, l := range f.hostVeths() {
+				if l.Peer.Bridge != "" {
+					bridges[l.Peer.Bridge] = true
+				}
+			}
+		}
+		peers, err := bridgePeers(opts.HostNS, bridges, opts.ProcRoot)
+		if err != nil {
+			host.PeersErr = err.Error()
+		} else {
+			host.Peers = peers
+		}
 	}
 	wg.Wait()
 
@@ -305,7 +326,7 @@ func gatherHost(ctx context.Context, opts GatherOptions, h *HostFacts) {
 		// host veth's peer namespace, which costs a visit to each.
 		if rep, err := inspect.Inspect(ctx, opts.HostNS, inspect.Options{Sections: []string{"routes"}, ProcRoot: opts.ProcRoot}); err == nil {
 			h.Report = rep
-			h.Report.Links, h.AdminUp, h.veths, err = readLinks(opts.HostNS)
+			h.Report.Links, h.AdminUp, _, err = readLinks(opts.HostNS)
 			if err != nil {
 				h.Report.Warnings = append(h.Report.Warnings, "links: "+err.Error())
 			}

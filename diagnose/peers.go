@@ -23,14 +23,21 @@ type hostVeth struct {
 // namespace on the host is asked its netnsid (one RTM_GETNSID, no switch)
 // and only the matching ones are read. Reading every namespace's addresses
 // instead cost most of a single target's time on a host with 500 netns.
-func bridgePeers(host *nsfs.Netns, veths []hostVeth, bridges map[string]bool, procRoot string) ([]PeerAddrs, error) {
+func bridgePeers(host *nsfs.Netns, bridges map[string]bool, procRoot string) ([]PeerAddrs, error) {
+	peers := []PeerAddrs{}
+	if len(bridges) == 0 {
+		return peers, nil
+	}
+	_, _, veths, err := readLinks(host)
+	if err != nil {
+		return nil, err
+	}
 	want := map[int][]hostVeth{}
 	for _, v := range veths {
 		if bridges[v.Master] && v.NetnsID >= 0 {
 			want[v.NetnsID] = append(want[v.NetnsID], v)
 		}
 	}
-	peers := []PeerAddrs{}
 	if len(want) == 0 {
 		return peers, nil
 	}

@@ -51,67 +51,67 @@ func Run(ctx context.Context, r *resolver.Resolver, results []*resolver.Result, 
 		defer host.Close()
 	}
 	targets := make([]Target, len(results))
-	netCache := map[string]*resolver.NetworkInfo{}
 	var describer resolver.NetworkDescriber
 	for _, b := range r.Backends() {
 		if d, ok := b.(resolver.NetworkDescriber); ok && b.Name() == "docker" {
 			describer = d
 		}
 	}
-	var subnets []SubnetOwner
+	// Docker's networks are asked for while the namespaces are read.
+	type described struct {
+		subnets  []SubnetOwner
+		warnings []string
+	}
+	desc := make(chan described, 1)
 	for i, res := range results {
 		targets[i] = Target{Res: res, Networks: map[string]*resolver.NetworkInfo{}}
-		if res.Runtime != "docker" || res.Net == nil || describer == nil {
-			continue
-		}
-		for _, n := range res.Net.Networks {
-			key := n.ID
-			if key == "" {
-				key = n.Name
+	}
+	go func() {
+		var d described
+		cache := map[string]*resolver.NetworkInfo{}
+		for i, res := range results {
+			if res.Runtime != "docker" || res.Net == nil || describer == nil {
+				continue
 			}
-			ni, ok := netCache[key]
-			if !ok {
-				ni, err = describer.DescribeNetwork(ctx, key)
-				if err != nil {
-					warnings = append(warnings, "docker network "+n.Name+": "+err.Error())
+			for _, n := range res.Net.Networks {
+				key := n.ID
+				if key == "" {
+					key = n.Name
 				}
-				netCache[key] = ni
-				if ni != nil {
-					for _, s := range ni.Subnets {
-						subnets = append(subnets, SubnetOwner{Network: ni.Name, Subnet: s, Bridge: ni.Bridge})
+				ni, ok := cache[key]
+				if !ok {
+					var err error
+					if ni, err = describer.DescribeNetwork(ctx, key); err != nil {
+						d.warnings = append(d.warnings, "docker network "+n.Name+": "+err.Error())
+					}
+					cache[key] = ni
+					if ni != nil {
+						for _, s := range ni.Subnets {
+							d.subnets = append(d.subnets, SubnetOwner{Network: ni.Name, Subnet: s, Bridge: ni.Bridge})
+						}
 					}
 				}
-			}
-			if ni != nil {
-				targets[i].Networks[n.Name] = ni
+				if ni != nil {
+					targets[i].Networks[n.Name] = ni
+				}
 			}
 		}
-	}
+		desc <- d
+	}()
 	proxies := false
 	for _, res := range results {
 		proxies = proxies || (res.Runtime == "docker" && res.Net != nil && len(res.Net.Ports) > 0)
 	}
-	facts, hf := Gather(ctx, targets, GatherOptions{Interval: opts.Interval, Probe: opts.Selection.Probe, ProcRoot: opts.ProcRoot, HostNS: host, HostFacts: true, DockerProxies: proxies})
-	hf.Subnets = subnets
-	// Address conflicts: the namespaces on the targets' bridges.
-	bridges := map[string]bool{}
-	for _, f := range facts {
-		for _, l := range f.hostVeths() {
-			if l.Peer.Bridge != "" {
-				bridges[l.Peer.Bridge] = true
-			}
-		}
+	procRoot := opts.ProcRoot
+	if procRoot == "" {
+		procRoot = "/proc"
 	}
-	if host != nil {
-		procRoot := opts.ProcRoot
-		if procRoot == "" {
-			procRoot = "/proc"
-		}
-		if peers, err := bridgePeers(host, hf.veths, bridges, procRoot); err != nil {
-			warnings = append(warnings, "listing the namespaces on the bridges (address conflicts): "+err.Error())
-		} else {
-			hf.Peers = peers
-		}
+	facts, hf := Gather(ctx, targets, GatherOptions{Interval: opts.Interval, Probe: opts.Selection.Probe, ProcRoot: procRoot, HostNS: host, HostFacts: true, DockerProxies: proxies})
+	d := <-desc
+	hf.Subnets = d.subnets
+	warnings = append(warnings, d.warnings...)
+	if hf.PeersErr != "" {
+		warnings = append(warnings, "listing the namespaces on the bridges (address conflicts): "+hf.PeersErr)
 	}
 	rep := &Report{SchemaVersion: SchemaVersion, Interval: opts.Interval.String(), Probe: opts.Selection.Probe, Targets: []TargetReport{}}
 	hostFacts := &Facts{Target: "host", Report: hf.Report, Host: hf, Interval: opts.Interval, Before: hf.Before, After: hf.After, Missing: map[string]string{}}
