@@ -140,7 +140,11 @@ func checkAddrConflict(f *Facts) Outcome {
 		return skip("the other namespaces could not be listed")
 	}
 	mine := map[string]string{} // ip -> bridge
+	own := map[int]bool{}       // this namespace's netnsids, as the host names it
 	for _, l := range f.hostVeths() {
+		if hl := f.Host.link(l.Peer.Name); hl != nil {
+			own[hl.LinkNetnsID] = true
+		}
 		if l.Peer.Bridge == "" {
 			continue // on no bridge: veth.host says so
 		}
@@ -159,7 +163,7 @@ func checkAddrConflict(f *Facts) Outcome {
 	for ip, br := range mine {
 		var others []string
 		for _, p := range f.Host.Peers {
-			if p.Netns == f.Report.Netns.Inode || p.Bridge != br {
+			if p.Bridge != br || (p.Netns != 0 && p.Netns == f.Report.Netns.Inode) || own[p.NetnsID] {
 				continue
 			}
 			for _, a := range p.Addrs {

@@ -89,10 +89,13 @@ type DockerProxy struct {
 // PeerAddrs are one namespace's addresses with the host bridge each
 // interface's veth peer hangs on.
 type PeerAddrs struct {
-	Netns  uint64
-	Label  string
-	Addrs  []string // CIDR
-	Bridge string
+	// NetnsID is the host's netnsid of the namespace; Netns its inode,
+	// known only once it was named (an address seen twice).
+	NetnsID int
+	Netns   uint64
+	Label   string
+	Addrs   []string // CIDR
+	Bridge  string
 }
 
 // SubnetOwner is a runtime network's subnet and its bridge.

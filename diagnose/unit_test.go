@@ -97,7 +97,7 @@ func facts() *Facts {
 		Missing:    map[string]string{},
 		Host: &HostFacts{
 			Report: &inspect.Report{
-				Links:  []inspect.Link{{Name: "eth0", State: "up", MTU: 1500}, {Name: "docker0", State: "up", MTU: 1500}, {Name: "veth1", State: "up", MTU: 1500, Master: "docker0"}},
+				Links:  []inspect.Link{{Name: "eth0", State: "up", MTU: 1500}, {Name: "docker0", State: "up", MTU: 1500}, {Name: "veth1", State: "up", MTU: 1500, Master: "docker0", LinkNetnsID: 1}},
 				Routes: []inspect.Route{{Table: "main", Type: "unicast", Family: "inet", Dst: "default", Gateway: "192.0.2.1", Dev: "eth0"}, {Table: "main", Family: "inet", Dst: "172.17.0.0/16", Dev: "docker0"}},
 			},
 			Sysctl: map[string]string{"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1"},
@@ -175,7 +175,7 @@ func TestChecksTableDriven(t *testing.T) {
 			f.After.Net["TcpExt.IPReversePathFilter"], f.Before.Net["TcpExt.IPReversePathFilter"] = 2, 0
 		}},
 		{"addr.conflict", Fail, nil, func(f *Facts) {
-			f.Host.Peers = []PeerAddrs{{Netns: 99, Label: "docker:other", Addrs: []string{"172.17.0.2/16"}, Bridge: "docker0"}}
+			f.Host.Peers = []PeerAddrs{{NetnsID: 1, Label: "netnsid 1", Addrs: []string{"172.17.0.2/16"}, Bridge: "docker0"}, {NetnsID: 5, Netns: 99, Label: "/run/netns/other", Addrs: []string{"172.17.0.2/16"}, Bridge: "docker0"}}
 		}},
 		{"ipv6.localhost", Warn, nil, func(f *Facts) {
 			f.Hosts = "::1 localhost\n127.0.0.1 localhost\n"
