@@ -386,10 +386,10 @@ func dockerProxyFacts(procRoot string) (setting, source string, proxies []Docker
 		return "", "", proxies
 	}
 	for i, a := range dockerd {
-		switch {
-		case a == "--userland-proxy=false":
+		switch a {
+		case "--userland-proxy=false":
 			return "false", "dockerd --userland-proxy=false", proxies
-		case a == "--userland-proxy=true", a == "--userland-proxy":
+		case "--userland-proxy=true", "--userland-proxy":
 			if a == "--userland-proxy" && i+1 < len(dockerd) && (dockerd[i+1] == "false" || dockerd[i+1] == "true") {
 				return dockerd[i+1], "dockerd --userland-proxy " + dockerd[i+1], proxies
 			}
