@@ -324,6 +324,11 @@ func readContainerFile(res *resolver.Result, procRoot, hostPath, inside string) 
 }
 
 func gatherHost(ctx context.Context, opts GatherOptions, h *HostFacts) {
+	ipt := make(chan struct{})
+	go func() {
+		defer close(ipt)
+		<-ipt
+	}()
 	if opts.HostNS != nil {
 		// Routes through inspect; links read here: inspect would name every
 		// host veth's peer namespace, which costs a visit to each.
@@ -343,7 +348,7 @@ func gatherHost(ctx context.Context, opts GatherOptions, h *HostFacts) {
 			h.Sysctl[k] = v
 		}
 	}
-	h.IPTables, h.IPTablesErr = readIPTables(ctx)
+	<-ipt
 	if opts.DockerProxies {
 		h.UserlandProxy, h.ProxySource, h.DockerProxies = dockerProxyFacts(opts.ProcRoot)
 	}

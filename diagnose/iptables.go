@@ -4,6 +4,7 @@ import (
 	"context"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -89,20 +90,38 @@ func parseIPTablesSave(backend, s string) *Ruleset {
 func readIPTables(ctx context.Context) (map[string]*Ruleset, map[string]string) {
 	out := map[string]*Ruleset{}
 	errs := map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	// Both at once: each is a fork and exec, most of the host's read time.
 	for _, b := range []struct{ name, tool string }{{"legacy", "iptables-legacy-save"}, {"nft", "iptables-nft-save"}} {
-		path, err := exec.LookPath(b.tool)
-		if err != nil {
-			errs[b.name] = b.tool + " not found"
-			continue
-		}
-		c, cancel := context.WithTimeout(ctx, 5*time.Second)
-		o, err := exec.CommandContext(c, path).Output()
-		cancel()
-		if err != nil {
-			errs[b.name] = b.tool + ": " + err.Error()
-			continue
-		}
-		out[b.name] = parseIPTablesSave(b.name, string(o))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs, err := runSave(ctx, b.tool)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != "" {
+				errs[b.name] = err
+				return
+			}
+			rs.Backend = b.name
+			out[b.name] = rs
+		}()
 	}
+	wg.Wait()
 	return out, errs
+}
+
+func runSave(ctx context.Context, tool string) (*Ruleset, string) {
+	path, err := exec.LookPath(tool)
+	if err != nil {
+		return nil, tool + " not found"
+	}
+	c, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	o, err := exec.CommandContext(c, path).Output()
+	if err != nil {
+		return nil, tool + ": " + err.Error()
+	}
+	return parseIPTablesSave("", string(o)), ""
 }
