@@ -327,7 +327,7 @@ func gatherHost(ctx context.Context, opts GatherOptions, h *HostFacts) {
 	ipt := make(chan struct{})
 	go func() {
 		defer close(ipt)
-		<-ipt
+		h.IPTables, h.IPTablesErr = readIPTables(ctx)
 	}()
 	if opts.HostNS != nil {
 		// Routes through inspect; links read here: inspect would name every
