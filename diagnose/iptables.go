@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -94,6 +95,12 @@ func readIPTables(ctx context.Context) (map[string]*Ruleset, map[string]string) 
 	var wg sync.WaitGroup
 	// Both at once: each is a fork and exec, most of the host's read time.
 	for _, b := range []struct{ name, tool string }{{"legacy", "iptables-legacy-save"}, {"nft", "iptables-nft-save"}} {
+		if b.name == "legacy" && !legacyLoaded() {
+			// No legacy table in the host's netns: nothing to save, and
+			// no fork for it.
+			out[b.name] = &Ruleset{Backend: b.name, Tables: map[string]*IPTable{}}
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -124,4 +131,15 @@ func runSave(ctx context.Context, tool string) (*Ruleset, string) {
 		return nil, tool + ": " + err.Error()
 	}
 	return parseIPTablesSave("", string(o)), ""
+}
+
+// legacyLoaded: some legacy x_tables table exists in this (the host's)
+// netns, as iptables-legacy-save itself finds out.
+func legacyLoaded() bool {
+	for _, f := range []string{"/proc/thread-self/net/ip_tables_names", "/proc/thread-self/net/ip6_tables_names"} {
+		if b, err := os.ReadFile(f); err == nil && strings.TrimSpace(string(b)) != "" {
+			return true
+		}
+	}
+	return false
 }
