@@ -26,6 +26,9 @@
 //     `less` and `greater` see the kernel's length, which on a cooked
 //     socket excludes the cooked header. Returns are kept as compiled.
 //
+// An expression that can never match compiles (tcpdump refuses some, those
+// its optimizer proves never match); only a constant false one, such as
+// `arp` on a raw IP link, is an error, as in tcpdump.
 // An empty expression accepts every packet (returns snaplen); snaplen <= 0
 // means 262144, tcpdump's default. Errors are *SyntaxError with the byte
 // offset in the expression; an unknown or unsupported primitive is named.
@@ -82,5 +85,5 @@
 // ifname, mpls, pppoed, pppoes, geneve, llc, wlan and
 // 802.11 qualifiers, atalk, decnet, iso, ipx, stp and the other non-IP
 // protocol families, ATM and MTP primitives, pflog fields, ether proto
-// values <= 1500 (802.3 lengths / LLC SAPs).
+// 0xe0 (IPX). `ether proto N` with N <= 1500 is an LLC SAP, as libpcap.
 package filter

@@ -108,6 +108,29 @@ func (e *emitter) assemble(prologue []bpf.RawInstruction, snaplen uint32, opt bo
 	return resolve(items)
 }
 
+// reachable marks the instructions some path from the start reaches.
+func reachable(items []item) []bool {
+	where := labelIndex(items)
+	reach := make([]bool, len(items))
+	reach[0] = true
+	for i, it := range items {
+		if !reach[i] {
+			continue
+		}
+		switch {
+		case isJA(it):
+			reach[where[it.jt]] = true
+		case isCond(it):
+			reach[where[it.jt]] = true
+			reach[where[it.jf]] = true
+		case isRet(it):
+		default:
+			reach[i+1] = true
+		}
+	}
+	return reach
+}
+
 // threadJumps sends jumps to the end of chains of unconditional jumps and
 // drops unconditional jumps to the next instruction or that nothing reaches.
 func threadJumps(items []item) []item {

@@ -44,7 +44,7 @@ func TestErrors(t *testing.T) {
 		{"port foo", 5, "unknown port 'foo'"},
 		{"udp port http", 9, "port 'http' is tcp"},
 		{"ip proto \\nosuch", 9, "unknown ip proto 'nosuch'"},
-		{"ether proto 100", 12, "LLC"},
+		{"ether proto 0xe0", 12, "IPX"},
 		{"ip6 broadcast", 0, "only link-layer/IP broadcast"},
 		{"(host 1.1.1.1) or 2.2.2.2", 18, "needs a qualifier"},
 		{"ip and 10", 7, "needs a qualifier"},

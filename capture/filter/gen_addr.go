@@ -113,6 +113,9 @@ func (g *gen) hostByProto(n *primNode, addr, mask uint32) (cond, error) {
 
 func (g *gen) host6(n *primNode) (cond, error) {
 	q, v := n.q, n.v
+	if q.addr == "port" || q.addr == "portrange" || q.addr == "proto" {
+		return nil, errAt(v.pos, "invalid qualifier against IPv6 address")
+	}
 	ip := net.ParseIP(v.text).To16()
 	if ip == nil {
 		return nil, errAt(v.pos, "invalid IPv6 address %q", v.text)

@@ -312,25 +312,7 @@ func optimize(items []item) ([]item, bool) {
 		return items, true
 	}
 	// Drop redundant loads and unreachable instructions.
-	reach := make([]bool, n)
-	reach[0] = true
-	where = labelIndex(items)
-	for i := 0; i < n; i++ {
-		if !reach[i] {
-			continue
-		}
-		it := items[i]
-		switch {
-		case isJA(it):
-			reach[where[it.jt]] = true
-		case isCond(it):
-			reach[where[it.jt]] = true
-			reach[where[it.jf]] = true
-		case isRet(it):
-		default:
-			reach[i+1] = true
-		}
-	}
+	reach := reachable(items)
 	out := make([]item, 0, n)
 	var carry []label
 	for i, it := range items {
