@@ -40,7 +40,8 @@ with a note.`,
 			Long: `Exit statuses (all commands but exec and shell):
 
   0   success
-  1   other failure (an unexpected error from the kernel or a runtime)
+  1   other failure (an unexpected error from the kernel or a runtime);
+      diagnose: at least one check FAILed (or WARNed, with --fail-on warn)
   2   invalid input: bad target, flag, name, key or value
   3   not found: no such container, pod, process, netns, link name or sysctl key
   4   ambiguous: the target matches several network namespaces

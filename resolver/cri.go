@@ -244,6 +244,10 @@ func (b *criBackend) fillSandboxStatus(ctx context.Context, rt cri.RuntimeServic
 	}
 	info := parseSandboxInfo(st.GetInfo()["info"])
 	c.PID, c.NetnsPath, c.ResolvConf, c.Hosts = info.PID, info.NetnsPath, info.ResolvConf, info.Hosts
+	c.Net = &NetConfig{Ports: parseSandboxPorts(st.GetInfo()["info"]), Networks: []NetworkAttachment{}}
+	if ip := st.GetStatus().GetNetwork().GetIp(); ip != "" {
+		c.Net.Networks = append(c.Net.Networks, NetworkAttachment{Name: "cni", IP: ip})
+	}
 	return nil
 }
 
@@ -319,6 +323,17 @@ type sandboxInfo struct {
 	NetnsPath  string
 	ResolvConf string
 	Hosts      string
+}
+
+// sandboxConfigView is the part of the PodSandboxConfig in the verbose info
+// that diagnose reads.
+type sandboxConfigView struct {
+	PortMappings []struct {
+		Protocol      json.RawMessage `json:"protocol"` // an enum number, or its name
+		ContainerPort int             `json:"container_port"`
+		HostPort      int             `json:"host_port"`
+		HostIP        string          `json:"host_ip"`
+	} `json:"port_mappings"`
 }
 
 // criResolvPathAnnotation is where CRI-O records the pod's resolv.conf.

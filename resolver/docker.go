@@ -287,6 +287,9 @@ func (b *dockerBackend) candidate(ctx context.Context, cli *client.Client, info 
 	}
 	if c.Running {
 		c.ResolvConf, c.Hosts = info.ResolvConfPath, info.HostsPath
+		if info.NetworkSettings != nil {
+			c.Net = dockerNetConfig(info.NetworkSettings.Ports, info.NetworkSettings.Networks)
+		}
 	}
 	if info.Config != nil {
 		l := info.Config.Labels

@@ -403,6 +403,9 @@ func (r *Resolver) resultFor(g *group, notes []string) *Result {
 		if res.ResolvConf == "" {
 			res.ResolvConf, res.Hosts = o.ResolvConf, o.Hosts
 		}
+		if res.Net == nil {
+			res.Net = o.Net
+		}
 		if !seen[o.Ref()] {
 			seen[o.Ref()] = true
 			res.Owners = append(res.Owners, o.Owner)

@@ -59,6 +59,9 @@ type Candidate struct {
 	// The container's own resolver files on the host, for exec (may be "").
 	ResolvConf string
 	Hosts      string
+	// Net is what the runtime says about ports and networks (nil if
+	// nothing).
+	Net *NetConfig
 }
 
 // Query is a lookup in one backend. Namespace "" means every namespace.
@@ -125,6 +128,9 @@ type Result struct {
 
 	ResolvConf string `json:"-"`
 	Hosts      string `json:"-"`
+	// Net is the owner's published ports and networks (diagnose); nil when
+	// the runtime says nothing. Not in resolve's JSON.
+	Net *NetConfig `json:"-"`
 
 	// NS pins the namespace; valid until Close.
 	NS *nsfs.Netns `json:"-"`

@@ -81,7 +81,8 @@ PY
 	tail -1 "$OUT"
 }
 
-for f in scripts/bench.d/*.sh; do
+# BENCH_ONLY=70 runs only the sections whose file name starts with it.
+for f in scripts/bench.d/${BENCH_ONLY:-}*.sh; do
 	[ -e "$f" ] || continue
 	# shellcheck source=/dev/null
 	. "$f"

@@ -27,6 +27,12 @@ type PodOptions struct {
 	Name        string // pod name; a unique one if empty
 	HostNetwork bool
 	Containers  []string // app container names (each runs sleep)
+	// Command replaces the app containers' sleep (nil: sleep).
+	Command []string
+	// DNS replaces kubelet's ClusterFirst configuration (nil: ClusterFirst).
+	DNS *cri.DNSConfig
+	// Ports are published through the CNI portmap plugin.
+	Ports []*cri.PortMapping
 }
 
 // Pod is a pod made by RunPod. Everything but the IDs comes from outside the
@@ -106,6 +112,10 @@ func RunPod(t testing.TB, opts PodOptions) *Pod {
 			Searches: []string{p.Namespace + ".svc.cluster.local", "svc.cluster.local", "cluster.local"},
 			Options:  []string{"ndots:5"},
 		}
+		if opts.DNS != nil {
+			cfg.DnsConfig = opts.DNS
+		}
+		cfg.PortMappings = opts.Ports
 	}
 	run, err := p.rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
@@ -115,6 +125,10 @@ func RunPod(t testing.TB, opts PodOptions) *Pod {
 	p.SandboxID = run.PodSandboxId
 	t.Cleanup(func() { p.remove(t) })
 
+	command := []string{"/bin/sleep", "2147483647"}
+	if opts.Command != nil {
+		command = opts.Command
+	}
 	for _, name := range opts.Containers {
 		labels := map[string]string{LabelContainerName: name}
 		for k, v := range podLabels {
@@ -126,7 +140,7 @@ func RunPod(t testing.TB, opts PodOptions) *Pod {
 			Config: &cri.ContainerConfig{
 				Metadata:    &cri.ContainerMetadata{Name: name},
 				Image:       &cri.ImageSpec{Image: CtrdImage},
-				Command:     []string{"/bin/sleep", "2147483647"},
+				Command:     command,
 				Labels:      labels,
 				Annotations: map[string]string{"io.kubernetes.container.restartCount": "0"},
 				LogPath:     name + "/0.log",
