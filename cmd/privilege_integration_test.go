@@ -31,7 +31,11 @@ func nsdebugBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "nsdebug")
-		out, err := exec.Command("go", "build", "-o", binPath, "./nsdebug").CombinedOutput()
+		// Static, as make build makes it: case 14 runs it inside a container
+		// that has no C library.
+		build := exec.Command("go", "build", "-o", binPath, "./nsdebug")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := build.CombinedOutput()
 		if err != nil {
 			binErr = err
 			t.Logf("%s", out)
