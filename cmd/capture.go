@@ -90,6 +90,12 @@ pcapng interface statistics blocks).`,
 	f.BoolVar(&opts.Host, "host", false, "with --all: the host's own netns too")
 	f.BoolVarP(&opts.NoPromisc, "no-promiscuous-mode", "p", false, "do not put the interface into promiscuous mode")
 	f.BoolVarP(&opts.Flush, "packet-buffered", "U", false, "flush the output after every ring block even to a regular file")
+	// The target first; the filter expression after it is free text.
+	c.ValidArgsFunction = targetThen(env, func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	})
+	_ = c.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]cobra.Completion{"pcapng", "pcap"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = c.RegisterFlagCompletionFunc("linktype", cobra.FixedCompletions([]cobra.Completion{"sll2", "sll"}, cobra.ShellCompDirectiveNoFileComp))
 	return c
 }
 

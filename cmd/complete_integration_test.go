@@ -13,6 +13,7 @@ import (
 
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/nsdebug/nsdebug/diagnose"
 	"github.com/nsdebug/nsdebug/internal/testbed"
 )
 
@@ -204,9 +205,28 @@ func TestCompleteFlags(t *testing.T) {
 	if got := complete(t, nil, "inspect", "x", "--section", ""); strings.Join(got.words, " ") != "links addrs routes rules neigh sockets sysctls firewall" {
 		t.Errorf("--section <TAB> = %q", got.words)
 	}
-	for cmd, want := range map[string]string{"ls": "table wide json", "graph": "text dot", "inspect": "text json", "resolve": "text json", "sysctl": "text json", "whois": "text json", "link": "text json", "unlink": "text json"} {
+	for cmd, want := range map[string]string{"ls": "table wide json", "graph": "text dot", "inspect": "text json", "resolve": "text json", "sysctl": "text json", "whois": "text json", "link": "text json", "unlink": "text json", "diagnose": "text json"} {
 		if got := complete(t, nil, cmd, "-o", ""); strings.Join(got.words, " ") != want || got.directive != ":4" {
 			t.Errorf("%s -o <TAB> = %q %s, want %q", cmd, got.words, got.directive, want)
+		}
+	}
+	for _, tc := range []struct{ args, want []string }{
+		{[]string{"capture", "x", "--format", ""}, []string{"pcapng", "pcap"}},
+		{[]string{"capture", "x", "--linktype", ""}, []string{"sll2", "sll"}},
+		{[]string{"diagnose", "x", "--fail-on", ""}, []string{"fail", "warn"}},
+	} {
+		if got := complete(t, nil, tc.args...); strings.Join(got.words, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%q <TAB> = %q, want %q", tc.args, got.words, tc.want)
+		}
+	}
+	// Every check diagnose has, and nothing else, for --check and --skip.
+	var ids []string
+	for _, ch := range diagnose.Checks() {
+		ids = append(ids, ch.ID)
+	}
+	for _, flag := range []string{"--check", "--skip"} {
+		if got := complete(t, nil, "diagnose", "x", flag, ""); strings.Join(got.words, " ") != strings.Join(ids, " ") {
+			t.Errorf("diagnose %s <TAB> = %q, want %q", flag, got.words, ids)
 		}
 	}
 }

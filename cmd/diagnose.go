@@ -71,6 +71,18 @@ Exit status: 0 no FAIL, 1 at least one FAIL (or WARN with --fail-on warn),
 	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "show the evidence of passing checks too")
 	f.StringVar(&opts.FailOn, "fail-on", "fail", "exit 1 on: fail, or warn (WARN or FAIL)")
 	f.BoolVar(&opts.Probe, "probe", false, "also run the checks that send packets (DNS queries from inside the netns)")
+	c.ValidArgsFunction = completeTarget(env)
+	completeOutput(c, "text", "json")
+	_ = c.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]cobra.Completion{"fail", "warn"}, cobra.ShellCompDirectiveNoFileComp))
+	checkIDs := func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		var ids []cobra.Completion
+		for _, ch := range diagnose.Checks() {
+			ids = append(ids, cobra.CompletionWithDesc(ch.ID, ch.Title))
+		}
+		return ids, cobra.ShellCompDirectiveNoFileComp
+	}
+	_ = c.RegisterFlagCompletionFunc("check", checkIDs)
+	_ = c.RegisterFlagCompletionFunc("skip", checkIDs)
 	return c
 }
 
