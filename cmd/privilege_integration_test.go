@@ -31,7 +31,7 @@ func nsdebugBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "nsdebug")
-		out, err := exec.Command("go", "build", "-o", binPath, "./nsdebug").CombinedOutput()
+		out, err := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", binPath, "./nsdebug") // the Makefile's TAGS.CombinedOutput()
 		if err != nil {
 			binErr = err
 			t.Logf("%s", out)

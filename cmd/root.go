@@ -207,8 +207,12 @@ func Run(env *Env, args []string) int {
 	defer env.Close()
 	root := NewRootCmd(env)
 	root.SetArgs(args)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := context.Background()
+	if needsSignals(root, args) {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -221,6 +225,31 @@ func Run(env *Env, args []string) int {
 		return nserr.ExitCode(nserr.New(nserr.ErrUsage, "%v", err), env.execStyle)
 	}
 	return nserr.ExitCode(err, env.execStyle)
+}
+
+// readOnlyCommands change nothing on the host and hold nothing that must be
+// released: killed by Ctrl-C or SIGTERM, they leave nothing behind, so they
+// skip signal.NotifyContext, whose signal thread is a measurable part of
+// nsdebug's start-up (issue 13). Every other command, including any added
+// later, keeps it: interrupted, it cancels its context and cleans up.
+var readOnlyCommands = map[string]bool{
+	"version": true, "help": true, "completion": true, "targets": true, "exit-codes": true,
+	"ls": true, "resolve": true, "inspect": true, "whois": true, "graph": true,
+}
+
+// needsSignals reports whether the command args name is one that must turn
+// an interrupt into a cancelled context.
+func needsSignals(root *cobra.Command, args []string) bool {
+	c, _, err := root.Find(args)
+	if err != nil || c == nil || c == root {
+		return true
+	}
+	for p := c; p != nil && p != root; p = p.Parent() {
+		if p.Parent() == root {
+			return !readOnlyCommands[p.Name()]
+		}
+	}
+	return true
 }
 
 // oneLine keeps errors to one line whatever a library put in them.
