@@ -31,7 +31,7 @@ func nsdebugBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "nsdebug")
-		out, err := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", binPath, "./nsdebug") // the Makefile's TAGS.CombinedOutput()
+		out, err := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", binPath, "./nsdebug").CombinedOutput() // -tags: the Makefile's TAGS
 		if err != nil {
 			binErr = err
 			t.Logf("%s", out)
