@@ -3,9 +3,9 @@
 // pairs see the same machine load, which hyperfine's blocks (all runs of A,
 // then all of B) do not on a shared, noisy host. Used by scripts/bench.sh.
 //
-//	pairbench [-n 30] [-w 3] [-json FILE] -- A [-- B]
+//	pairbench [-n 30] [-w 3] [-json FILE] 'A' ['B']
 //
-// A and B are single command strings: run directly (split on spaces) unless
+// A and B are one argument each, as with hyperfine: run directly (split on spaces) unless
 // they hold shell syntax, then through /bin/sh -c. Without B only A is timed.
 // Every run's stdout and stderr go to /dev/null; a run that fails (non-zero
 // exit) stops the benchmark with its command on stderr.
@@ -38,9 +38,9 @@ func main() {
 	warm := flag.Int("w", 3, "untimed warm-up pairs")
 	out := flag.String("json", "", "write every run to this file as JSON")
 	flag.Parse()
-	cmds := splitArgs(flag.Args())
+	cmds := flag.Args()
 	if len(cmds) < 1 || len(cmds) > 2 || *n < 1 {
-		fmt.Fprintln(os.Stderr, "usage: pairbench [-n N] [-w N] [-json FILE] -- A [-- B]")
+		fmt.Fprintln(os.Stderr, "usage: pairbench [-n N] [-w N] [-json FILE] 'A' ['B']")
 		os.Exit(2)
 	}
 	argvs := make([][]string, len(cmds))
@@ -83,26 +83,6 @@ func main() {
 			fail(err)
 		}
 	}
-}
-
-// splitArgs splits the arguments at each "--" into command strings.
-func splitArgs(args []string) []string {
-	var cmds []string
-	cur := []string{}
-	for _, a := range args {
-		if a == "--" {
-			if len(cur) > 0 {
-				cmds = append(cmds, strings.Join(cur, " "))
-			}
-			cur = []string{}
-			continue
-		}
-		cur = append(cur, a)
-	}
-	if len(cur) > 0 {
-		cmds = append(cmds, strings.Join(cur, " "))
-	}
-	return cmds
 }
 
 // argv runs c directly when it is a plain word list, as hyperfine -N does:
