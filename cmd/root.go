@@ -261,6 +261,12 @@ var readOnlyCommands = map[string]bool{
 func needsSignals(root *cobra.Command, args []string) bool {
 	c, _, err := root.Find(args)
 	if err != nil || c == nil || c == root {
+		// cobra adds help and completion only when it executes.
+		for _, a := range args {
+			if !strings.HasPrefix(a, "-") {
+				return !readOnlyCommands[a]
+			}
+		}
 		return true
 	}
 	for p := c; p != nil && p != root; p = p.Parent() {
