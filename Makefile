@@ -66,7 +66,7 @@ demo: build
 	scripts/demo.sh $(BIN)
 
 bench: build
-	NSDEBUG=$(CURDIR)/$(BIN) BENCH_TAGS='$(TAGS)' BENCH_README=README.md scripts/bench.sh
+	NSDEBUG=$(CURDIR)/$(BIN) BENCH_README=README.md scripts/bench.sh
 
 # Regenerates the README's command examples from real runs on the test bed.
 examples: build
