@@ -19,7 +19,7 @@ TESTFLAGS ?= -count=1 -timeout 30m -p 1
 # dead-method elimination: 6 MB and ~0.4 ms of every start-up (issue 13).
 TAGS      ?= grpcnotrace
 
-.PHONY: all build test test-unit test-fuzz testbed lint demo bench examples clean tidy-check
+.PHONY: all build test test-unit test-fuzz test-profiles testbed lint demo bench examples clean tidy-check
 
 all: build
 
@@ -48,8 +48,16 @@ test-fuzz:
 		done; \
 	done
 
+# The Debian profile by default; TESTBED=current for Docker 29, containerd 2
+# and runc 1.5 (built once from the Go module proxy, cached by version).
 testbed:
 	scripts/testbed.sh
+
+# The integration and reliability suites on each profile in turn (default
+# debian, then current; PROFILES="current" for one), ending on debian.
+PROFILES ?= debian current
+test-profiles: build
+	NSDEBUG_BIN=$(CURDIR)/$(BIN) GO=$(GO) TESTFLAGS='-tags $(TAGS) $(TESTFLAGS)' scripts/test-profiles.sh $(PROFILES)
 
 lint: tidy-check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
