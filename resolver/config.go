@@ -16,6 +16,8 @@ type Config struct {
 	Timeout           time.Duration
 	// Disabled runtimes are not asked (names: docker, containerd, cri).
 	Disabled map[string]bool
+	// BareWord: see Options.BareWord.
+	BareWord Kind
 }
 
 // Default sockets, searched in this order.
@@ -69,5 +71,5 @@ func Open(cfg Config) *Resolver {
 	// whatever order the backend files registered in.
 	rank := map[string]int{"docker": 0, "containerd": 1, "cri": 2}
 	sort.SliceStable(bs, func(i, j int) bool { return rank[bs[i].Name()] < rank[bs[j].Name()] })
-	return New(Options{Backends: bs, Timeout: cfg.Timeout})
+	return New(Options{Backends: bs, Timeout: cfg.Timeout, BareWord: cfg.BareWord})
 }

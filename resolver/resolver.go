@@ -28,6 +28,10 @@ type Options struct {
 	NetnsDir string        // "/var/run/netns" unless testing
 	Timeout  time.Duration // per runtime call; DefaultTimeout if 0
 	Backends []Backend
+	// BareWord, if set, is what a bare WORD target names instead of a
+	// lookup in every runtime (KindDocker when nsdebug runs as a Docker CLI
+	// plugin).
+	BareWord Kind
 }
 
 // Resolver resolves targets. It is safe for concurrent use.
@@ -87,6 +91,9 @@ func (r *Resolver) Resolve(ctx context.Context, t Target) (*Result, error) {
 		res *Result
 		err error
 	)
+	if t.Kind == KindAuto && r.opts.BareWord != "" {
+		t.Kind = r.opts.BareWord
+	}
 	switch t.Kind {
 	case KindPID:
 		res, err = r.resolvePID(t)

@@ -199,11 +199,32 @@ stop_all() {
 			ctr --address "$CTRD_SOCK" -n "$n" containers ls -q 2>/dev/null | xargs -r ctr --address "$CTRD_SOCK" -n "$n" containers delete >/dev/null 2>&1 || true
 		done
 	fi
+	# Every container of this dockerd goes, not only the test fixtures: both
+	# profiles' dockerds keep their containerd's state under /var/run/docker,
+	# so a task left running (and its address on docker0) would outlive the
+	# profile. Kill them through dockerd's containerd, which also reaches
+	# tasks dockerd has already forgotten.
+	local dctrd=/var/run/docker/containerd/containerd.sock
+	if ctr --address "$dctrd" version >/dev/null 2>&1; then
+		for c in $(ctr --address "$dctrd" -n moby tasks ls -q 2>/dev/null); do
+			ctr --address "$dctrd" -n moby tasks kill -s KILL "$c" >/dev/null 2>&1 || true
+		done
+		for _ in $(seq 50); do
+			[ -z "$(ctr --address "$dctrd" -n moby tasks ls -q 2>/dev/null | head -1)" ] && break
+			for c in $(ctr --address "$dctrd" -n moby tasks ls -q 2>/dev/null); do
+				ctr --address "$dctrd" -n moby tasks delete -f "$c" >/dev/null 2>&1 || true
+			done
+			sleep 0.2
+		done
+	fi
 	stop_pid dockerd "$(dockerd_pid)"
 	pid=$(pidfile_pid /var/run/docker/containerd/containerd.pid)
 	stop_pid "dockerd's containerd" "$pid"
 	stop_pid "standalone containerd" "$(standalone_containerd_pid)"
 	rm -f "$CTRD_PIDFILE" "$CTRD_SOCK" "$CTRD_SOCK.ttrpc"
+	for pid in $(pgrep -f "^[^ ]*containerd-shim-runc-v2 .*-address ($dctrd|$CTRD_SOCK)$" || true); do
+		log "warning: shim $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-120)) outlived its containerd"
+	done
 
 	# Docker's bridges: the next dockerd makes docker0 afresh.
 	for n in docker0 "${bridges[@]}"; do
@@ -253,7 +274,7 @@ flush_docker_firewall() { # bridge names
 
 install_packages() {
 	local need=() p
-	for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz; do
+	for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz tcpdump tshark; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
 	done
 	if [ ${#need[@]} -gt 0 ]; then

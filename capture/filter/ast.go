@@ -47,6 +47,10 @@ type (
 		id    uint32
 		hasID bool
 	}
+	dirNode struct { // inbound / outbound
+		pos     int
+		inbound bool
+	}
 	relNode struct { // arith relop arith
 		pos  int
 		op   string
@@ -64,6 +68,7 @@ func (n *castNode) position() int  { return n.pos }
 func (n *lenNode) position() int   { return n.pos }
 func (n *vlanNode) position() int  { return n.pos }
 func (n *relNode) position() int   { return n.pos }
+func (n *dirNode) position() int   { return n.pos }
 func (n *trueNode) position() int  { return n.pos }
 
 // qual is libpcap's qualifier triple.

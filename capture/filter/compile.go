@@ -25,6 +25,11 @@ func compileForSocket(expr string, lt LinkType, cooked bool, snaplen int) ([]bpf
 }
 
 func build(expr string, lt LinkType, socket bool, snaplen int) ([]bpf.RawInstruction, error) {
+	return buildOpt(expr, lt, socket, snaplen, true)
+}
+
+// buildOpt: optimize false is for tests of the optimizer.
+func buildOpt(expr string, lt LinkType, socket bool, snaplen int, optimize bool) ([]bpf.RawInstruction, error) {
 	if snaplen <= 0 {
 		snaplen = defaultSnaplen
 	}
@@ -55,7 +60,7 @@ func build(expr string, lt LinkType, socket bool, snaplen int) ([]bpf.RawInstruc
 		return []bpf.RawInstruction{ri(clsRET|srcK, uint32(snaplen))}, nil
 	}
 	e.cond(c, labAccept, labReject)
-	return e.assemble(prologue, uint32(snaplen))
+	return e.assemble(prologue, uint32(snaplen), optimize)
 }
 
 func hasVLAN(n node) bool {

@@ -26,6 +26,9 @@
 //     `less` and `greater` see the kernel's length, which on a cooked
 //     socket excludes the cooked header. Returns are kept as compiled.
 //
+// An expression that can never match compiles (tcpdump refuses some, those
+// its optimizer proves never match); only a constant false one, such as
+// `arp` on a raw IP link, is an error, as in tcpdump.
 // An empty expression accepts every packet (returns snaplen); snaplen <= 0
 // means 262144, tcpdump's default. Errors are *SyntaxError with the byte
 // offset in the expression; an unknown or unsupported primitive is named.
@@ -46,6 +49,7 @@
 //	vlan [ID]
 //	[ether] broadcast, ip broadcast, [ether] multicast, ip multicast, ip6 multicast
 //	less N, greater N
+//	inbound, outbound                   the packet type (from the cooked header, else the kernel's SKF_AD_PKTTYPE)
 //	ARITH RELOP ARITH                   RELOP: > >= = == != < <=
 //
 // ARITH is a number, len, PROTO[ARITH] or PROTO[ARITH:SIZE] (SIZE 1, 2 or
@@ -71,12 +75,15 @@
 // and the protocol names also look behind one fragment header);
 // tcp[...] and the like are IPv4 only; `vlan` moves the offsets of
 // everything after it in the expression by 4 (also after an `or`);
+// in arithmetic only the left operand's protocol test guards an operation
+// (libpcap 1.10's gen_arth: `1 + tcp[0] = 1` reads tcp[0] as if after an
+// IPv4 header on any packet; a relation keeps the tests of both sides);
 // `ip broadcast` knows no netmask (as tcpdump -i any): it matches
 // 0.0.0.0 and 255.255.255.255.
 //
-// Not supported, an error naming them: gateway, protochain, inbound,
-// outbound, ifindex, ifname, mpls, pppoed, pppoes, geneve, llc, wlan and
+// Not supported, an error naming them: gateway, protochain, ifindex,
+// ifname, mpls, pppoed, pppoes, geneve, llc, wlan and
 // 802.11 qualifiers, atalk, decnet, iso, ipx, stp and the other non-IP
 // protocol families, ATM and MTP primitives, pflog fields, ether proto
-// values <= 1500 (802.3 lengths / LLC SAPs).
+// 0xe0 (IPX). `ether proto N` with N <= 1500 is an LLC SAP, as libpcap.
 package filter

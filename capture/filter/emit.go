@@ -80,7 +80,7 @@ func (e *emitter) cond(c cond, t, f label) {
 func isJA(it item) bool { return it.sym && it.ins.Op == clsJMP|jmpJA }
 
 // assemble turns the items into instructions, ending with the two returns.
-func (e *emitter) assemble(prologue []bpf.RawInstruction, snaplen uint32) ([]bpf.RawInstruction, error) {
+func (e *emitter) assemble(prologue []bpf.RawInstruction, snaplen uint32, opt bool) ([]bpf.RawInstruction, error) {
 	e.place(labAccept)
 	e.add(item{ins: ri(clsRET|srcK, snaplen)})
 	e.place(labReject)
@@ -95,7 +95,45 @@ func (e *emitter) assemble(prologue []bpf.RawInstruction, snaplen uint32) ([]bpf
 		items = append(pro, items...)
 	}
 
-	// Thread jumps through labels that sit on an unconditional jump.
+	for {
+		items = threadJumps(items)
+		var changed bool
+		if !opt {
+			break
+		}
+		if items, changed = optimize(items); !changed {
+			break
+		}
+	}
+	return resolve(items)
+}
+
+// reachable marks the instructions some path from the start reaches.
+func reachable(items []item) []bool {
+	where := labelIndex(items)
+	reach := make([]bool, len(items))
+	reach[0] = true
+	for i, it := range items {
+		if !reach[i] {
+			continue
+		}
+		switch {
+		case isJA(it):
+			reach[where[it.jt]] = true
+		case isCond(it):
+			reach[where[it.jt]] = true
+			reach[where[it.jf]] = true
+		case isRet(it):
+		default:
+			reach[i+1] = true
+		}
+	}
+	return reach
+}
+
+// threadJumps sends jumps to the end of chains of unconditional jumps and
+// drops unconditional jumps to the next instruction or that nothing reaches.
+func threadJumps(items []item) []item {
 	for changed := true; changed; {
 		changed = false
 		where := labelIndex(items)
@@ -141,8 +179,12 @@ func (e *emitter) assemble(prologue []bpf.RawInstruction, snaplen uint32) ([]bpf
 		}
 		items = out
 	}
+	return items
+}
 
-	// Resolve, adding trampolines for conditional jumps out of range.
+// resolve turns labels into offsets, adding trampolines for conditional
+// jumps out of range.
+func resolve(items []item) ([]bpf.RawInstruction, error) {
 	for {
 		where := labelIndex(items)
 		bad := -1

@@ -29,6 +29,11 @@ func FuzzCompile(f *testing.F) {
 	for _, s := range []string{"", "(", "not", "host", "ip[", "ip[1:", "tcp[13]&", "\\", "1=1", "vlan and vlan and vlan and ip", "((((ip))))", "- - -1 = 1", "ip[0]^1^2^3 = 0"} {
 		f.Add(s)
 	}
+	for i, p := range genCorpus() {
+		if i%7 == 0 {
+			fuzzPackets = append(fuzzPackets, p)
+		}
+	}
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		f.Fatal(err)
@@ -62,6 +67,9 @@ func FuzzCompile(f *testing.F) {
 		for _, lt := range []LinkType{EN10MB, LinuxSLL, LinuxSLL2, Raw} {
 			p, err := Compile(expr, lt, 0)
 			check(lt.String(), p, err)
+			if err == nil {
+				checkOptimizer(t, expr, lt, p, fuzzPackets)
+			}
 		}
 		p, err := CompileForSocket(expr, EN10MB, false, 0)
 		check("EN10MB socket", p, err)
@@ -89,4 +97,40 @@ func sameProgram(a, b []bpf.RawInstruction) bool {
 		}
 	}
 	return true
+}
+
+var fuzzPackets []testPacket
+
+// checkOptimizer: the optimizer only drops loads already done and jumps
+// already decided on the way, so the program without it decides the same
+// on every packet, truncated ones included.
+func checkOptimizer(t *testing.T, expr string, lt LinkType, opt []bpf.RawInstruction, pkts []testPacket) {
+	t.Helper()
+	plain, err := buildOpt(expr, lt, false, 0, false)
+	if err != nil {
+		t.Fatalf("%s %q: unoptimized: %v", lt, expr, err)
+	}
+	for _, p := range pkts {
+		data, ok := p.asLinkType(lt)
+		if !ok {
+			continue
+		}
+		a, err1 := runBPF(plain, data, meta{})
+		b, err2 := runBPF(opt, data, meta{})
+		if err1 != nil || err2 != nil || a != b {
+			t.Fatalf("%s %q on %s: unoptimized %d (%v), optimized %d (%v)\nunoptimized:\n%soptimized:\n%s", lt, expr, p.name, a, err1, b, err2, dump(plain), dump(opt))
+		}
+	}
+}
+
+// TestOptimizerKeepsSemantics runs checkOptimizer over the corpus.
+func TestOptimizerKeepsSemantics(t *testing.T) {
+	pkts := genCorpus()
+	for _, expr := range readExprs(t, "testdata/exprs.txt") {
+		for _, lt := range []LinkType{EN10MB, LinuxSLL, LinuxSLL2, Raw} {
+			if p, err := Compile(expr, lt, 0); err == nil {
+				checkOptimizer(t, expr, lt, p, pkts)
+			}
+		}
+	}
 }

@@ -140,10 +140,32 @@ func (g *gen) linkType(pos int, proto uint32) (cond, error) {
 		}
 		return cConst(false), nil
 	}
-	if proto <= 1500 {
-		return nil, errAt(pos, "ether proto %d: 802.3 length/LLC SAP values (<= 1500) are not supported", proto)
+	if proto <= 1500 && g.lt != LinuxSLL2 {
+		return g.llc(pos, proto)
 	}
 	return leaf(g.load(g.linktype, 0, 2), jmpJEQ, proto), nil
+}
+
+// llc: `ether proto N` with N <= 1500 is an 802.2 LLC SAP, as libpcap's
+// gen_linktype: an 802.3 frame (a length, not a type, in the type field;
+// on LINUX_SLL the protocol LINUX_SLL_P_802_2) whose DSAP is N, for the IP,
+// ISO and NetBEUI SAPs DSAP and SSAP both. (LINUX_SLL2 compares the
+// protocol field as for a type, as libpcap does.)
+func (g *gen) llc(pos int, proto uint32) (cond, error) {
+	if proto == 0xe0 {
+		return nil, errAt(pos, "ether proto 0xe0 (IPX, with its several encapsulations) is not supported")
+	}
+	var is8023 cond
+	if g.lt == LinuxSLL {
+		is8023 = leaf(g.load(g.linktype, 0, 2), jmpJEQ, 4)
+	} else {
+		is8023 = not(leaf(g.load(g.linktype, 0, 2), jmpJGT, 1500))
+	}
+	switch proto {
+	case 0x06, 0xfe, 0xf0:
+		return and(is8023, g.mcmp(g.linkpl, 0, 2, proto<<8|proto, 0xffffffff)), nil
+	}
+	return and(is8023, leaf(g.load(g.linkpl, 0, 1), jmpJEQ, proto)), nil
 }
 
 func (g *gen) mustLinkType(proto uint32) cond {
@@ -229,6 +251,24 @@ func (g *gen) node(n node) (cond, error) {
 		return not(leaf([]bpf.RawInstruction{ri(clsLD|modeLEN, 0)}, jmpJGT, n.n)), nil
 	case *vlanNode:
 		return g.vlan(n)
+	case *dirNode:
+		// the packet type: PACKET_OUTGOING (4) is outbound, anything else
+		// inbound; from the cooked header, else from the kernel (as
+		// libpcap, an ancillary load even in a program for a file)
+		var ld []bpf.RawInstruction
+		switch g.lt {
+		case LinuxSLL:
+			ld = []bpf.RawInstruction{ldAbs(2, 0)}
+		case LinuxSLL2:
+			ld = []bpf.RawInstruction{ldAbs(1, 10)}
+		default:
+			ld = []bpf.RawInstruction{ldAbs(2, skfADOff+skfADPktType)}
+		}
+		out := leaf(ld, jmpJEQ, 4)
+		if n.inbound {
+			return not(out), nil
+		}
+		return out, nil
 	case *relNode:
 		return g.relation(n)
 	case *primNode:

@@ -113,6 +113,9 @@ func (g *gen) hostByProto(n *primNode, addr, mask uint32) (cond, error) {
 
 func (g *gen) host6(n *primNode) (cond, error) {
 	q, v := n.q, n.v
+	if q.addr == "port" || q.addr == "portrange" || q.addr == "proto" {
+		return nil, errAt(v.pos, "invalid qualifier against IPv6 address")
+	}
 	ip := net.ParseIP(v.text).To16()
 	if ip == nil {
 		return nil, errAt(v.pos, "invalid IPv6 address %q", v.text)
@@ -355,7 +358,11 @@ func (g *gen) arith(a arith, guards *[]cond) ([]bpf.RawInstruction, error) {
 			return nil, err
 		}
 		defer g.free()
-		r, err := g.arith(a.r, guards)
+		// As libpcap 1.10's gen_arth, only the left operand's protocol
+		// tests guard an operation: `1 + tcp[0] = 1` reads tcp[0] (after
+		// an IPv4 header) on any packet. tcpdump does this; so does nsdebug.
+		var dropped []cond
+		r, err := g.arith(a.r, &dropped)
 		if err != nil {
 			return nil, err
 		}

@@ -49,7 +49,7 @@ var transportProtos = map[string]struct {
 // Keywords of libpcap this compiler does not implement: an expression using
 // one is an error naming it, never a different filter.
 var unsupportedKeywords = map[string]bool{
-	"gateway": true, "protochain": true, "inbound": true, "outbound": true,
+	"gateway": true, "protochain": true,
 	"ifindex": true, "ifname": true, "on": true, "rnr": true, "rulenum": true,
 	"reason": true, "rset": true, "ruleset": true, "srnr": true, "subrulenum": true,
 	"subrule": true, "action": true, "type": true, "subtype": true, "dir": true,
@@ -72,7 +72,7 @@ var grammarKeywords = map[string]bool{
 	"and": true, "or": true, "not": true, "src": true, "dst": true, "host": true,
 	"net": true, "mask": true, "port": true, "portrange": true, "proto": true,
 	"less": true, "greater": true, "len": true, "broadcast": true, "multicast": true,
-	"vlan": true,
+	"vlan": true, "inbound": true, "outbound": true,
 }
 
 func isKeyword(s string) bool {

@@ -3,6 +3,7 @@ package filter
 import (
 	"bufio"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strconv"
@@ -84,7 +85,7 @@ func newRunner(t testing.TB, prog []bpf.RawInstruction) *runner {
 		t.Fatalf("program does not disassemble: %v", prog)
 	}
 	r := &runner{prog: prog}
-	if !usesNeg(prog) {
+	if !usesNeg(prog) && !usesAncillary(prog) {
 		vm, err := bpf.NewVM(ins)
 		if err != nil {
 			t.Fatalf("VM refuses program: %v\n%s", err, dump(prog))
@@ -92,6 +93,15 @@ func newRunner(t testing.TB, prog []bpf.RawInstruction) *runner {
 		r.vm = vm
 	}
 	return r
+}
+
+func usesAncillary(prog []bpf.RawInstruction) bool {
+	for _, in := range prog {
+		if in.Op&0x07 == clsLD && in.Op&0xe0 == modeABS && in.K >= skfADOff {
+			return true
+		}
+	}
+	return false
 }
 
 func usesNeg(prog []bpf.RawInstruction) bool {
@@ -174,14 +184,50 @@ func TestOracleTcpdump(t *testing.T) {
 	if len(pkts) < 300 {
 		t.Fatalf("packet corpus has %d packets, want at least 300", len(pkts))
 	}
+	st := compareWithTcpdump(t, tcpdump, exprs, []LinkType{EN10MB, LinuxSLL, LinuxSLL2, Raw}, pkts)
+	t.Logf("%d expressions x 4 link types: %d programs compared over %d (expression, packet) pairs, %d packets; %d runs checked against x/net/bpf's VM",
+		len(exprs), st.compiled, st.pairs, len(pkts), vmRuns)
+	t.Logf("truncated packets where tcpdump's optimized and unoptimized programs disagree: %d pairs; nsdebug agreed with the unoptimized one in %d of them, with the optimized one in the rest",
+		st.truncatedDisagree, st.truncatedAsUnopt)
+	// An expression that accepts everything or nothing on every link type
+	// proves little: the corpus must exercise both outcomes.
+	var weak []string
+	for _, e := range exprs {
+		if st.compiles[e] && !st.discriminating[e] {
+			weak = append(weak, e)
+		}
+	}
+	if len(weak) > len(exprs)/20 {
+		t.Errorf("%d expressions never both accept and reject a corpus packet: %q", len(weak), weak)
+	} else if len(weak) > 0 {
+		t.Logf("expressions with one outcome only: %q", weak)
+	}
+}
+
+type oracleStats struct {
+	pairs, compiled, truncatedDisagree, truncatedAsUnopt, rejectsAll int
+	discriminating, compiles                                         map[string]bool
+}
+
+// compareWithTcpdump is the oracle comparison of TestOracleTcpdump.
+func compareWithTcpdump(t *testing.T, tcpdump string, exprs []string, lts []LinkType, pkts []testPacket) oracleStats {
+	t.Helper()
 	const snaplen = 128 // shorter than some packets, so the snap length shows
-	var pairs, compiled, truncatedDisagree, truncatedAsUnopt int
-	discriminating := map[string]bool{}
-	compiles := map[string]bool{}
-	for _, lt := range []LinkType{EN10MB, LinuxSLL, LinuxSLL2, Raw} {
+	st := oracleStats{discriminating: map[string]bool{}, compiles: map[string]bool{}}
+	for _, lt := range lts {
 		for _, expr := range exprs {
 			ref, refErr := tcpdumpCompile(tcpdump, expr, lt, snaplen, true)
 			got, gotErr := Compile(expr, lt, snaplen)
+			if refErr != nil && gotErr == nil && strings.Contains(refErr.Error(), "expression rejects all packets") {
+				// libpcap's optimizer proved the filter never matches and
+				// tcpdump refuses it; nsdebug does not (its optimizer proves
+				// other things): its program must then decide as tcpdump's
+				// unoptimized one, rejecting every packet too.
+				if ref, refErr = tcpdumpCompile(tcpdump, expr, lt, snaplen, false); refErr != nil {
+					t.Fatalf("%s %q: tcpdump -O: %v", lt, expr, refErr)
+				}
+				st.rejectsAll++
+			}
 			if (refErr == nil) != (gotErr == nil) {
 				t.Errorf("%s %q: tcpdump: %v; nsdebug: %v", lt, expr, refErr, gotErr)
 				continue
@@ -189,8 +235,8 @@ func TestOracleTcpdump(t *testing.T) {
 			if refErr != nil {
 				continue
 			}
-			compiled++
-			compiles[expr] = true
+			st.compiled++
+			st.compiles[expr] = true
 			unopt, err := tcpdumpCompile(tcpdump, expr, lt, snaplen, false)
 			if err != nil {
 				t.Fatalf("%s %q: tcpdump -O fails where tcpdump does not: %v", lt, expr, err)
@@ -202,15 +248,16 @@ func TestOracleTcpdump(t *testing.T) {
 				if !ok {
 					continue
 				}
-				pairs++
-				want := rvm.run(t, data, meta{})
-				have := gvm.run(t, data, meta{})
+				st.pairs++
+				m := meta{pktType: uint8(p.pkt)} // for inbound/outbound on EN10MB and RAW
+				want := rvm.run(t, data, m)
+				have := gvm.run(t, data, m)
 				if strings.HasPrefix(p.name, "cut") {
-					u := uvm.run(t, data, meta{})
+					u := uvm.run(t, data, m)
 					if u != want {
-						truncatedDisagree++
+						st.truncatedDisagree++
 						if have == u {
-							truncatedAsUnopt++
+							st.truncatedAsUnopt++
 						}
 					}
 					if have == want || have == u {
@@ -229,25 +276,54 @@ func TestOracleTcpdump(t *testing.T) {
 				}
 			}
 			if accepted > 0 && rejected > 0 {
-				discriminating[expr] = true
+				st.discriminating[expr] = true
 			}
 		}
 	}
-	t.Logf("%d expressions x 4 link types: %d programs compared over %d (expression, packet) pairs, %d packets; %d runs checked against x/net/bpf's VM",
-		len(exprs), compiled, pairs, len(pkts), vmRuns)
-	t.Logf("truncated packets where tcpdump's optimized and unoptimized programs disagree: %d pairs; nsdebug agreed with the unoptimized one in %d of them, with the optimized one in the rest",
-		truncatedDisagree, truncatedAsUnopt)
-	// An expression that accepts everything or nothing on every link type
-	// proves little: the corpus must exercise both outcomes.
-	var weak []string
-	for _, e := range exprs {
-		if compiles[e] && !discriminating[e] {
-			weak = append(weak, e)
+	return st
+}
+
+// TestOracleRandomCombinations: seeded random combinations of primitives
+// with and/or/not/&&/||/! and parentheses (and the bare values that then
+// inherit qualifiers), compared with tcpdump like the corpus.
+func TestOracleRandomCombinations(t *testing.T) {
+	tcpdump := requireTcpdump(t)
+	atoms := []string{"ip", "ip6", "arp", "tcp", "udp", "icmp", "icmp6", "sctp", "vlan", "vlan 10",
+		"host 10.0.0.1", "src host 1.1.1.1", "dst net 10.0.0.0/8", "net 2001:db8::/32", "port 80",
+		"tcp port 443", "udp dst port 53", "portrange 20-25", "ether broadcast", "multicast",
+		"ip multicast", "ether src 00:11:22:33:44:55", "less 80", "greater 100", "len > 60",
+		"ip[9] = 17", "tcp[tcpflags] & tcp-syn != 0", "tcp[tcpflags] & (tcp-ack|tcp-fin) = tcp-ack",
+		"icmp[icmptype] = icmp-echo", "ip[6:2] & 0x1fff != 0", "ether proto 0x0806", "ip proto 47",
+		"ip6 proto 58", "src 2.2.2.2", "ether[0] & 1 = 0", "udp[2:2] > 1000", "ip[2:2] - 20 > 40"}
+	values := []string{"10.1.2.3", "2.2.2.2", "443", "53", "fe80::1", "not 1.1.1.1"}
+	r := rand.New(rand.NewPCG(7, 11))
+	var gen func(depth int) string
+	gen = func(depth int) string {
+		if depth == 0 || r.IntN(3) == 0 {
+			return pick(r, atoms)
 		}
+		l, rt := gen(depth-1), gen(depth-1)
+		op := pick(r, []string{"and", "or", "&&", "||"})
+		switch r.IntN(6) {
+		case 0:
+			return "not " + l + " " + op + " " + rt
+		case 1:
+			return "(" + l + ") " + op + " !(" + rt + ")"
+		case 2:
+			return l + " " + op + " " + pick(r, values) // inherits the last qualifiers, or is an error
+		case 3:
+			return "(" + l + " " + op + " " + rt + ")"
+		}
+		return l + " " + op + " " + rt
 	}
-	if len(weak) > len(exprs)/20 {
-		t.Errorf("%d expressions never both accept and reject a corpus packet: %q", len(weak), weak)
-	} else if len(weak) > 0 {
-		t.Logf("expressions with one outcome only: %q", weak)
+	var exprs []string
+	for i := 0; i < 150; i++ {
+		exprs = append(exprs, gen(3))
 	}
+	st := compareWithTcpdump(t, tcpdump, exprs, []LinkType{EN10MB, LinuxSLL2}, genCorpus())
+	if st.compiled < 150 {
+		t.Errorf("only %d of %d programs compiled: the generator makes too many errors", st.compiled, 2*len(exprs))
+	}
+	t.Logf("%d random expressions x 2 link types: %d programs over %d pairs; %d that tcpdump refuses as rejecting every packet compared with tcpdump -O",
+		len(exprs), st.compiled, st.pairs, st.rejectsAll)
 }

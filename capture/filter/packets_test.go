@@ -180,7 +180,7 @@ func genCorpus() []testPacket {
 		c.eth("ip4-icmp", layers.EthernetTypeIPv4, c.ip4(layers.IPProtocolICMPv4, c.icmp4(), 0, 0, false))
 		c.eth("ip6-icmp6", layers.EthernetTypeIPv6, c.ip6(layers.IPProtocolICMPv6, c.icmp6()))
 	}
-	for i := 0; i < 8; i++ {
+	for i := 0; i < 14; i++ {
 		c.eth("ip4-sctp", layers.EthernetTypeIPv4, c.ip4(layers.IPProtocolSCTP, c.sctp(), 0, 0, false))
 		c.eth("ip6-sctp", layers.EthernetTypeIPv6, c.ip6(layers.IPProtocolSCTP, c.sctp()))
 		c.eth("ip4-igmp", layers.EthernetTypeIPv4, c.ip4(layers.IPProtocolIGMP, []byte{0x16, 0, 0, 0, 224, 0, 0, 1}, 0, 0, false))
@@ -249,8 +249,9 @@ func genCorpus() []testPacket {
 		c.eth("rarp", layers.EthernetType(0x8035), c.arp(uint16(3+i%2)))
 	}
 	// other link-layer content: LLC (802.3 length), unknown types
-	for i := 0; i < 6; i++ {
-		c.eth("llc", layers.EthernetType(uint16(pick(c.r, []int{38, 100, 1500}))), []byte{0x42, 0x42, 0x03, 0, 0, 0, 0, 0, 0, 0})
+	for i := 0; i < 14; i++ {
+		sap := pick(c.r, []byte{0x42, 0x06, 0xfe, 0xf0, 0xaa, 100})
+		c.eth("llc", layers.EthernetType(uint16(pick(c.r, []int{38, 100, 1500}))), []byte{sap, sap, 0x03, 0, 0, 0, 0, 0, 0, 0})
 		c.eth("other-etype", layers.EthernetType(pick(c.r, []uint16{0x88cc, 0x8863, 0x8847, 0x9000, 0x0064})), make([]byte, 30))
 	}
 	// truncated copies of some packets (a snap length): loads past the end

@@ -232,6 +232,10 @@ func (p *parser) rterm() (node, error) {
 		}
 		p.last = qual{err: true}
 		return v, nil
+	case w == "inbound" || w == "outbound":
+		p.next()
+		p.last = qual{err: true}
+		return &dirNode{pos: t.pos, inbound: w == "inbound"}, nil
 	case w == "broadcast" || w == "multicast":
 		p.next()
 		p.last = qual{err: true}

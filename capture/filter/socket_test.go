@@ -279,7 +279,6 @@ func TestCookedRewriteRules(t *testing.T) {
 			{Op: 0xb1, K: 0}, {Op: 0x48, K: 0}, {Op: 0x15, Jt: 0, Jf: 1, K: 53},
 			{Op: 0x06, K: 128}, {Op: 0x06, K: 0}}},
 		{LinuxSLL2, "ip6 and ip6[40] = 128", []bpf.RawInstruction{
-			{Op: 0x28, K: ad(skfADProtocol)}, {Op: 0x15, Jt: 0, Jf: 5, K: 0x86dd},
 			{Op: 0x28, K: ad(skfADProtocol)}, {Op: 0x15, Jt: 0, Jf: 3, K: 0x86dd},
 			{Op: 0x30, K: 40}, {Op: 0x15, Jt: 0, Jf: 1, K: 128},
 			{Op: 0x06, K: 128}, {Op: 0x06, K: 0}}},
