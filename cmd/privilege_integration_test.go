@@ -31,9 +31,9 @@ func nsdebugBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "nsdebug")
-		// Static, as make build makes it: case 14 runs it inside a container
-		// that has no C library.
-		build := exec.Command("go", "build", "-o", binPath, "./nsdebug")
+		// Static and with the Makefile's TAGS, as make build makes it: case 14
+		// runs it inside a container that has no C library.
+		build := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", binPath, "./nsdebug")
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := build.CombinedOutput()
 		if err != nil {

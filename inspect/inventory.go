@@ -123,13 +123,24 @@ func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*In
 		}(i, b)
 	}
 
+	// mountinfo (one line per mount: thousands with thousands of named
+	// namespaces) is parsed while /proc is scanned.
+	var (
+		mounts   []procfs.Mount
+		mountErr error
+	)
+	mountsDone := make(chan struct{})
+	go func() {
+		defer close(mountsDone)
+		mounts, mountErr = procfs.NetnsMounts(r.ProcRoot() + "/self/mountinfo")
+	}()
 	scan, err := procfs.ScanNetns(r.ProcRoot())
+	<-mountsDone
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", r.ProcRoot(), err)
 	}
-	mounts, err := procfs.NetnsMounts(r.ProcRoot() + "/self/mountinfo")
-	if err != nil {
-		inv.Warnings = append(inv.Warnings, "cannot read mountinfo: "+err.Error())
+	if mountErr != nil {
+		inv.Warnings = append(inv.Warnings, "cannot read mountinfo: "+mountErr.Error())
 	}
 	hostID, hostSrc, herr := r.Host()
 	if herr != nil {

@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		bin = filepath.Join(dir, "nsdebug")
-		if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/nsdebug").CombinedOutput(); err != nil {
+		if out, err := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", bin, "../../cmd/nsdebug").CombinedOutput(); err != nil { // -tags: the Makefile's TAGS
 			fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 			os.Exit(1)
 		}
