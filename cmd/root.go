@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/nsdebug/nsdebug/internal/hostcheck"
+	"github.com/nsdebug/nsdebug/internal/kubelet"
 	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/resolver"
 )
@@ -130,7 +131,7 @@ Targets:
 				return nserr.New(nserr.ErrUsage, "--timeout must be a positive duration such as 3s or 500ms (got %s)", timeout)
 			}
 			env.Cfg.Timeout = timeout
-			return nil
+			return useKubelet(env)
 		},
 	}
 	root.SetIn(env.IO.In)
@@ -140,7 +141,9 @@ Targets:
 	pf.DurationVar(&timeout, "timeout", resolver.DefaultTimeout, "bound on each call to a container runtime")
 	pf.StringVar(&env.Cfg.DockerHost, "docker-host", "", "Docker daemon socket (default $DOCKER_HOST or unix:///var/run/docker.sock)")
 	pf.StringVar(&env.Cfg.ContainerdAddress, "containerd-address", "", "containerd socket (default $CONTAINERD_ADDRESS, else every default socket)")
-	pf.StringVar(&env.Cfg.CRIEndpoint, "cri-endpoint", "", "CRI runtime endpoint (default $CONTAINER_RUNTIME_ENDPOINT, else containerd's and CRI-O's sockets)")
+	pf.StringVar(&env.Cfg.CRIEndpoint, "cri-endpoint", "", "CRI runtime endpoint (default $CONTAINER_RUNTIME_ENDPOINT, else containerd's and CRI-O's sockets); \"kubelet\": the one the node's kubelet uses")
+	pf.StringVar(&env.Cfg.HostRoot, "host-root", "", "the node's root directory as seen from here, for paths the runtimes report (kubectl-nsdebug's helper pod)")
+	_ = pf.MarkHidden("host-root")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return nserr.New(nserr.ErrUsage, "%v (see '%s --help')", err, c.CommandPath())
 	})
@@ -148,6 +151,40 @@ Targets:
 		root.AddCommand(f(env))
 	}
 	return root
+}
+
+// useKubelet turns --cri-endpoint kubelet into the endpoint the node's
+// kubelet was given, reached through kubelet's root in procfs, so that it
+// works from a helper pod with only hostPID; the runtime's paths (netns
+// files, resolv.conf) are then read below that root too.
+func useKubelet(env *Env) error {
+	if env.Cfg.CRIEndpoint != "kubelet" {
+		return nil
+	}
+	procRoot := env.ProcRoot
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	k, err := kubelet.Find(procRoot)
+	if err != nil {
+		return err
+	}
+	root := env.Cfg.HostRoot
+	if root == "" {
+		root = k.Root
+	}
+	ep, err := kubelet.EndpointUnder(root, k.Endpoint)
+	if err != nil {
+		return err
+	}
+	env.Cfg.CRIEndpoint, env.Cfg.HostRoot = ep, root
+	// Only kubelet's runtime: other runtimes' sockets on the node are not
+	// the cluster's.
+	env.Cfg.Disabled = map[string]bool{"docker": true, "containerd": true}
+	if env.NetnsDir == "" {
+		env.NetnsDir = root + "/var/run/netns"
+	}
+	return nil
 }
 
 // requireRoot is the privilege check every namespace-touching command runs

@@ -14,6 +14,10 @@ type Config struct {
 	ContainerdAddress string // "" = every default socket that exists
 	CRIEndpoint       string // "" = every default CRI socket that exists
 	Timeout           time.Duration
+	// HostRoot: the runtimes' paths (CRI sockets aside, which the caller
+	// names) are the node's, visible below this directory (kubelet's root
+	// through procfs, when nsdebug runs in kubectl-nsdebug's helper pod).
+	HostRoot string
 	// Disabled runtimes are not asked (names: docker, containerd, cri).
 	Disabled map[string]bool
 }

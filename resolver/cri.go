@@ -39,11 +39,11 @@ func init() { registerBackend(newCRIBackends) }
 // CRI socket that exists. Nothing is dialled here.
 func newCRIBackends(cfg Config) []Backend {
 	if cfg.CRIEndpoint != "" {
-		return []Backend{&criBackend{endpoint: cfg.CRIEndpoint, timeout: cfg.Timeout, explicit: true}}
+		return []Backend{&criBackend{endpoint: cfg.CRIEndpoint, timeout: cfg.Timeout, explicit: true, hostRoot: cfg.HostRoot}}
 	}
 	var bs []Backend
 	for _, s := range existingSockets(DefaultCRISockets) {
-		bs = append(bs, &criBackend{endpoint: "unix://" + s, timeout: cfg.Timeout})
+		bs = append(bs, &criBackend{endpoint: "unix://" + s, timeout: cfg.Timeout, hostRoot: cfg.HostRoot})
 	}
 	return bs
 }
@@ -57,6 +57,8 @@ type criBackend struct {
 	// out not to serve CRI (containerd with its CRI plugin disabled, as on
 	// most Docker hosts) simply has no pods; a named one is an error.
 	explicit bool
+	// hostRoot prefixes the paths the runtime reports (see Config.HostRoot).
+	hostRoot string
 
 	mu   sync.Mutex
 	conn *grpc.ClientConn
@@ -243,8 +245,16 @@ func (b *criBackend) fillSandboxStatus(ctx context.Context, rt cri.RuntimeServic
 		c.State = stateWord(s.GetState().String())
 	}
 	info := parseSandboxInfo(st.GetInfo()["info"])
-	c.PID, c.NetnsPath, c.ResolvConf, c.Hosts = info.PID, info.NetnsPath, info.ResolvConf, info.Hosts
+	c.PID, c.NetnsPath, c.ResolvConf, c.Hosts = info.PID, b.hostPath(info.NetnsPath), b.hostPath(info.ResolvConf), b.hostPath(info.Hosts)
 	return nil
+}
+
+// hostPath is where a path the runtime reported is seen from here.
+func (b *criBackend) hostPath(p string) string {
+	if p == "" || b.hostRoot == "" {
+		return p
+	}
+	return filepath.Join(b.hostRoot, p)
 }
 
 // pickContainer turns a pod candidate into the candidate for one of its
