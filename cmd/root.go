@@ -65,7 +65,7 @@ func (e *Env) Resolver() *resolver.Resolver {
 	if e.res == nil {
 		r := resolver.Open(e.Cfg)
 		if e.ProcRoot != "" || e.NetnsDir != "" {
-			r = resolver.New(resolver.Options{Backends: r.Backends(), Timeout: r.Timeout(), ProcRoot: e.ProcRoot, NetnsDir: e.NetnsDir})
+			r = resolver.New(resolver.Options{Backends: r.Backends(), Timeout: r.Timeout(), ProcRoot: e.ProcRoot, NetnsDir: e.NetnsDir, HostRoot: r.HostRoot()})
 		}
 		e.res = r
 	}

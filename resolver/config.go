@@ -73,5 +73,5 @@ func Open(cfg Config) *Resolver {
 	// whatever order the backend files registered in.
 	rank := map[string]int{"docker": 0, "containerd": 1, "cri": 2}
 	sort.SliceStable(bs, func(i, j int) bool { return rank[bs[i].Name()] < rank[bs[j].Name()] })
-	return New(Options{Backends: bs, Timeout: cfg.Timeout})
+	return New(Options{Backends: bs, Timeout: cfg.Timeout, HostRoot: cfg.HostRoot})
 }

@@ -28,6 +28,9 @@ type Options struct {
 	NetnsDir string        // "/var/run/netns" unless testing
 	Timeout  time.Duration // per runtime call; DefaultTimeout if 0
 	Backends []Backend
+	// HostRoot (see Config.HostRoot) is cut from the netns paths shown, so
+	// that they read as on the node.
+	HostRoot string
 }
 
 // Resolver resolves targets. It is safe for concurrent use.
@@ -386,7 +389,7 @@ func (r *Resolver) resultFor(g *group, notes []string) *Result {
 		ResolvConf:  c.ResolvConf,
 		Hosts:       c.Hosts,
 		Warnings:    notes,
-		Netns:       NetnsInfo{Path: g.ns.Path, Inode: g.ns.ID.Inode, Dev: g.ns.ID.Dev},
+		Netns:       NetnsInfo{Path: r.shownPath(g.ns.Path), Inode: g.ns.ID.Inode, Dev: g.ns.ID.Dev},
 	}
 	seen := map[string]bool{}
 	for _, o := range g.cands {
@@ -403,6 +406,19 @@ func (r *Resolver) resultFor(g *group, notes []string) *Result {
 	}
 	return res
 }
+
+// shownPath is p as the node names it.
+func (r *Resolver) shownPath(p string) string {
+	if r.opts.HostRoot != "" {
+		if rest, ok := strings.CutPrefix(p, strings.TrimRight(r.opts.HostRoot, "/")+"/"); ok {
+			return "/" + rest
+		}
+	}
+	return p
+}
+
+// HostRoot is Options.HostRoot.
+func (r *Resolver) HostRoot() string { return r.opts.HostRoot }
 
 func shortID(id string) string {
 	if len(id) > 12 {
