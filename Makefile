@@ -15,7 +15,7 @@ FUZZTIME  ?= $(if $(filter true,$(CI)),45s,15s)
 # would change under them.
 TESTFLAGS ?= -count=1 -timeout 30m -p 1
 
-.PHONY: all build test test-unit test-fuzz testbed lint demo bench examples clean tidy-check
+.PHONY: all build test test-unit test-fuzz testbed testbed-kube image lint demo bench examples clean tidy-check
 
 all: build
 
@@ -48,6 +48,31 @@ test-fuzz:
 
 testbed:
 	scripts/testbed.sh
+
+# The image of nsdebug for Kubernetes (the node helper pod): FROM scratch with
+# the static bin/nsdebug at /usr/local/bin/nsdebug and busybox-static's
+# applets in /bin, idle `sleep` as command. Tagged $(IMAGE_REPO):$(VERSION) and
+# $(IMAGE_REPO):dev in dockerd; saved to $(IMAGE_TAR) for containerd.
+IMAGE_REPO ?= nsdebug/nsdebug
+IMAGE_TAR  ?= bin/nsdebug-image.tar
+image: build
+	@set -e; ctx=$$(mktemp -d); trap 'rm -rf "$$ctx"' EXIT; \
+	old=$$(docker image inspect -f '{{.Id}}' $(IMAGE_REPO):$(VERSION) 2>/dev/null || true); \
+	cp $(BIN) "$$ctx/nsdebug"; cp /bin/busybox "$$ctx/busybox"; \
+	printf '%s\n' 'FROM scratch' 'COPY busybox /bin/busybox' \
+		'RUN ["/bin/busybox", "--install", "-s", "/bin"]' \
+		'COPY nsdebug /usr/local/bin/nsdebug' \
+		'CMD ["/bin/sleep", "2147483647"]' >"$$ctx/Dockerfile"; \
+	docker build -q -t $(IMAGE_REPO):$(VERSION) -t $(IMAGE_REPO):dev "$$ctx" >/dev/null; \
+	new=$$(docker image inspect -f '{{.Id}}' $(IMAGE_REPO):$(VERSION)); \
+	if [ -n "$$old" ] && [ "$$old" != "$$new" ]; then docker rmi "$$old" >/dev/null 2>&1 || true; fi
+	docker save -o $(IMAGE_TAR) $(IMAGE_REPO):$(VERSION) $(IMAGE_REPO):dev
+	@echo "image: $(IMAGE_REPO):$(VERSION) (and :dev), saved to $(IMAGE_TAR)"
+
+# A real one-node Kubernetes (etcd, kube-apiserver, kubelet on a containerd of
+# its own) with bb:local and the nsdebug image imported; see scripts/testbed-kube.sh.
+testbed-kube: image
+	NSDEBUG_IMAGE=$(IMAGE_REPO):$(VERSION) NSDEBUG_IMAGE_TAR=$(IMAGE_TAR) scripts/testbed-kube.sh
 
 lint: tidy-check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
