@@ -68,6 +68,10 @@ type Options struct {
 	All bool
 	// rbac
 	User, Group, ServiceAccount string
+	RBACName                    string
+	// DeadlineSlack: activeDeadlineSeconds is Timeout plus this (tests
+	// shorten it).
+	DeadlineSlack time.Duration
 }
 
 // invocation is one parsed command line.
@@ -115,6 +119,9 @@ func newFlags(o *Options) *pflag.FlagSet {
 	fs.StringVar(&o.User, "for-user", "", "rbac: bind to this user")
 	fs.StringVar(&o.Group, "for-group", "", "rbac: bind to this group")
 	fs.StringVar(&o.ServiceAccount, "for-serviceaccount", "", "rbac: bind to this NAMESPACE:NAME service account")
+	fs.StringVar(&o.RBACName, "rbac-name", RBACName, "rbac: name of the roles and bindings")
+	fs.DurationVar(&o.DeadlineSlack, "deadline-slack", DeadlineSlack, "how long past --timeout the API server ends a helper pod")
+	_ = fs.MarkHidden("deadline-slack")
 	return fs
 }
 

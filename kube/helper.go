@@ -40,7 +40,7 @@ func (k *client) helperFor(node string, target *podRef, command string, privileg
 	s := HelperSpec{
 		Name: HelperName(node), Namespace: k.o.HelperNS, Node: node,
 		Image: k.o.Image, PullPolicy: corev1.PullPolicy(k.o.PullPolicy),
-		Lifetime: k.o.Timeout, Privileged: privileged, Client: k.host,
+		Lifetime: k.o.Timeout, Slack: k.o.DeadlineSlack, Privileged: privileged, Client: k.host,
 		Command: command, Now: time.Now(),
 	}
 	if target != nil {

@@ -42,6 +42,7 @@ type HelperSpec struct {
 	// and activeDeadlineSeconds (Lifetime + DeadlineSlack) ends the pod
 	// server-side even if the client and the idle command are both gone.
 	Lifetime time.Duration
+	Slack    time.Duration // DeadlineSlack if 0
 	// Privileged: only for sysctl writes (see HelperPod).
 	Privileged bool
 	// Client names who runs the plugin (a label value).
@@ -71,7 +72,14 @@ func HelperName(node string) string {
 }
 
 // Deadline is the time after which gc may delete the helper.
-func (s HelperSpec) Deadline() time.Time { return s.Now.Add(s.Lifetime + DeadlineSlack) }
+func (s HelperSpec) Deadline() time.Time { return s.Now.Add(s.Lifetime + s.slack()) }
+
+func (s HelperSpec) slack() time.Duration {
+	if s.Slack > 0 {
+		return s.Slack
+	}
+	return DeadlineSlack
+}
 
 // HelperPod builds the helper pod. What nsdebug on the node needs, from its
 // code:
@@ -95,7 +103,7 @@ func (s HelperSpec) Deadline() time.Time { return s.Now.Add(s.Lifetime + Deadlin
 //     /proc/sys read-only in every unprivileged container, and a write
 //     through it fails with EROFS whatever the capabilities.
 func HelperPod(s HelperSpec) *corev1.Pod {
-	deadline := int64((s.Lifetime + DeadlineSlack) / time.Second)
+	deadline := int64((s.Lifetime + s.slack() + time.Second - 1) / time.Second)
 	grace := int64(0)
 	no := false
 	yes := true
@@ -147,7 +155,7 @@ func HelperPod(s HelperSpec) *corev1.Pod {
 				ImagePullPolicy: s.PullPolicy,
 				Command: []string{"nsdebug", "node-helper",
 					fmt.Sprintf("--protocol=%d", version.Protocol),
-					"--until=" + s.Now.Add(s.Lifetime+time.Minute).UTC().Format(time.RFC3339)},
+					"--until=" + s.Now.Add(s.Lifetime+s.slack()/2).UTC().Format(time.RFC3339)},
 				SecurityContext:          sc,
 				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 				Resources: corev1.ResourceRequirements{

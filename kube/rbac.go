@@ -25,13 +25,13 @@ const RBACName = "nsdebug-user"
 //
 // Creating a hostPID pod with SYS_ADMIN in the helper namespace is root on
 // every node: grant this as you would node access.
-func RBACObjects(helperNS string, subject rbacv1.Subject) []any {
+func RBACObjects(name, helperNS string, subject rbacv1.Subject) []any {
 	meta := func(kind, ns string) metav1.TypeMeta {
 		return metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: kind}
 	}
 	cr := &rbacv1.ClusterRole{
 		TypeMeta:   meta("ClusterRole", ""),
-		ObjectMeta: metav1.ObjectMeta{Name: RBACName, Labels: map[string]string{LabelManagedBy: ManagedByValue}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{LabelManagedBy: ManagedByValue}},
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
 			{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}},
@@ -39,13 +39,13 @@ func RBACObjects(helperNS string, subject rbacv1.Subject) []any {
 	}
 	crb := &rbacv1.ClusterRoleBinding{
 		TypeMeta:   meta("ClusterRoleBinding", ""),
-		ObjectMeta: metav1.ObjectMeta{Name: RBACName, Labels: map[string]string{LabelManagedBy: ManagedByValue}},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: RBACName},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{LabelManagedBy: ManagedByValue}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: name},
 		Subjects:   []rbacv1.Subject{subject},
 	}
 	role := &rbacv1.Role{
 		TypeMeta:   meta("Role", helperNS),
-		ObjectMeta: metav1.ObjectMeta{Name: RBACName, Namespace: helperNS, Labels: map[string]string{LabelManagedBy: ManagedByValue}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: helperNS, Labels: map[string]string{LabelManagedBy: ManagedByValue}},
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "watch", "list", "delete"}},
 			{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
@@ -53,8 +53,8 @@ func RBACObjects(helperNS string, subject rbacv1.Subject) []any {
 	}
 	rb := &rbacv1.RoleBinding{
 		TypeMeta:   meta("RoleBinding", helperNS),
-		ObjectMeta: metav1.ObjectMeta{Name: RBACName, Namespace: helperNS, Labels: map[string]string{LabelManagedBy: ManagedByValue}},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: RBACName},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: helperNS, Labels: map[string]string{LabelManagedBy: ManagedByValue}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
 		Subjects:   []rbacv1.Subject{subject},
 	}
 	return []any{cr, crb, role, rb}
@@ -94,7 +94,7 @@ func printRBAC(w io.Writer, o *Options) error {
 		return err
 	}
 	fmt.Fprintf(w, "# Least privilege for kubectl nsdebug (helper namespace %s).\n# Creating its helper pods (hostPID, CAP_SYS_ADMIN) is root on the nodes: grant it as node access.\n", o.HelperNS)
-	for i, obj := range RBACObjects(o.HelperNS, subj) {
+	for i, obj := range RBACObjects(o.RBACName, o.HelperNS, subj) {
 		b, err := yaml.Marshal(obj)
 		if err != nil {
 			return err
