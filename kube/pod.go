@@ -148,7 +148,7 @@ func HelperPod(s HelperSpec) *corev1.Pod {
 			EnableServiceLinks:            &no,
 			// Every taint: the helper must run on the target's node whatever
 			// keeps other workloads off it (it is gone within minutes).
-			Tolerations:       []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 			Containers: []corev1.Container{{
 				Name:            helperContainer,
 				Image:           s.Image,

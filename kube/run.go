@@ -11,10 +11,10 @@ import (
 	"sync"
 	"syscall"
 
+	"golang.org/x/term"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/remotecommand"
-	"golang.org/x/term"
 
 	"github.com/nsdebug/nsdebug/internal/nserr"
 )
