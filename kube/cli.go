@@ -211,7 +211,8 @@ func parse(args []string, o *Options) (invocation, error) {
 		takeTarget()
 	}
 	iv.pass = restWithDash()
-	if iv.target == "" && o.Selector == "" && !(nodeCommands[iv.sub] && o.Node != "") {
+	nodeGiven := nodeCommands[iv.sub] && o.Node != ""
+	if iv.target == "" && o.Selector == "" && !nodeGiven {
 		switch {
 		case nodeCommands[iv.sub]:
 			return iv, usage(iv, "%s needs a node: --node NAME, node/NAME or a pod (its node)", iv.sub)

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -250,7 +249,10 @@ func TestPrefixWriter(t *testing.T) {
 
 // client-go must stay out of the nsdebug binary: it would slow its start.
 func TestNsdebugLinksNoClientGo(t *testing.T) {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
 	cmd := exec.Command(goBin, "list", "-deps", "github.com/nsdebug/nsdebug/cmd/nsdebug")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := cmd.Output()
