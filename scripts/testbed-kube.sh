@@ -228,8 +228,8 @@ YAML
 # Processes
 # ---------------------------------------------------------------------------
 
-# pidof_cmd PATTERN: PIDs whose command line starts with the binary given
-# (full path: nothing else on the host runs our cached binaries).
+# pids_of CMD: PIDs whose command line starts with CMD (a binary and maybe args;
+# full paths: nothing else on the host runs the cached binaries).
 pids_of() { pgrep -f "^$1( |$)" || true; }
 
 running() { [ -n "$(pids_of "$1")" ]; }
@@ -237,7 +237,7 @@ running() { [ -n "$(pids_of "$1")" ]; }
 start() { # start NAME BINARY ARGS...
 	local name=$1; shift
 	log "starting $name"
-	setsid nohup "$@" >>"$LOGS/kube-$name.log" 2>&1 </dev/null &
+	setsid nohup "$@" >>"$LOGS/kube-${name#kube-}.log" 2>&1 </dev/null &
 }
 
 wait_for() { # seconds, description, command...
