@@ -31,7 +31,8 @@ type Streams struct {
 
 // Environment variables the plugin reads.
 const (
-	EnvImage = "KUBECTL_NSDEBUG_IMAGE"
+	EnvImage      = "KUBECTL_NSDEBUG_IMAGE"
+	EnvPullPolicy = "KUBECTL_NSDEBUG_IMAGE_PULL_POLICY"
 )
 
 // DefaultImage is the helper image: any image holding a static nsdebug of the
@@ -104,7 +105,11 @@ func newFlags(o *Options) *pflag.FlagSet {
 		img = DefaultImage()
 	}
 	fs.StringVar(&o.Image, "image", img, "helper image holding nsdebug (env "+EnvImage+")")
-	fs.StringVar(&o.PullPolicy, "image-pull-policy", "IfNotPresent", "helper image pull policy: Always, IfNotPresent or Never")
+	pull := os.Getenv(EnvPullPolicy)
+	if pull == "" {
+		pull = "IfNotPresent"
+	}
+	fs.StringVar(&o.PullPolicy, "image-pull-policy", pull, "helper image pull policy: Always, IfNotPresent or Never (env "+EnvPullPolicy+")")
 	fs.StringVar(&o.HelperNS, "helper-namespace", DefaultHelperNamespace, "namespace of the helper pods (it must admit hostPID pods with added capabilities)")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "longest a command may run; the helper pod ends itself 1m later, the API server 2m later")
 	fs.DurationVar(&o.StartTimeout, "start-timeout", 90*time.Second, "longest wait for a helper pod to start")

@@ -150,7 +150,7 @@ func TestHelperPod(t *testing.T) {
 	if len(spec.Tolerations) != 1 || spec.Tolerations[0].Operator != corev1.TolerationOpExists || spec.Tolerations[0].Key != "" {
 		t.Errorf("tolerations %+v", spec.Tolerations)
 	}
-	if len(spec.Volumes) != 0 || len(c.VolumeMounts) != 0 {
+	if len(spec.Volumes) != 1 || spec.Volumes[0].EmptyDir == nil || len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/tmp" {
 		t.Errorf("volumes %+v %+v", spec.Volumes, c.VolumeMounts)
 	}
 	if c.SecurityContext.Privileged != nil {

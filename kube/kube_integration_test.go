@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,9 +41,38 @@ func plugin(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
 	testbed.RequireKube(t)
 	cmd := exec.Command(testbed.KubectlPath, append([]string{"nsdebug"}, args...)...)
-	cmd.Env = append(os.Environ(), "PATH="+pluginDir(t)+":"+os.Getenv("PATH"), "KUBECONFIG="+testbed.Kubeconfig)
+	cmd.Env = pluginEnv(t)
 	return cmd
 }
+
+// pluginEnv: the plugin on PATH, the test bed's kubeconfig, and the helper
+// image of bin/nsdebug's version, which make testbed-kube imported; never
+// pulled (there is no registry, and a pull would look up an outside name).
+func pluginEnv(t *testing.T) []string {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(pluginDir(t), "nsdebug"), "version", "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("nsdebug version: %v", err)
+	}
+	var v struct{ Version string }
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatal(err)
+	}
+	image := "docker.io/nsdebug/nsdebug:" + v.Version
+	imagesOnce.Do(func() {
+		nodeImages = testbed.Kubectl(t, "get", "node", testbed.KubeNode, "-o", "jsonpath={.status.images[*].names}")
+	})
+	if !strings.Contains(nodeImages, `"`+image+`"`) {
+		t.Fatalf("image %s is not on node %s (run make testbed-kube after make build): %s", image, testbed.KubeNode, nodeImages)
+	}
+	return append(os.Environ(), "PATH="+pluginDir(t)+":"+os.Getenv("PATH"), "KUBECONFIG="+testbed.Kubeconfig,
+		"KUBECTL_NSDEBUG_IMAGE="+image, "KUBECTL_NSDEBUG_IMAGE_PULL_POLICY=Never")
+}
+
+var (
+	imagesOnce sync.Once
+	nodeImages string
+)
 
 type result struct {
 	out, err string
@@ -166,7 +196,7 @@ func TestTTY(t *testing.T) {
 	p := pod(t, testbed.KubePodOptions{})
 	testbed.RequireKube(t)
 	cmd := exec.Command("script", "-qec", fmt.Sprintf("%s nsdebug -n %s shell %s", testbed.KubectlPath, p.Namespace, p.Name), "/dev/null")
-	cmd.Env = append(os.Environ(), "PATH="+pluginDir(t)+":"+os.Getenv("PATH"), "KUBECONFIG="+testbed.Kubeconfig)
+	cmd.Env = pluginEnv(t)
 	cmd.Stdin = strings.NewReader("tty; echo answer=$((6*7)); exit 5\n")
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 {

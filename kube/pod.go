@@ -86,7 +86,10 @@ func (s HelperSpec) slack() time.Duration {
 //   - hostPID: nsdebug reads /proc/PID/ns/net of the pods' processes and
 //     refuses (exit 11) when /proc is not the host PID namespace's
 //     (internal/hostcheck). With hostPID the container's /proc is that.
-//   - no volumes: the node's CRI socket, its /run/netns files and the
+//   - one volume, an emptyDir in memory at /tmp: exec stages the copies of
+//     the target's resolv.conf and hosts it bind-mounts in a directory there
+//     (enter's copyStages), and a scratch image has none.
+//   - no hostPath: the node's CRI socket, its /run/netns files and the
 //     sandboxes' resolv.conf are reached through the kubelet's root in
 //     procfs (/proc/KUBELET/root/..., nsdebug --cri-endpoint kubelet), so no
 //     hostPath is mounted and nothing has to be known about the node in
@@ -103,6 +106,7 @@ func (s HelperSpec) slack() time.Duration {
 //     /proc/sys read-only in every unprivileged container, and a write
 //     through it fails with EROFS whatever the capabilities.
 func HelperPod(s HelperSpec) *corev1.Pod {
+	tmpSize := resource.MustParse("16Mi")
 	deadline := int64((s.Lifetime + s.slack() + time.Second - 1) / time.Second)
 	grace := int64(0)
 	no := false
@@ -149,6 +153,7 @@ func HelperPod(s HelperSpec) *corev1.Pod {
 			// Every taint: the helper must run on the target's node whatever
 			// keeps other workloads off it (it is gone within minutes).
 			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Volumes: []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &tmpSize}}}},
 			Containers: []corev1.Container{{
 				Name:            helperContainer,
 				Image:           s.Image,
@@ -157,6 +162,7 @@ func HelperPod(s HelperSpec) *corev1.Pod {
 					fmt.Sprintf("--protocol=%d", version.Protocol),
 					"--until=" + s.Now.Add(s.Lifetime+s.slack()/2).UTC().Format(time.RFC3339)},
 				SecurityContext:          sc,
+				VolumeMounts:             []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
 				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 				Resources: corev1.ResourceRequirements{
 					// Small and Burstable: eviction under pressure takes
