@@ -156,7 +156,7 @@ Targets:
 // useKubelet turns --cri-endpoint kubelet into the endpoint the node's
 // kubelet was given, reached through kubelet's root in procfs, so that it
 // works from a helper pod with only hostPID; the runtime's paths (netns
-// files, resolv.conf) are then read below that root too.
+// files, resolv.conf) are read below the node init's root (PROC/1/root).
 func useKubelet(env *Env) error {
 	if env.Cfg.CRIEndpoint != "kubelet" {
 		return nil
@@ -169,11 +169,14 @@ func useKubelet(env *Env) error {
 	if err != nil {
 		return err
 	}
+	// The socket is where kubelet sees it; the runtime's own paths (netns
+	// files, resolv.conf) are the node's init's: kubelet may run in a mount
+	// namespace of its own that does not see the runtime's later nsfs mounts.
 	root := env.Cfg.HostRoot
 	if root == "" {
-		root = k.Root
+		root = procRoot + "/1/root"
 	}
-	ep, err := kubelet.EndpointUnder(root, k.Endpoint)
+	ep, err := kubelet.EndpointUnder(k.Root, k.Endpoint)
 	if err != nil {
 		return err
 	}

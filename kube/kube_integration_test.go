@@ -184,7 +184,7 @@ func TestSelector(t *testing.T) {
 		t.Errorf("%d lines, want 3: %q", n, r.out)
 	}
 	// The worst status: one pod exits 4, the others 0 or 2.
-	script := fmt.Sprintf(`case $(hostname) in %s) exit 4;; %s) exit 2;; esac`, ps[0].Name, ps[1].Name)
+	script := fmt.Sprintf(`case $(ip -4 -o addr show eth0) in *" %s/"*) exit 4;; *" %s/"*) exit 2;; esac`, ps[0].IP, ps[1].IP)
 	r = runPlugin(t, "", "-n", testbed.KubeNamespace, "-l", "nsdebug-sel="+label, "--", "sh", "-c", script)
 	if r.code != 4 {
 		t.Errorf("worst status %d, want 4 (%q)", r.code, r.err)
