@@ -154,7 +154,7 @@ func HelperPod(s HelperSpec) *corev1.Pod {
 			// Every taint: the helper must run on the target's node whatever
 			// keeps other workloads off it (it is gone within minutes).
 			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-			Volumes: []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &tmpSize}}}},
+			Volumes:     []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &tmpSize}}}},
 			Containers: []corev1.Container{{
 				Name:            helperContainer,
 				Image:           s.Image,

@@ -254,7 +254,38 @@ func (b *criBackend) hostPath(p string) string {
 	if p == "" || b.hostRoot == "" {
 		return p
 	}
-	return filepath.Join(b.hostRoot, p)
+	return InRoot(b.hostRoot, p)
+}
+
+// InRoot is path p of the filesystem whose root is root, with symlinks
+// resolved inside root: through procfs (/proc/1/root) an absolute link such
+// as /var/run -> /run would otherwise resolve against our own root.
+func InRoot(root, p string) string {
+	parts := strings.Split(strings.TrimPrefix(filepath.Clean("/"+p), "/"), "/")
+	cur := ""
+	for hops := 0; len(parts) > 0; {
+		name := parts[0]
+		parts = parts[1:]
+		if name == "" || name == "." {
+			continue
+		}
+		if name == ".." {
+			cur = filepath.Dir("/" + cur)[1:]
+			continue
+		}
+		next := filepath.Join(cur, name)
+		target, err := os.Readlink(filepath.Join(root, next))
+		if err != nil || hops > 40 { // not a link (or gone): keep it as it is
+			cur = next
+			continue
+		}
+		hops++
+		if filepath.IsAbs(target) {
+			cur = ""
+		}
+		parts = append(strings.Split(strings.Trim(target, "/"), "/"), parts...)
+	}
+	return filepath.Join(root, "/"+cur)
 }
 
 // pickContainer turns a pod candidate into the candidate for one of its
