@@ -156,7 +156,7 @@ Targets:
 // useKubelet turns --cri-endpoint kubelet into the endpoint the node's
 // kubelet was given, reached through kubelet's root in procfs, so that it
 // works from a helper pod with only hostPID; the runtime's paths (netns
-// files, resolv.conf) are read below the node init's root (PROC/1/root).
+// files, resolv.conf) are read below that root too.
 func useKubelet(env *Env) error {
 	if env.Cfg.CRIEndpoint != "kubelet" {
 		return nil
@@ -169,12 +169,12 @@ func useKubelet(env *Env) error {
 	if err != nil {
 		return err
 	}
-	// The socket is where kubelet sees it; the runtime's own paths (netns
-	// files, resolv.conf) are the node's init's: kubelet may run in a mount
-	// namespace of its own that does not see the runtime's later nsfs mounts.
+	// Paths are kubelet's: its runtime is normally in its mount namespace
+	// (both on the host, or both in a kind node). Not PID 1's root: some
+	// hosts refuse even root with CAP_SYS_PTRACE access to it.
 	root := env.Cfg.HostRoot
 	if root == "" {
-		root = procRoot + "/1/root"
+		root = k.Root
 	}
 	ep, err := kubelet.EndpointUnder(k.Root, k.Endpoint)
 	if err != nil {

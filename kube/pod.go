@@ -91,8 +91,7 @@ func (s HelperSpec) slack() time.Duration {
 //     (enter's copyStages), and a scratch image has none.
 //   - no hostPath: the node's CRI socket, its /run/netns files and the
 //     sandboxes' resolv.conf are reached through the kubelet's root in
-//     procfs (/proc/KUBELET/root/ for the socket, /proc/1/root/ for the
-//     runtime's paths; nsdebug --cri-endpoint kubelet), so no
+//     procfs (/proc/KUBELET/root/..., nsdebug --cri-endpoint kubelet), so no
 //     hostPath is mounted and nothing has to be known about the node in
 //     advance (its socket path differs between distributions).
 //   - CAP_SYS_ADMIN: setns(2) into a network namespace and the private mount
