@@ -60,9 +60,11 @@ func pluginEnv(t *testing.T) []string {
 	}
 	image := "docker.io/nsdebug/nsdebug:" + v.Version
 	imagesOnce.Do(func() {
-		nodeImages = testbed.Kubectl(t, "get", "node", testbed.KubeNode, "-o", "jsonpath={.status.images[*].names}")
+		// From the kubelet's containerd itself: the node status lags.
+		out, _ := exec.Command("ctr", "-a", testbed.KubeContainerdSock, "-n", "k8s.io", "images", "ls", "-q").Output()
+		nodeImages = string(out)
 	})
-	if !strings.Contains(nodeImages, `"`+image+`"`) {
+	if !strings.Contains("\n"+nodeImages, "\n"+image+"\n") {
 		t.Fatalf("image %s is not on node %s (run make testbed-kube after make build): %s", image, testbed.KubeNode, nodeImages)
 	}
 	return append(os.Environ(), "PATH="+pluginDir(t)+":"+os.Getenv("PATH"), "KUBECONFIG="+testbed.Kubeconfig,

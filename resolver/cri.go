@@ -245,8 +245,17 @@ func (b *criBackend) fillSandboxStatus(ctx context.Context, rt cri.RuntimeServic
 		c.State = stateWord(s.GetState().String())
 	}
 	info := parseSandboxInfo(st.GetInfo()["info"])
-	c.PID, c.NetnsPath, c.ResolvConf, c.Hosts = info.PID, b.hostPath(info.NetnsPath), b.hostPath(info.ResolvConf), b.hostPath(info.Hosts)
+	// The netns path stays as the runtime wrote it below the root (shown as
+	// the node names it); pin resolves it.
+	c.PID, c.NetnsPath, c.ResolvConf, c.Hosts = info.PID, b.rootJoin(info.NetnsPath), b.hostPath(info.ResolvConf), b.hostPath(info.Hosts)
 	return nil
+}
+
+func (b *criBackend) rootJoin(p string) string {
+	if p == "" || b.hostRoot == "" {
+		return p
+	}
+	return filepath.Join(b.hostRoot, p)
 }
 
 // hostPath is where a path the runtime reported is seen from here.

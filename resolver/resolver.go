@@ -356,8 +356,14 @@ func noRuntimeFor(k Kind) error {
 func (r *Resolver) pin(c Candidate, askedAt time.Duration) (*nsfs.Netns, error) {
 	var pathErr error
 	if c.NetnsPath != "" {
-		ns, err := nsfs.Open(c.NetnsPath)
+		open := c.NetnsPath
+		root := strings.TrimRight(r.opts.HostRoot, "/")
+		if rest, ok := strings.CutPrefix(open, root+"/"); ok && root != "" {
+			open = InRoot(root, rest)
+		}
+		ns, err := nsfs.Open(open)
 		if err == nil {
+			ns.Path = c.NetnsPath
 			return ns, nil
 		}
 		pathErr = err
