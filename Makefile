@@ -15,7 +15,24 @@ FUZZTIME  ?= $(if $(filter true,$(CI)),45s,15s)
 # would change under them.
 TESTFLAGS ?= -count=1 -timeout 30m -p 1
 
-.PHONY: all build test test-unit test-fuzz testbed testbed-kube image lint demo bench examples clean tidy-check
+# Install locations (make install PREFIX=/usr DESTDIR=/tmp/root). Each shell's
+# completion goes where that shell looks for it; PowerShell has no such place
+# (see the README).
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+BUILD       ?= build
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+# Debian's zsh looks in vendor-completions for packaged files, and in
+# site-functions under /usr/local.
+ZSHCOMPDIR  ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/share/zsh/vendor-completions,$(PREFIX)/share/zsh/site-functions)
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+# DOCKER_PLUGIN=1 also installs nsdebug as a Docker CLI plugin (docker nsdebug).
+DOCKER_PLUGIN     ?= 0
+DOCKER_PLUGIN_DIR ?= $(PREFIX)/libexec/docker/cli-plugins
+
+.PHONY: all build test test-unit test-fuzz testbed testbed-kube image lint demo bench examples clean tidy-check man completions install uninstall package package-test
 
 all: build
 
@@ -55,8 +72,13 @@ testbed:
 # $(IMAGE_REPO):dev in dockerd; saved to $(IMAGE_TAR) for containerd.
 IMAGE_REPO ?= nsdebug/nsdebug
 IMAGE_TAR  ?= bin/nsdebug-image.tar
+# A clean VERSION's image is built once (builds differ only in their date).
 image: build
-	@set -e; ctx=$$(mktemp -d); trap 'rm -rf "$$ctx"' EXIT; \
+	@set -e; case "$(VERSION)" in *-dirty) ;; *) \
+		if docker image inspect $(IMAGE_REPO):$(VERSION) >/dev/null 2>&1 && [ -s $(IMAGE_TAR) ] && \
+			tar -xOf $(IMAGE_TAR) manifest.json | grep '"$(IMAGE_REPO):$(VERSION)"' >/dev/null; then \
+			echo "image: $(IMAGE_REPO):$(VERSION) up to date ($(IMAGE_TAR))"; exit 0; fi;; esac; \
+	ctx=$$(mktemp -d); trap 'rm -rf "$$ctx"' EXIT; \
 	old=$$(docker image inspect -f '{{.Id}}' $(IMAGE_REPO):$(VERSION) 2>/dev/null || true); \
 	cp $(BIN) "$$ctx/nsdebug"; cp /bin/busybox "$$ctx/busybox"; \
 	printf '%s\n' 'FROM scratch' 'COPY busybox /bin/busybox' \
@@ -65,9 +87,9 @@ image: build
 		'CMD ["/bin/sleep", "2147483647"]' >"$$ctx/Dockerfile"; \
 	docker build -q -t $(IMAGE_REPO):$(VERSION) -t $(IMAGE_REPO):dev "$$ctx" >/dev/null; \
 	new=$$(docker image inspect -f '{{.Id}}' $(IMAGE_REPO):$(VERSION)); \
-	if [ -n "$$old" ] && [ "$$old" != "$$new" ]; then docker rmi "$$old" >/dev/null 2>&1 || true; fi
-	docker save -o $(IMAGE_TAR) $(IMAGE_REPO):$(VERSION) $(IMAGE_REPO):dev
-	@echo "image: $(IMAGE_REPO):$(VERSION) (and :dev), saved to $(IMAGE_TAR)"
+	if [ -n "$$old" ] && [ "$$old" != "$$new" ]; then docker rmi "$$old" >/dev/null 2>&1 || true; fi; \
+	docker save -o $(IMAGE_TAR) $(IMAGE_REPO):$(VERSION) $(IMAGE_REPO):dev; \
+	echo "image: $(IMAGE_REPO):$(VERSION) (and :dev), saved to $(IMAGE_TAR)"
 
 # A real one-node Kubernetes (etcd, kube-apiserver, kubelet on a containerd of
 # its own) with bb:local and the nsdebug image imported; see scripts/testbed-kube.sh.
@@ -78,6 +100,8 @@ lint: tidy-check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GOLANGCI) run ./...
+	@# The packager is a module of its own: ./... above does not reach it.
+	cd internal/tools/package && $(GO) vet ./... && $(GOLANGCI) run ./...
 
 tidy-check:
 	@cp go.mod /tmp/nsdebug-go.mod.bak; cp go.sum /tmp/nsdebug-go.sum.bak; \
@@ -95,5 +119,51 @@ bench: build
 examples: build
 	NSDEBUG=$(CURDIR)/$(BIN) scripts/examples.sh README.md
 
+# Man pages for every command of the cobra tree, into $(BUILD)/man.
+man:
+	rm -rf $(BUILD)/man
+	$(GO) run ./internal/tools/man -dir $(BUILD)/man -version $(VERSION)
+
+# Completion scripts (cobra's, calling `nsdebug __complete` on every TAB).
+completions: build
+	mkdir -p $(BUILD)/completions
+	$(BIN) completion bash >$(BUILD)/completions/nsdebug
+	$(BIN) completion zsh >$(BUILD)/completions/_nsdebug
+	$(BIN) completion fish >$(BUILD)/completions/nsdebug.fish
+	$(BIN) completion powershell >$(BUILD)/completions/nsdebug.ps1
+
+install: build man completions
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/nsdebug
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 $(BUILD)/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -D -m 0644 $(BUILD)/completions/nsdebug $(DESTDIR)$(BASHCOMPDIR)/nsdebug
+	install -D -m 0644 $(BUILD)/completions/_nsdebug $(DESTDIR)$(ZSHCOMPDIR)/_nsdebug
+	install -D -m 0644 $(BUILD)/completions/nsdebug.fish $(DESTDIR)$(FISHCOMPDIR)/nsdebug.fish
+	if [ "$(DOCKER_PLUGIN)" = 1 ]; then \
+		install -d $(DESTDIR)$(DOCKER_PLUGIN_DIR) && \
+		ln -sf $(BINDIR)/nsdebug $(DESTDIR)$(DOCKER_PLUGIN_DIR)/docker-nsdebug; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/nsdebug $(DESTDIR)$(MANDIR)/man1/nsdebug.1 $(DESTDIR)$(MANDIR)/man1/nsdebug-*.1 \
+		$(DESTDIR)$(BASHCOMPDIR)/nsdebug $(DESTDIR)$(ZSHCOMPDIR)/_nsdebug $(DESTDIR)$(FISHCOMPDIR)/nsdebug.fish \
+		$(DESTDIR)$(DOCKER_PLUGIN_DIR)/docker-nsdebug
+
+# .deb and .rpm (nFPM as a Go library, internal/tools/package: a module of its
+# own) of an install tree with PREFIX=/usr and the Docker CLI plugin link.
+PKGROOT = $(BUILD)/pkgroot
+package: build man completions
+	rm -rf $(PKGROOT) $(BUILD)/packages
+	$(MAKE) --no-print-directory install PREFIX=/usr DESTDIR=$(CURDIR)/$(PKGROOT) DOCKER_PLUGIN=1
+	gzip -9n $(PKGROOT)/usr/share/man/man1/*.1
+	cd internal/tools/package && $(GO) run . -root $(CURDIR)/$(PKGROOT) -out $(CURDIR)/$(BUILD)/packages \
+		-readme $(CURDIR)/README.md -license $(CURDIR)/LICENSE
+
+# Installs the .deb on this machine, checks it (nsdebug version, man -w,
+# bash-completion finds the script, docker finds the plugin), removes it and
+# checks nothing is left. Root; CI runs it.
+package-test: package
+	scripts/package-test.sh $(BUILD)/packages/nsdebug_*_amd64.deb
+
 clean:
-	rm -rf bin bench-results.md
+	rm -rf bin $(BUILD) bench-results.md

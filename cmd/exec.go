@@ -56,6 +56,9 @@ The command gets NSDEBUG_TARGET and NSDEBUG_NETNS in its environment.`,
 		},
 	}
 	addExecFlags(c, env, &opts)
+	c.ValidArgsFunction = targetThen(env, func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return nil, cobra.ShellCompDirectiveDefault // the command: the shell's own completion
+	})
 	return c
 }
 

@@ -24,6 +24,7 @@ func newGraphCmd(env *Env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error { return runGraph(cmd, env, opts) },
 	}
 	c.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text (a tree) or dot (Graphviz)")
+	completeOutput(c, "text", "dot")
 	return c
 }
 

@@ -40,6 +40,9 @@ sockets, sysctls, firewall.
 	}
 	c.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
 	c.Flags().StringSliceVarP(&opts.Sections, "section", "s", nil, "sections to show (comma-separated; default all)")
+	c.ValidArgsFunction = completeTarget(env)
+	completeOutput(c, "text", "json")
+	_ = c.RegisterFlagCompletionFunc("section", completeSections)
 	return c
 }
 

@@ -2,11 +2,13 @@ package cmd
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nsdebug/nsdebug/enter"
 	"github.com/nsdebug/nsdebug/internal/nserr"
+	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/internal/output"
 	"github.com/nsdebug/nsdebug/resolver"
 )
@@ -57,6 +59,8 @@ name that links another namespace is refused unless --force.`,
 	}
 	c.Flags().BoolVarP(&opts.Force, "force", "f", false, "replace a link of another namespace, an empty placeholder or a symlink under NAME")
 	c.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
+	c.ValidArgsFunction = completeTarget(env)
+	completeOutput(c, "text", "json")
 	return c
 }
 
@@ -85,7 +89,10 @@ func runLink(cmd *cobra.Command, env *Env, opts linkOptions, named bool) error {
 			return nserr.New(nserr.ErrUsage, "%s has no container or pod name to use as the netns name; give one: nsdebug link %s NAME", res.Target, opts.Target)
 		}
 	}
-	lr, err := enter.Link(res.NS, enter.LinkOptions{Name: opts.Name, Force: opts.Force, Dir: env.NetnsDir, ProcRoot: env.ProcRoot})
+	lr, err := enter.Link(res.NS, enter.LinkOptions{
+		Name: opts.Name, Force: opts.Force, Dir: env.NetnsDir, ProcRoot: env.ProcRoot,
+		StateDir: env.LinkStateDir, Target: res.Target, Owners: linkOwners(env, res),
+	})
 	if err != nil {
 		return err
 	}
@@ -114,4 +121,28 @@ func defaultLinkName(res *resolver.Result) string {
 		return enter.SafeName(res.Pod.Name)
 	}
 	return enter.SafeName(res.Name)
+}
+
+// linkOwners is who the link is for, as recorded for unlink --stale: every
+// runtime owner (a Docker container is also containerd's moby task), else
+// the process or the netns file the target named.
+func linkOwners(env *Env, res *resolver.Result) []enter.LinkOwner {
+	var owners []enter.LinkOwner
+	for _, o := range res.Owners {
+		owners = append(owners, enter.LinkOwner{Runtime: o.Runtime, ID: o.ID, Namespace: o.Namespace, Ref: o.Ref()})
+	}
+	if len(owners) > 0 {
+		return owners
+	}
+	switch res.Runtime {
+	case "pid":
+		procRoot := env.ProcRoot
+		if procRoot == "" {
+			procRoot = "/proc"
+		}
+		st, _ := nsfs.StartTime(procRoot, res.PID)
+		return []enter.LinkOwner{{Runtime: "pid", ID: strconv.Itoa(res.PID), Ref: res.Target, StartTime: st}}
+	default: // netns:NAME, a path
+		return []enter.LinkOwner{{Runtime: res.Runtime, ID: res.Netns.Path, Ref: res.Target}}
+	}
 }

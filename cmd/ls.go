@@ -31,6 +31,7 @@ func newLsCmd(env *Env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error { return runLs(cmd, env, opts) },
 	}
 	c.Flags().StringVarP(&opts.Output, "output", "o", "table", "output format: table, wide or json")
+	completeOutput(c, "table", "wide", "json")
 	return c
 }
 

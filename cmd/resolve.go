@@ -34,6 +34,8 @@ func newResolveCmd(env *Env) *cobra.Command {
 		},
 	}
 	c.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
+	c.ValidArgsFunction = completeTarget(env)
+	completeOutput(c, "text", "json")
 	return c
 }
 

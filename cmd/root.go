@@ -52,10 +52,21 @@ type Env struct {
 	// ProcRoot/NetnsDir override /proc and /var/run/netns (tests only).
 	ProcRoot string
 	NetnsDir string
+	// LinkStateDir overrides where link records live; DockerNetnsDir is
+	// Docker's netns directory for unlink --stale (tests only; with
+	// NetnsDir moved and DockerNetnsDir empty, Docker's is not looked at).
+	LinkStateDir   string
+	DockerNetnsDir string
+	// StaleRuntimeMinAge overrides how old a runtime's netns file must be
+	// before unlink --stale may remove it (tests only; 0 = a minute).
+	StaleRuntimeMinAge time.Duration
 	// SkipPrivCheck is for unit tests that run without root.
 	SkipPrivCheck bool
 
 	res *resolver.Resolver
+	// dockerHostDefault replaces --docker-host's default (the Docker CLI
+	// plugin's daemon); an explicit --docker-host still wins.
+	dockerHostDefault string
 	// execStyle: this command reports nsdebug's own failures as 125 (exec, shell).
 	execStyle bool
 }
@@ -65,7 +76,7 @@ func (e *Env) Resolver() *resolver.Resolver {
 	if e.res == nil {
 		r := resolver.Open(e.Cfg)
 		if e.ProcRoot != "" || e.NetnsDir != "" {
-			r = resolver.New(resolver.Options{Backends: r.Backends(), Timeout: r.Timeout(), ProcRoot: e.ProcRoot, NetnsDir: e.NetnsDir, HostRoot: r.HostRoot()})
+			r = resolver.New(resolver.Options{Backends: r.Backends(), Timeout: r.Timeout(), ProcRoot: e.ProcRoot, NetnsDir: e.NetnsDir, HostRoot: r.HostRoot(), BareWord: e.Cfg.BareWord})
 		}
 		e.res = r
 	}
@@ -140,6 +151,9 @@ Targets:
 	pf := root.PersistentFlags()
 	pf.DurationVar(&timeout, "timeout", resolver.DefaultTimeout, "bound on each call to a container runtime")
 	pf.StringVar(&env.Cfg.DockerHost, "docker-host", "", "Docker daemon socket (default $DOCKER_HOST or unix:///var/run/docker.sock)")
+	if env.dockerHostDefault != "" {
+		env.Cfg.DockerHost = env.dockerHostDefault
+	}
 	pf.StringVar(&env.Cfg.ContainerdAddress, "containerd-address", "", "containerd socket (default $CONTAINERD_ADDRESS, else every default socket)")
 	pf.StringVar(&env.Cfg.CRIEndpoint, "cri-endpoint", "", "CRI runtime endpoint (default $CONTAINER_RUNTIME_ENDPOINT, else containerd's and CRI-O's sockets); \"kubelet\": the one the node's kubelet uses")
 	pf.StringVar(&env.Cfg.HostRoot, "host-root", "", "the node's root directory as seen from here, for paths the runtimes report (kubectl-nsdebug's helper pod)")

@@ -33,6 +33,7 @@ is always clear where a terminal is. Exit status as for exec.`,
 		},
 	}
 	addExecFlags(c, env, &opts)
+	c.ValidArgsFunction = completeTarget(env)
 	return c
 }
 

@@ -87,6 +87,8 @@ a failure adds "failed": {"key", "error"} and "not_attempted": [keys];
 	f.BoolVar(&opts.Diff, "diff", false, "show only keys whose value differs from the host's, side by side")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "validate and show what would change; write nothing")
 	f.BoolVar(&opts.Force, "force", false, "allow writes when the target is the host's own network namespace")
+	c.ValidArgsFunction = targetThen(env, completeSysctlKeys(env))
+	completeOutput(c, "text", "json")
 	return c
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,6 +12,7 @@ import (
 	"github.com/nsdebug/nsdebug/enter"
 	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/internal/output"
+	"github.com/nsdebug/nsdebug/resolver"
 )
 
 func init() { addCommand(newUnlinkCmd) }
@@ -27,6 +29,11 @@ type unlinkOptions struct {
 // about to mount onto.
 const staleMinAge = 10 * time.Second
 
+// staleRuntimeMinAge spares a runtime's netns files (cni-*, Docker's) while a
+// pod or container may still be starting: the file is made before the
+// runtime lists its owner.
+const staleRuntimeMinAge = time.Minute
+
 func newUnlinkCmd(env *Env) *cobra.Command {
 	opts := unlinkOptions{}
 	c := &cobra.Command{
@@ -37,11 +44,16 @@ detached, then the file removed. Empty placeholders and symlinks are removed
 too; any other file is refused, and so is a running pod's own netns file
 (containerd's cni-*) unless --force.
 
-With --stale, removes every entry under /var/run/netns that is an empty
-placeholder (older than 10s), a dangling symlink, or a network namespace that
-no process uses, no other mount holds, no container runtime knows and that
-holds no interface but loopback (one an operator configured is kept). Entries
-in doubt are kept (with -o json, the reason for each). --dry-run changes nothing.`,
+With --stale, removes what something that is gone left behind: empty
+placeholders (older than 10s), dangling symlinks, CNI netns files (cni-*) of
+pods no CRI runtime knows, Docker netns files (/var/run/docker/netns) of
+containers Docker does not know, and links made by 'nsdebug link' whose
+container or pod was removed (link records them under /var/run/nsdebug/links).
+A namespace that a process uses, a runtime knows or another mount holds is
+kept, and so is every namespace made by 'ip netns add' or another tool, even
+with nothing but loopback in it: removing it takes its name. Nothing holding a
+namespace is removed while a runtime does not answer. Every entry kept is
+listed with the reason (-o json: "kept"). --dry-run changes nothing.`,
 		Example: `  nsdebug unlink web
   nsdebug unlink --stale --dry-run
   nsdebug unlink --stale -o json`,
@@ -54,6 +66,8 @@ in doubt are kept (with -o json, the reason for each). --dry-run changes nothing
 	c.Flags().BoolVarP(&opts.Force, "force", "f", false, "also remove a running pod's own netns file (e.g. containerd's cni-*)")
 	c.Flags().BoolVarP(&opts.DryRun, "dry-run", "n", false, "say what would be removed, change nothing")
 	c.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
+	c.ValidArgsFunction = completeLinkNames(env)
+	completeOutput(c, "text", "json")
 	return c
 }
 
@@ -77,7 +91,7 @@ func runUnlink(ctx context.Context, env *Env, opts unlinkOptions) error {
 	if err := requireRoot(env); err != nil {
 		return err
 	}
-	uo := enter.UnlinkOptions{Dir: env.NetnsDir, ProcRoot: env.ProcRoot, DryRun: opts.DryRun}
+	uo := enter.UnlinkOptions{Dir: env.NetnsDir, ProcRoot: env.ProcRoot, DryRun: opts.DryRun, StateDir: env.LinkStateDir}
 	verb := "removed"
 	if opts.DryRun {
 		verb = "would remove"
@@ -91,7 +105,7 @@ func runUnlink(ctx context.Context, env *Env, opts unlinkOptions) error {
 	uo.Force = opts.Force
 	uo.RuntimeFile = func(path string) string {
 		if paths == nil {
-			_, paths, _, _ = enter.RuntimeKnowledge(ctx, env.Resolver())
+			paths = enter.RuntimeKnowledge(ctx, env.Resolver()).Paths
 		}
 		if who := paths[path]; who != "" {
 			return who
@@ -122,12 +136,15 @@ func runUnlink(ctx context.Context, env *Env, opts unlinkOptions) error {
 
 func runUnlinkStale(ctx context.Context, env *Env, uo enter.UnlinkOptions, format output.Format, verb string) error {
 	r := env.Resolver()
-	known, paths, complete, notes := enter.RuntimeKnowledge(ctx, r)
-	for _, n := range notes {
+	k := enter.RuntimeKnowledge(ctx, r)
+	for _, n := range k.Notes {
 		env.Warn("%s; namespaces no process uses are kept", n)
 	}
 	rep, err := enter.UnlinkStale(enter.StaleOptions{
-		UnlinkOptions: uo, Known: known, KnownPaths: paths, RuntimesComplete: complete, MinAge: staleMinAge,
+		UnlinkOptions: uo, Known: k.Known, KnownPaths: k.Paths, RuntimesComplete: k.Complete,
+		CRIAnswered: k.Answered["cri"], DockerAnswered: k.Answered["docker"] && dockerIsDefault(r),
+		DockerNetnsDir: dockerNetnsDir(env), MinAge: staleMinAge, RuntimeMinAge: orDuration(env.StaleRuntimeMinAge, staleRuntimeMinAge),
+		OwnerExists: func(o enter.LinkOwner) (bool, error) { return ownerExists(ctx, r, o) },
 	})
 	if err != nil {
 		return err
@@ -139,9 +156,33 @@ func runUnlinkStale(ctx context.Context, env *Env, uo enter.UnlinkOptions, forma
 		fmt.Fprintf(env.IO.Out, "%s %s (%s)\n", verb, rm.Path, rm.Reason)
 	}
 	if len(rep.Removed) == 0 {
-		fmt.Fprintf(env.IO.Out, "no stale entries in %s (%d kept)\n", orDefaultDir(env.NetnsDir), len(rep.Kept))
+		fmt.Fprintf(env.IO.Out, "no stale entries in %s\n", orDefaultDir(env.NetnsDir))
+	}
+	for _, kp := range rep.Kept {
+		fmt.Fprintf(env.IO.Out, "kept %s: %s\n", kp.Path, kp.Reason)
 	}
 	return nil
+}
+
+// dockerNetnsDir is Docker's netns directory, unless a test moved the netns
+// directory (then only the test's own, if it gives one).
+func dockerNetnsDir(env *Env) string {
+	if env.DockerNetnsDir != "" || env.NetnsDir != "" {
+		return env.DockerNetnsDir
+	}
+	return "/var/run/docker/netns"
+}
+
+// dockerIsDefault: the daemon asked is the one whose state is under
+// /var/run/docker (another daemon's answer says nothing about those files).
+func dockerIsDefault(r *resolver.Resolver) bool {
+	for _, b := range r.Backends() {
+		if b.Name() == "docker" {
+			ep := strings.TrimPrefix(b.Endpoint(), "unix://")
+			return ep == "/var/run/docker.sock" || ep == "/run/docker.sock"
+		}
+	}
+	return false
 }
 
 func describeRemoved(r enter.Removed) string {
@@ -159,4 +200,39 @@ func orDefaultDir(d string) string {
 		return enter.DefaultNetnsDir
 	}
 	return d
+}
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d != 0 {
+		return d
+	}
+	return def
+}
+
+// ownerExists asks o's runtime (every endpoint of it) whether the container
+// or pod with o's ID still exists, running or not. A runtime that is not
+// configured on this host any more knows nothing: the owner is gone.
+func ownerExists(ctx context.Context, r *resolver.Resolver, o enter.LinkOwner) (bool, error) {
+	var errs []error
+	for _, b := range r.Backends() {
+		if b.Name() != o.Runtime {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, r.Timeout())
+		cands, err := b.Find(cctx, resolver.Query{Name: o.ID, Namespace: o.Namespace})
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, c := range cands {
+			if c.ID == o.ID {
+				return true, nil
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return false, errs[0]
+	}
+	return false, nil
 }

@@ -50,6 +50,7 @@ JSON (-o json) field names are stable. Keys marked ? are left out when empty.
 		},
 	}
 	c.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
+	completeOutput(c, "text", "json")
 	return c
 }
 

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
@@ -45,10 +46,29 @@ type LinkOptions struct {
 	Force    bool   // replace a link of another namespace, a placeholder or a symlink
 	Dir      string // DefaultNetnsDir if ""
 	ProcRoot string // "/proc" if ""
+	// StateDir holds the link records (see stateDirFor).
+	StateDir string
+	// Target and Owners are recorded with the link, so that unlink --stale
+	// knows it for nsdebug's and whose it was.
+	Target string
+	Owners []LinkOwner
 }
 
 func (o LinkOptions) dir() string      { return orDefault(o.Dir, DefaultNetnsDir) }
 func (o LinkOptions) procRoot() string { return orDefault(o.ProcRoot, "/proc") }
+
+// stateDirFor is where the records of links in dir live: DefaultLinkStateDir
+// for the host's netns directory, a sibling of any other (tests), never
+// inside dir itself, where `ip netns list` would show it.
+func stateDirFor(stateDir, dir string) string {
+	switch {
+	case stateDir != "":
+		return stateDir
+	case dir == "" || dir == DefaultNetnsDir:
+		return DefaultLinkStateDir
+	}
+	return filepath.Clean(dir) + ".nsdebug-links"
+}
 
 func orDefault(s, def string) string {
 	if s == "" {
@@ -230,6 +250,16 @@ func Link(ns *nsfs.Netns, o LinkOptions) (*LinkResult, error) {
 			os.Remove(path)
 		}
 		return nil, undo(fmt.Errorf("link %s: after the bind mount the path shows %v, not %s", path, id, ns.ID))
+	}
+	rec := LinkRecord{Name: o.Name, Path: path, Dev: ns.ID.Dev, Inode: ns.ID.Inode, Target: o.Target, Owners: o.Owners, LinkedAt: time.Now().UTC()}
+	if err := writeRecord(stateDirFor(o.StateDir, dir), rec); err != nil {
+		// A link without its record would look like an operator's
+		// namespace to --stale forever: undo the link instead.
+		if uerr := unmountAll(path); uerr != nil {
+			return nil, fmt.Errorf("%w (and undoing the link failed: %v; umount %s)", err, uerr, path)
+		}
+		os.Remove(path)
+		return nil, undo(err)
 	}
 	res.Changed = true
 	return res, nil

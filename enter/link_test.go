@@ -1,6 +1,7 @@
 package enter
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nsdebug/nsdebug/internal/nserr"
+	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/internal/procfs"
 )
 
@@ -192,4 +194,46 @@ func FuzzLinkName(f *testing.F) {
 			t.Fatalf("SafeName(%q) = %q is not a fixed point", s, safe)
 		}
 	})
+}
+
+// unlink --stale -o json and the link records: field names are an interface.
+func TestStaleAndRecordJSONFieldNames(t *testing.T) {
+	rep := StaleReport{
+		Removed: []Removed{{Name: "a", Path: "/p/a", Kind: kindNetns, Inode: 7, Reason: "r"}},
+		Kept:    []Kept{{Name: "b", Path: "/p/b", Reason: "k"}},
+	}
+	b, _ := json.Marshal(rep)
+	if want := `{"removed":[{"name":"a","path":"/p/a","kind":"netns","inode":7,"reason":"r"}],"kept":[{"name":"b","path":"/p/b","reason":"k"}],"dry_run":false}`; string(b) != want {
+		t.Errorf("stale report JSON:\n%s\nwant\n%s", b, want)
+	}
+	rec := LinkRecord{Name: "n", Path: "/p/n", Dev: 4, Inode: 5, Target: "docker:web", Owners: []LinkOwner{{Runtime: "docker", ID: "abc", Ref: "docker:web"}, {Runtime: "pid", ID: "9", Ref: "pid:9", StartTime: 3}}, LinkedAt: time.Unix(0, 0).UTC()}
+	b, _ = json.Marshal(rec)
+	if want := `{"name":"n","path":"/p/n","dev":4,"inode":5,"target":"docker:web","owners":[{"runtime":"docker","id":"abc","ref":"docker:web"},{"runtime":"pid","id":"9","ref":"pid:9","start_time":3}],"linked_at":"1970-01-01T00:00:00Z"}`; string(b) != want {
+		t.Errorf("link record JSON:\n%s\nwant\n%s", b, want)
+	}
+}
+
+// A record is written atomically (no temporary file left) and read back;
+// one whose name does not match its file is ignored.
+func TestLinkRecordRoundTrip(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "links")
+	rec := LinkRecord{Name: "web", Path: "/var/run/netns/web", Dev: 1, Inode: 2, Owners: []LinkOwner{{Runtime: "docker", ID: "x", Ref: "docker:web"}}}
+	if err := writeRecord(dir, rec); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || ents[0].Name() != "web.json" {
+		t.Errorf("state dir holds %v", ents)
+	}
+	got := readRecord(dir, "web")
+	if got == nil || !got.matches(nsfs.ID{Dev: 1, Inode: 2}) || got.matches(nsfs.ID{Dev: 1, Inode: 3}) || got.Owners[0].Key() != "docker:/x" {
+		t.Errorf("read back %+v", got)
+	}
+	os.Rename(filepath.Join(dir, "web.json"), filepath.Join(dir, "other.json"))
+	if readRecord(dir, "other") != nil {
+		t.Error("a record naming another link was trusted")
+	}
+	if err := removeRecord(dir, "other"); err != nil || removeRecord(dir, "gone") != nil {
+		t.Errorf("removeRecord: %v", err)
+	}
 }

@@ -6,16 +6,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/nsdebug/nsdebug/internal/nldump"
 	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/internal/nsfs"
 	"github.com/nsdebug/nsdebug/internal/procfs"
@@ -32,6 +31,8 @@ type UnlinkOptions struct {
 	// file away from a running pod unless Force.
 	RuntimeFile func(path string) string
 	Force       bool
+	// StateDir holds nsdebug link's records (see stateDirFor).
+	StateDir string
 }
 
 func (o UnlinkOptions) dir() string      { return orDefault(o.Dir, DefaultNetnsDir) }
@@ -85,7 +86,10 @@ func Unlink(name string, o UnlinkOptions) (*Removed, error) {
 	if o.DryRun {
 		return r, nil
 	}
-	return r, removeEntry(path, e.kind)
+	if err := removeEntry(path, e.kind); err != nil {
+		return nil, err
+	}
+	return r, removeRecord(stateDirFor(o.StateDir, dir), name)
 }
 
 // Entry kinds found in the netns directory.
@@ -176,15 +180,33 @@ type StaleOptions struct {
 	// is removed (a silent runtime might know it); placeholders and dangling
 	// symlinks, which hold no namespace, still are.
 	RuntimesComplete bool
+	// CRIAnswered: a CRI runtime answered, so a cni-* file it does not know
+	// is no pod's.
+	CRIAnswered bool
+	// DockerNetnsDir is Docker's directory of netns files
+	// (/var/run/docker/netns), looked at only when DockerAnswered: the files
+	// there that Docker does not know are left over from containers gone.
+	DockerNetnsDir string
+	DockerAnswered bool
 	// MinAge spares placeholders younger than this: `ip netns add` and
 	// runtimes create the file first and mount onto it a moment later.
 	MinAge time.Duration
-	Now    time.Time
+	// RuntimeMinAge spares a runtime's netns files younger than this: CRI
+	// lists a pod only once its sandbox runs, seconds after the netns file
+	// was made and CNI set it up.
+	RuntimeMinAge time.Duration
+	// OwnerExists asks the owner's runtime whether a container or pod that
+	// nsdebug linked still exists, running or not (a stopped container's
+	// link is kept: holding the namespace past the process is what links
+	// are for). Without it, such links are kept.
+	OwnerExists func(LinkOwner) (bool, error)
+	Now         time.Time
 }
 
 // Kept is an entry --stale looked at and left alone, with why.
 type Kept struct {
 	Name   string `json:"name"`
+	Path   string `json:"path"`
 	Reason string `json:"reason"`
 }
 
@@ -195,27 +217,29 @@ type StaleReport struct {
 	DryRun  bool      `json:"dry_run"`
 }
 
-// UnlinkStale removes every entry of DIR that is an empty placeholder, a
-// dangling symlink, or a namespace that no process is in, no other mount
-// holds, no runtime knows and that holds no interface but loopback.
+// UnlinkStale removes what something that is gone left behind in DIR (and
+// in Docker's netns directory): empty placeholders, dangling symlinks, CNI
+// (cni-*) and Docker netns files no runtime knows, and links nsdebug made
+// whose owner is gone. A namespace nobody uses but an operator made (`ip
+// netns add`, even one with nothing but loopback in it) is kept: removing
+// it takes its name.
 func UnlinkStale(o StaleOptions) (*StaleReport, error) {
 	dir := o.dir()
 	rep := &StaleReport{Removed: []Removed{}, Kept: []Kept{}, DryRun: o.DryRun}
-	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
-		return rep, nil
-	}
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	lk, err := lockDir(dir)
-	if err != nil {
-		return nil, err
+	dirs := []string{}
+	if _, err := os.Lstat(dir); err == nil {
+		dirs = append(dirs, dir)
 	}
-	defer lk.unlock()
-
-	names, err := readDirNames(dir)
-	if err != nil {
-		return nil, err
+	if o.DockerNetnsDir != "" && o.DockerAnswered {
+		if _, err := os.Lstat(o.DockerNetnsDir); err == nil {
+			dirs = append(dirs, o.DockerNetnsDir)
+		}
+	}
+	if len(dirs) == 0 {
+		return rep, nil
 	}
 	scan, err := procfs.ScanNetns(o.procRoot())
 	if err != nil {
@@ -225,19 +249,59 @@ func UnlinkStale(o StaleOptions) (*StaleReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read mountinfo: %w", err)
 	}
-	real := realPath(dir)
-	// Other holders: nsfs mounts of the namespace outside dir (e.g.
-	// /run/docker/netns/*), visible or not.
-	elsewhere := map[nsfs.ID]string{}
-	for _, m := range mounts {
-		if filepath.Dir(m.MountPoint) != real {
-			elsewhere[m.ID] = m.MountPoint
+	stateDir := stateDirFor(o.StateDir, dir)
+	for _, d := range dirs {
+		docker := d != dir
+		if err := o.staleIn(d, docker, stateDir, scan, mounts, rep); err != nil {
+			return nil, err
 		}
 	}
+	if !o.DryRun {
+		dropOrphanRecords(stateDir, dir)
+	}
+	return rep, nil
+}
 
+// dropOrphanRecords removes the records of links that are no longer in dir
+// (removed by `ip netns del` or by hand): they name nothing any more.
+func dropOrphanRecords(stateDir, dir string) {
+	ents, err := os.ReadDir(stateDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(name, ".tmp-") {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(dir, name)); errors.Is(err, os.ErrNotExist) {
+			_ = removeRecord(stateDir, name)
+		}
+	}
+}
+
+var dockerNetnsName = regexp.MustCompile(`^[0-9a-f]{12}$`)
+
+func (o StaleOptions) staleIn(dir string, docker bool, stateDir string, scan procfs.ScanResult, mounts []procfs.Mount, rep *StaleReport) error {
+	lk, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer lk.unlock()
+	names, err := readDirNames(dir)
+	if err != nil {
+		return err
+	}
+	real := realPath(dir)
 	for _, name := range names {
 		path := filepath.Join(dir, name)
-		keep := func(why string) { rep.Kept = append(rep.Kept, Kept{Name: name, Reason: why}) }
+		keep := func(why string) { rep.Kept = append(rep.Kept, Kept{Name: name, Path: path, Reason: why}) }
+		if docker && !dockerNetnsName.MatchString(name) {
+			// "default" (the host's), swarm's ingress_sbox, lb_*, 1-*:
+			// Docker's own, not a container's.
+			keep("Docker's own netns file, not a container's")
+			continue
+		}
 		e, err := classify(o.procRoot(), path)
 		if err != nil {
 			if errors.Is(err, nserr.ErrNotFound) {
@@ -247,6 +311,10 @@ func UnlinkStale(o StaleOptions) (*StaleReport, error) {
 			continue
 		}
 		r := Removed{Name: name, Path: path, Kind: e.kind, Inode: e.id.Inode}
+		var rec *LinkRecord
+		if !docker {
+			rec = readRecord(stateDir, name)
+		}
 		switch e.kind {
 		case kindHidden:
 			keep("its netns mount (" + e.hidden + ") is hidden under a later mount of " + dir)
@@ -260,90 +328,115 @@ func UnlinkStale(o StaleOptions) (*StaleReport, error) {
 		case kindDangling:
 			r.Reason = "dangling symlink"
 		case kindPlaceholder:
+			if docker {
+				// dockerd may run in a mount namespace of its own whose
+				// mounts do not show here: not proof of anything.
+				keep("Docker's netns file shows no namespace from here (it may be mounted only in dockerd's mount namespace)")
+				continue
+			}
 			if age := o.Now.Sub(e.mtime); age < o.MinAge {
 				keep(fmt.Sprintf("empty placeholder only %s old (a link may be being made)", age.Round(time.Second)))
 				continue
 			}
 			r.Reason = "empty placeholder (no namespace mounted on it)"
 		case kindNetns:
-			if pids := scan.PIDs[e.id]; len(pids) > 0 {
-				keep(fmt.Sprintf("%s is used by %d process(es), e.g. PID %d", e.id, len(pids), pids[0]))
+			why, stale := o.judgeNetns(name, path, real, docker, e, rec, scan, mounts)
+			if !stale {
+				keep(why)
 				continue
 			}
-			if who, ok := o.Known[e.id]; ok {
-				keep(e.id.String() + " is known to " + who)
-				continue
-			}
-			if who, ok := o.KnownPaths[path]; ok {
-				keep("the netns file of " + who)
-				continue
-			}
-			if where, ok := elsewhere[e.id]; ok {
-				keep(e.id.String() + " is also mounted at " + where)
-				continue
-			}
-			if !o.RuntimesComplete {
-				keep(e.id.String() + " is used by no process, but not every runtime answered")
-				continue
-			}
-			// `ip netns add` namespaces that an operator set up and will
-			// use later hold no process either; their interfaces tell them
-			// apart from the husk a removed container leaves behind.
-			if links, err := configuredLinks(path); err != nil {
-				keep(e.id.String() + " is used by no process, but its interfaces could not be read: " + err.Error())
-				continue
-			} else if len(links) > 0 {
-				keep(fmt.Sprintf("%s is used by no process, but holds configured interfaces (%s)", e.id, strings.Join(links, ", ")))
-				continue
-			}
-			r.Reason = e.id.String() + " is used by no process, known to no runtime and holds no interface but loopback"
+			r.Reason = why
 		}
 		if !o.DryRun {
 			if err := removeEntry(path, e.kind); err != nil {
 				keep(err.Error())
 				continue
 			}
+			if rec != nil {
+				if err := removeRecord(stateDir, name); err != nil {
+					keep(err.Error())
+				}
+			}
 		}
 		rep.Removed = append(rep.Removed, r)
 	}
-	return rep, nil
+	return nil
 }
 
-// configuredLinks names the interfaces of the netns at path other than its
-// loopback (and lo, if it has addresses beyond the kernel's own).
-func configuredLinks(path string) ([]string, error) {
-	ns, err := nsfs.Open(path)
-	if err != nil {
-		return nil, err
+// judgeNetns says whether the namespace entry at path is stale, and why (or
+// why it is kept).
+func (o StaleOptions) judgeNetns(name, path, realDir string, docker bool, e entry, rec *LinkRecord, scan procfs.ScanResult, mounts []procfs.Mount) (string, bool) {
+	id := e.id.String()
+	if pids := scan.PIDs[e.id]; len(pids) > 0 {
+		return fmt.Sprintf("%s is used by %d process(es), e.g. PID %d", id, len(pids), pids[0]), false
 	}
-	defer ns.Close()
-	h, err := NetlinkHandle(ns)
-	if err != nil {
-		return nil, err
+	if who, ok := o.Known[e.id]; ok {
+		return id + " is known to " + who, false
 	}
-	defer h.Close()
-	links, err := nldump.Retry(h.LinkList)
-	if err != nil {
-		return nil, err
+	if who, ok := o.KnownPaths[path]; ok {
+		return "the netns file of " + who, false
 	}
-	var names []string
-	for _, l := range links {
-		a := l.Attrs()
-		if a.Name != "lo" {
-			names = append(names, a.Name)
-			continue
+	// Other holders: nsfs mounts of the namespace outside this directory
+	// (e.g. /run/docker/netns/*, a bind mount an operator made), visible
+	// or not.
+	for _, m := range mounts {
+		if m.ID == e.id && filepath.Dir(m.MountPoint) != realDir {
+			return id + " is also mounted at " + m.MountPoint, false
 		}
-		addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return h.AddrList(l, unix.AF_UNSPEC) })
-		if err != nil {
-			return nil, err
+	}
+	if !o.RuntimesComplete {
+		return id + " is used by no process, but not every runtime answered (one of them may know it)", false
+	}
+	switch {
+	case docker:
+		if age := o.Now.Sub(e.mtime); age < o.RuntimeMinAge {
+			return fmt.Sprintf("Docker's netns file, only %s old (a container may be starting)", age.Round(time.Second)), false
 		}
-		for _, ad := range addrs {
-			if !ad.IP.IsLoopback() {
-				names = append(names, "lo "+ad.IPNet.String())
+		return id + ": Docker's netns file of a container Docker does not know, used by no process", true
+	case rec != nil && rec.matches(e.id):
+		for _, ow := range rec.Owners {
+			switch {
+			case ow.Runtime == "netns" || ow.Runtime == "path":
+				if cur, err := nsfs.StatID(ow.ID); err == nil && cur == e.id {
+					return id + " was linked by nsdebug from " + ow.ID + ", which still holds it", false
+				}
+			case ow.Key() != "":
+				if o.OwnerExists == nil {
+					return id + " was linked by nsdebug for " + ow.Ref + "; whether that still exists was not asked", false
+				}
+				exists, err := o.OwnerExists(ow)
+				if err != nil {
+					return id + " was linked by nsdebug for " + ow.Ref + ", whose runtime could not say whether it still exists: " + err.Error(), false
+				}
+				if exists {
+					return id + " was linked by nsdebug for " + ow.Ref + ", which still exists (not running): kept until it is removed; remove the link by name", false
+				}
 			}
 		}
+		return fmt.Sprintf("%s was linked by nsdebug for %s, which is gone (no process uses it, no runtime knows it)", id, recordOwner(rec)), true
+	case rec != nil:
+		return id + " is not the namespace nsdebug linked under this name (net:[" + strconv.FormatUint(rec.Inode, 10) + "]); someone replaced the link: remove it by name", false
+	case strings.HasPrefix(name, "cni-"):
+		if !o.CRIAnswered {
+			return id + " is a CNI netns file, but no CRI runtime answered to say whose", false
+		}
+		if age := o.Now.Sub(e.mtime); age < o.RuntimeMinAge {
+			return fmt.Sprintf("a CNI netns file only %s old (a pod may be starting)", age.Round(time.Second)), false
+		}
+		return id + ": a CNI netns file of a pod no CRI runtime knows, used by no process", true
 	}
-	return names, nil
+	return id + " is used by no process, but was made by ip netns add or another tool, not by nsdebug link or a runtime: an operator's namespace; remove it by name (nsdebug unlink " + name + ")", false
+}
+
+func recordOwner(rec *LinkRecord) string {
+	if len(rec.Owners) == 0 {
+		return rec.Target
+	}
+	refs := make([]string, len(rec.Owners))
+	for i, o := range rec.Owners {
+		refs[i] = o.Ref
+	}
+	return strings.Join(refs, ", ")
 }
 
 func readDirNames(dir string) ([]string, error) {
@@ -360,11 +453,26 @@ func readDirNames(dir string) ([]string, error) {
 	return names, nil
 }
 
+// Knowledge is what the runtimes said about the namespaces they use.
+type Knowledge struct {
+	// Known maps the namespaces of their containers and pods to who uses
+	// each; Paths their netns files (as given and with symlinks resolved).
+	Known map[nsfs.ID]string
+	Paths map[string]string
+	// Complete: every runtime answered. Answered: the runtimes (docker,
+	// containerd, cri) of which at least one endpoint answered.
+	Complete bool
+	Answered map[string]bool
+	// Notes say which runtime did not answer, and why.
+	Notes []string
+}
+
 // RuntimeKnowledge asks every runtime (each bounded by the resolver's
-// timeout) which network namespaces its running containers and pods use.
-// complete is false when some runtime did not answer; notes say which.
-func RuntimeKnowledge(ctx context.Context, r *resolver.Resolver) (known map[nsfs.ID]string, paths map[string]string, complete bool, notes []string) {
-	known, paths, complete = map[nsfs.ID]string{}, map[string]string{}, true
+// timeout) which network namespaces its running containers and pods use
+// (CRI: every pod it has, ready or not, since a not-ready pod keeps its
+// netns file until it is stopped).
+func RuntimeKnowledge(ctx context.Context, r *resolver.Resolver) Knowledge {
+	k := Knowledge{Known: map[nsfs.ID]string{}, Paths: map[string]string{}, Complete: true, Answered: map[string]bool{}}
 	type answer struct {
 		b     resolver.Backend
 		cands []resolver.Candidate
@@ -394,27 +502,28 @@ func RuntimeKnowledge(ctx context.Context, r *resolver.Resolver) (known map[nsfs
 	wg.Wait()
 	for _, a := range answers {
 		if a.err != nil {
-			complete = false
-			notes = append(notes, fmt.Sprintf("%s at %s: %v", a.b.Name(), a.b.Endpoint(), a.err))
+			k.Complete = false
+			k.Notes = append(k.Notes, fmt.Sprintf("%s at %s: %v", a.b.Name(), a.b.Endpoint(), a.err))
 			continue
 		}
+		k.Answered[a.b.Name()] = true
 		for _, c := range a.cands {
 			who := c.Ref()
 			if c.NetnsPath != "" {
-				paths[c.NetnsPath] = who
+				k.Paths[c.NetnsPath] = who
 				if real, err := filepath.EvalSymlinks(c.NetnsPath); err == nil {
-					paths[real] = who
+					k.Paths[real] = who
 				}
 				if id, err := nsfs.StatID(c.NetnsPath); err == nil {
-					known[id] = who
+					k.Known[id] = who
 				}
 			}
 			if c.PID > 0 {
 				if id, err := nsfs.StatID(r.ProcRoot() + "/" + strconv.Itoa(c.PID) + "/ns/net"); err == nil {
-					known[id] = who
+					k.Known[id] = who
 				}
 			}
 		}
 	}
-	return known, paths, complete, notes
+	return k
 }

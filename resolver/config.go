@@ -20,6 +20,8 @@ type Config struct {
 	HostRoot string
 	// Disabled runtimes are not asked (names: docker, containerd, cri).
 	Disabled map[string]bool
+	// BareWord: see Options.BareWord.
+	BareWord Kind
 }
 
 // Default sockets, searched in this order.
@@ -73,5 +75,5 @@ func Open(cfg Config) *Resolver {
 	// whatever order the backend files registered in.
 	rank := map[string]int{"docker": 0, "containerd": 1, "cri": 2}
 	sort.SliceStable(bs, func(i, j int) bool { return rank[bs[i].Name()] < rank[bs[j].Name()] })
-	return New(Options{Backends: bs, Timeout: cfg.Timeout, HostRoot: cfg.HostRoot})
+	return New(Options{Backends: bs, Timeout: cfg.Timeout, HostRoot: cfg.HostRoot, BareWord: cfg.BareWord})
 }

@@ -31,6 +31,10 @@ type Options struct {
 	// HostRoot (see Config.HostRoot) is cut from the netns paths shown, so
 	// that they read as on the node.
 	HostRoot string
+	// BareWord, if set, is what a bare WORD target names instead of a
+	// lookup in every runtime (KindDocker when nsdebug runs as a Docker CLI
+	// plugin).
+	BareWord Kind
 }
 
 // Resolver resolves targets. It is safe for concurrent use.
@@ -90,6 +94,9 @@ func (r *Resolver) Resolve(ctx context.Context, t Target) (*Result, error) {
 		res *Result
 		err error
 	)
+	if t.Kind == KindAuto && r.opts.BareWord != "" {
+		t.Kind = r.opts.BareWord
+	}
 	switch t.Kind {
 	case KindPID:
 		res, err = r.resolvePID(t)

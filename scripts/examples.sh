@@ -26,7 +26,8 @@ POD_ID=
 cleanup() {
 	set +e
 	"$NSDEBUG" unlink web >/dev/null 2>&1
-	docker rm -f web-sidecar web api cache hostnet >/dev/null 2>&1
+	"$NSDEBUG" unlink old-web >/dev/null 2>&1
+	docker rm -f web-sidecar web api cache hostnet old-web >/dev/null 2>&1
 	docker network rm shop-net >/dev/null 2>&1
 	if [ -n "$POD_ID" ]; then crictl_ stopp "$POD_ID" >/dev/null 2>&1; crictl_ rmp "$POD_ID" >/dev/null 2>&1; fi
 	ip netns del blue >/dev/null 2>&1
@@ -34,7 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for c in web web-sidecar api cache hostnet; do
+for c in web web-sidecar api cache hostnet old-web; do
 	docker inspect "$c" >/dev/null 2>&1 && { echo "examples: a container named $c exists already; remove it first" >&2; exit 1; }
 done
 
@@ -103,7 +104,11 @@ echo $'\n### link / unlink' >>"$OUT"
 show "Make a container's netns visible to \`ip netns\` (a bind mount of the pinned namespace)." "$N link web"
 show "" "ip netns exec web ip -br addr"
 show "" "$N unlink web"
-show "Stale entries under /var/run/netns (empty placeholders, dangling symlinks, namespaces nobody uses or knows)." "$N unlink --stale --dry-run"
+# A link whose container is then removed: what --stale is for.
+docker run -d --name old-web bb:local >/dev/null
+"$NSDEBUG" link old-web >/dev/null
+docker rm -f old-web >/dev/null
+show "Stale entries: a link nsdebug made for a container since removed goes; \`blue\` (\`ip netns add\`, loopback only, no process) is an operator's and stays. (Filtered to this example's names: other entries on the test bed are listed too.)" "$N unlink --stale --dry-run | grep -E 'old-web|/blue'"
 
 echo $'\n### sysctl' >>"$OUT"
 show "Read, then write, sysctls of the container's netns only." "$N sysctl web net.core.somaxconn net.ipv4.tcp_keepalive_time"

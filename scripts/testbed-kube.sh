@@ -9,6 +9,8 @@
 # Binaries are built from the Go module proxy at pinned versions and cached under
 # /var/cache/nsdebug-testbed/<component>-<version>/, so only a machine's first run builds.
 set -euo pipefail
+# (With pipefail, `cmd | grep -q` fails when grep exits at the first match and
+# cmd dies of SIGPIPE; so pipes end in `grep ... >/dev/null` here.)
 
 K8S_VERSION=v1.34.4
 # k8s.io/kubernetes's go.mod replaces each staging module (k8s.io/api, ...) with a
@@ -246,10 +248,10 @@ wait_for() { # seconds, description, command...
 	die "$what did not come up within $1 s; see $LOGS/kube-*.log"
 }
 
-etcd_healthy() { curl -fsS "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
-apiserver_healthy() { curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$APISERVER_URL/readyz" | grep -qx ok; }
+etcd_healthy() { curl -fsS "http://127.0.0.1:$ETCD_PORT/health" | grep '"health":"true"' >/dev/null; }
+apiserver_healthy() { curl -fsS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$APISERVER_URL/readyz" | grep -x ok >/dev/null; }
 ctrd_healthy() { "$CTR" --address "$CTRD_SOCK" version; }
-kubelet_healthy() { curl -fsS "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz" | grep -qx ok; }
+kubelet_healthy() { curl -fsS "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz" | grep -x ok >/dev/null; }
 
 start_etcd() {
 	running "$ETCD" && etcd_healthy && return 0
@@ -287,7 +289,7 @@ make_bridge() {
 	if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
 		ip link add "$BRIDGE" type bridge
 	fi
-	ip -4 addr show dev "$BRIDGE" | grep -q "inet $NODE_IP/" || ip addr add "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
+	ip -4 addr show dev "$BRIDGE" | grep "inet $NODE_IP/" >/dev/null || ip addr add "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
 	ip link set "$BRIDGE" up
 }
 
@@ -347,19 +349,21 @@ start_containerd() {
 }
 
 import_images() {
-	if ! "$CTR" --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -qx "$BB_IMAGE"; then
+	if ! "$CTR" --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -x "$BB_IMAGE" >/dev/null; then
 		docker image inspect bb:local >/dev/null 2>&1 || die "docker image bb:local missing: run scripts/testbed.sh (make testbed) first"
 		log "importing $BB_IMAGE"
 		docker save bb:local | "$CTR" --address "$CTRD_SOCK" -n k8s.io images import - >/dev/null
 	fi
-	# The nsdebug image (make image): import again whenever docker holds a
-	# different build under the tag (a -dirty VERSION is reused).
+	# The nsdebug image (make image): imported when its tag is missing, and
+	# for a -dirty VERSION (one tag, changing code) whenever docker holds a
+	# different build under it. (Every make build differs in its build date,
+	# so a clean VERSION's image is not imported again for that alone.)
 	if [ -n "${NSDEBUG_IMAGE:-}" ]; then
 		local want id stamp=$STATE/nsdebug-image.imported
 		want=docker.io/${NSDEBUG_IMAGE#docker.io/}
 		id=$(docker image inspect -f '{{.Id}}' "$NSDEBUG_IMAGE") || die "docker image $NSDEBUG_IMAGE missing: run make image"
-		if [ "$(cat "$stamp" 2>/dev/null)" != "$want $id" ] ||
-			! "$CTR" --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -qx "$want"; then
+		if { [ "${want%-dirty}" != "$want" ] && [ "$(cat "$stamp" 2>/dev/null)" != "$want $id" ]; } ||
+			! "$CTR" --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -x "$want" >/dev/null; then
 			log "importing $want"
 			local tar=${NSDEBUG_IMAGE_TAR:-}
 			if [ -n "$tar" ] && [ -s "$tar" ]; then
@@ -369,12 +373,14 @@ import_images() {
 			fi
 			echo "$want $id" >"$stamp"
 		fi
+		# Other VERSIONs' tags stay: worktrees of other versions share the
+		# cluster, and image GC is off (a tag costs about 20 MB).
 	fi
 }
 
-write_kubelet_config() {
+write_kubelet_config() { # to FILE
 	mkdir -p "$KUBELET_ROOT" "$STATE/pod-logs"
-	cat >"$ETC/kube/kubelet.yaml" <<YAML
+	cat >"$1" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $NODE_IP
@@ -416,6 +422,11 @@ registerNode: true
 clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
 maxPods: 110
+featureGates:
+  # With cgroupsPerQOS false there are no pod cgroups, and the in-place
+  # resize path of SyncPod (beta, on by default in 1.34) dereferences the
+  # missing pod cgroup config: the kubelet panicked on pods with resources.
+  InPlacePodVerticalScaling: false
 YAML
 }
 
@@ -429,15 +440,23 @@ YAML
 KUBELET_SYSCTLS="vm/overcommit_memory=1 vm/panic_on_oom=0 kernel/panic=10 kernel/panic_on_oops=1 kernel/keys/root_maxkeys=1000000 kernel/keys/root_maxbytes=25000000"
 
 kubelet_root_shared() {
-	if ! findmnt -n -o PROPAGATION --mountpoint "$KUBELET_ROOT" 2>/dev/null | grep -q shared; then
+	if ! findmnt -n -o PROPAGATION --mountpoint "$KUBELET_ROOT" 2>/dev/null | grep shared >/dev/null; then
 		findmnt -n --mountpoint "$KUBELET_ROOT" >/dev/null 2>&1 || mount --bind "$KUBELET_ROOT" "$KUBELET_ROOT"
 		mount --make-shared "$KUBELET_ROOT"
 	fi
 }
 
 start_kubelet() {
+	local conf=$ETC/kube/kubelet.yaml
+	write_kubelet_config "$conf.new"
+	# A kubelet started with an older configuration (an older copy of this
+	# script) is restarted with this one.
+	if running "$KUBELET" && ! cmp -s "$conf.new" "$conf"; then
+		log "kubelet configuration changed: restarting the kubelet"
+		stop_pids "$(pids_of "$KUBELET")"
+	fi
+	mv "$conf.new" "$conf"
 	if running "$KUBELET" && kubelet_healthy; then return 0; fi
-	write_kubelet_config
 	kubelet_root_shared
 	mkdir -p "$STATE/sysctl"
 	local binds="" kv
@@ -447,7 +466,7 @@ start_kubelet() {
 		binds="$binds mount --bind $STATE/sysctl/${kv%%=*} /proc/sys/${kv%%=*} &&"
 	done
 	running "$KUBELET" || start kubelet unshare --mount --propagation unchanged -- sh -c \
-		"$binds exec $KUBELET --config $ETC/kube/kubelet.yaml --kubeconfig $KUBECONFIG_KUBELET \
+		"$binds exec $KUBELET --config $conf --kubeconfig $KUBECONFIG_KUBELET \
 		--hostname-override $NODE --node-ip $NODE_IP --root-dir $KUBELET_ROOT --cert-dir $KUBELET_ROOT/pki --v 1"
 	wait_for 60 kubelet kubelet_healthy
 }
@@ -457,6 +476,14 @@ start_kubelet() {
 # ---------------------------------------------------------------------------
 
 bootstrap_objects() {
+	local m; m=$(bootstrap_manifest)
+	# Once made they stay (nothing here deletes them): a get is quicker than
+	# an apply, which reads and patches each object.
+	"${KUBECTL[@]}" get -f - -o name <<<"$m" >/dev/null 2>&1 && return 0
+	"${KUBECTL[@]}" apply -f - <<<"$m" >/dev/null
+}
+
+bootstrap_manifest() {
 	local ca; ca=$(sed 's/^/    /' "$PKI/ca.crt")
 	{
 		cat <<YAML
@@ -487,7 +514,7 @@ data:
 $ca
 YAML
 		done
-	} | "${KUBECTL[@]}" apply -f - >/dev/null
+	}
 }
 
 # ---------------------------------------------------------------------------
@@ -591,6 +618,9 @@ down() {
 	findmnt -rn -o TARGET | grep -E "^($KUBELET_ROOT|$STATE/containerd|$RUN)(/|$)" | sort -r |
 		while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" || true; done
 	rm -rf "$STATE/cni-ipam" # every address is free again: no pod is left
+	# The kubelet's device-plugin socket has a fixed path outside its root dir.
+	rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+	rmdir /var/lib/kubelet/device-plugins /var/lib/kubelet 2>/dev/null || true
 	ip link del "$BRIDGE" 2>/dev/null || true
 	rm -f "$CTRD_SOCK" "$CTRD_SOCK.ttrpc"
 	log "down"

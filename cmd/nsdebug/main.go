@@ -7,4 +7,6 @@ import (
 	"github.com/nsdebug/nsdebug/cmd"
 )
 
-func main() { os.Exit(cmd.Main(os.Args[1:], cmd.SystemStreams())) }
+// As docker-nsdebug (a link or copy in a cli-plugins directory) it is the
+// Docker CLI plugin.
+func main() { os.Exit(cmd.MainAs(os.Args[0], os.Args[1:], cmd.SystemStreams())) }

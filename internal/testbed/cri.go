@@ -39,8 +39,9 @@ type Pod struct {
 	IP                   string
 	Containers           map[string]PodContainer // by container name
 
-	conn *grpc.ClientConn
-	rt   cri.RuntimeServiceClient
+	conn    *grpc.ClientConn
+	rt      cri.RuntimeServiceClient
+	removed bool
 }
 
 // PodContainer is one app container of a Pod.
@@ -186,7 +187,18 @@ func (p *Pod) Stop(t testing.TB) {
 	}
 }
 
+// Remove stops and removes the pod now (kubelet's pod deletion); the
+// cleanup registered by RunPod then does nothing.
+func (p *Pod) Remove(t testing.TB) {
+	t.Helper()
+	p.remove(t)
+}
+
 func (p *Pod) remove(t testing.TB) {
+	if p.removed {
+		return
+	}
+	p.removed = true
 	defer p.conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
