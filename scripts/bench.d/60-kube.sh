@@ -23,7 +23,7 @@ else
 	cat >"$WORK/kdebug.sh" <<SH
 #!/bin/sh
 set -e
-p=\$(kubectl -n $KUBE_NS debug "node/$KUBE_NODE" --image=docker.io/library/bb:local --image-pull-policy=Never -q -- true 2>&1 | sed -n 's/.*debugging pod \([^ ]*\).*/\1/p')
+p=\$(kubectl -n $KUBE_NS debug "node/$KUBE_NODE" --profile=general --image=docker.io/library/bb:local --image-pull-policy=Never -- true 2>&1 | sed -n 's/.*debugging pod \([^ ]*\).*/\1/p')
 [ -n "\$p" ] || { echo "no debug pod" >&2; exit 1; }
 kubectl -n $KUBE_NS wait --for=jsonpath='{.status.phase}'=Succeeded "pod/\$p" --timeout=60s >/dev/null
 kubectl -n $KUBE_NS logs "\$p" >/dev/null
