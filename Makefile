@@ -32,7 +32,7 @@ FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 DOCKER_PLUGIN     ?= 0
 DOCKER_PLUGIN_DIR ?= $(PREFIX)/libexec/docker/cli-plugins
 
-.PHONY: all build test test-unit test-fuzz testbed testbed-kube image lint demo bench examples clean tidy-check man completions install uninstall package package-test
+.PHONY: all build test test-unit test-fuzz test-profiles testbed testbed-kube image lint demo bench examples clean tidy-check man completions install uninstall package package-test
 
 all: build
 
@@ -63,8 +63,16 @@ test-fuzz:
 		done; \
 	done
 
+# The Debian profile by default; TESTBED=current for Docker 29, containerd 2
+# and runc 1.5 (built once from the Go module proxy, cached by version).
 testbed:
 	scripts/testbed.sh
+
+# The integration and reliability suites on each profile in turn (default
+# debian, then current; PROFILES="current" for one), ending on debian.
+PROFILES ?= debian current
+test-profiles: build
+	NSDEBUG_BIN=$(CURDIR)/$(BIN) GO=$(GO) TESTFLAGS='$(TESTFLAGS)' scripts/test-profiles.sh $(PROFILES)
 
 # The image of nsdebug for Kubernetes (the node helper pod): FROM scratch with
 # the static bin/nsdebug at /usr/local/bin/nsdebug and busybox-static's

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsdebug/nsdebug/internal/nsfs"
@@ -222,7 +222,7 @@ func TestFailedRestoreDiscardsTheThread(t *testing.T) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", "/var/run/docker.sock")
 		}
-		cli, err := client.NewClientWithOpts(client.WithHost("unix:///var/run/docker.sock"), client.WithAPIVersionNegotiation(),
+		cli, err := client.New(client.WithHost("unix:///var/run/docker.sock"),
 			client.WithHTTPClient(&http.Client{Transport: &http.Transport{DialContext: dialer, DisableKeepAlives: true}}))
 		if err != nil {
 			t.Fatal(err)
@@ -236,7 +236,7 @@ func TestFailedRestoreDiscardsTheThread(t *testing.T) {
 				defer wg.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				if _, err := cli.Ping(ctx); err != nil {
+				if _, err := cli.Ping(ctx, client.PingOptions{}); err != nil {
 					failed.Add(1)
 				}
 			}()

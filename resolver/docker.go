@@ -9,9 +9,8 @@ import (
 	"sync"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 
 	"github.com/nsdebug/nsdebug/internal/nserr"
 )
@@ -58,7 +57,8 @@ func checkAPIVersionEnv() error {
 // dockerBackend finds Docker containers through the Docker Engine API. The
 // client follows the docker CLI's environment (DOCKER_HOST, DOCKER_API_VERSION,
 // DOCKER_CERT_PATH, DOCKER_TLS_VERIFY) and negotiates the API version with
-// the daemon unless DOCKER_API_VERSION pins it (Docker 20.10 speaks 1.41).
+// the daemon unless DOCKER_API_VERSION pins it: down to the client's minimum,
+// 1.40 (Docker 19.03), so Docker 20.10 (1.41) and Docker 29 (1.56) both work.
 type dockerBackend struct {
 	host string // --docker-host; "" = environment, then the default socket
 
@@ -85,11 +85,13 @@ func (b *dockerBackend) client() (*client.Client, error) {
 		if b.err = checkAPIVersionEnv(); b.err != nil {
 			return
 		}
-		opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+		// client.New negotiates the version on the first call unless
+		// FromEnv found DOCKER_API_VERSION, which pins it.
+		opts := []client.Opt{client.FromEnv}
 		if b.host != "" {
 			opts = append(opts, client.WithHost(b.host))
 		}
-		b.cli, b.err = client.NewClientWithOpts(opts...)
+		b.cli, b.err = client.New(opts...)
 		if b.err != nil {
 			b.err = nserr.Wrap(nserr.ErrUsage, b.err, "docker endpoint")
 		}
@@ -116,10 +118,10 @@ func (b *dockerBackend) Find(ctx context.Context, q Query) ([]Candidate, error) 
 	if name == "" {
 		return nil, nil
 	}
-	info, err := cli.ContainerInspect(ctx, name)
+	res, err := cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
 	switch {
 	case err == nil:
-		return []Candidate{b.candidate(ctx, cli, info, true)}, nil
+		return []Candidate{b.candidate(ctx, cli, res.Container, true)}, nil
 	case cerrdefs.IsNotFound(err):
 		return nil, nil
 	case isAmbiguousPrefix(err):
@@ -135,12 +137,12 @@ func isAmbiguousPrefix(err error) bool {
 }
 
 func (b *dockerBackend) findByPrefix(ctx context.Context, cli *client.Client, prefix string) ([]Candidate, error) {
-	list, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true})
 	if err != nil {
 		return nil, b.apiError(ctx, err)
 	}
 	var ids []string
-	for _, c := range list {
+	for _, c := range list.Items {
 		if strings.HasPrefix(c.ID, prefix) {
 			ids = append(ids, c.ID)
 		}
@@ -154,7 +156,7 @@ func (b *dockerBackend) List(ctx context.Context) ([]Candidate, error) {
 	if err != nil {
 		return nil, err
 	}
-	list, err := cli.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("status", "running"))})
+	list, err := runningContainers(ctx, cli)
 	if err != nil {
 		return nil, b.apiError(ctx, err)
 	}
@@ -171,13 +173,13 @@ func (b *dockerBackend) ListBrief(ctx context.Context) ([]Candidate, error) {
 	if err != nil {
 		return nil, err
 	}
-	list, err := cli.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("status", "running"))})
+	list, err := runningContainers(ctx, cli)
 	if err != nil {
 		return nil, b.apiError(ctx, err)
 	}
 	out := make([]Candidate, 0, len(list))
 	for _, s := range list {
-		c := Candidate{Owner: Owner{Runtime: "docker", ID: s.ID, NetworkMode: s.HostConfig.NetworkMode}, Running: true, State: s.State}
+		c := Candidate{Owner: Owner{Runtime: "docker", ID: s.ID, NetworkMode: s.HostConfig.NetworkMode}, Running: true, State: string(s.State)}
 		if c.NetworkMode == "default" {
 			c.NetworkMode = "bridge"
 		}
@@ -191,6 +193,11 @@ func (b *dockerBackend) ListBrief(ctx context.Context) ([]Candidate, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+func runningContainers(ctx context.Context, cli *client.Client) ([]container.Summary, error) {
+	res, err := cli.ContainerList(ctx, client.ContainerListOptions{Filters: make(client.Filters).Add("status", "running")})
+	return res.Items, err
 }
 
 // Complete inspects the given containers for their PID and SandboxKey.
@@ -223,14 +230,14 @@ func (b *dockerBackend) inspectAll(ctx context.Context, cli *client.Client, ids 
 		go func(i int, id string) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			info, err := cli.ContainerInspect(ctx, id)
+			res, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 			if err != nil {
 				if !cerrdefs.IsNotFound(err) {
 					errs[i] = err
 				}
 				return
 			}
-			c := b.candidate(ctx, cli, info, peerNames)
+			c := b.candidate(ctx, cli, res.Container, peerNames)
 			out[i] = &c
 		}(i, id)
 	}
@@ -253,7 +260,7 @@ func (b *dockerBackend) candidate(ctx context.Context, cli *client.Client, info 
 		c.NetworkMode = string(info.HostConfig.NetworkMode)
 	}
 	if info.State != nil {
-		c.State = info.State.Status
+		c.State = string(info.State.Status)
 		// Only a running container has a netns; a paused one keeps it.
 		c.Running = info.State.Running || info.State.Paused
 		if c.Running {
@@ -273,8 +280,8 @@ func (b *dockerBackend) candidate(ctx context.Context, cli *client.Client, info 
 		// SandboxKey is empty. Name the other container for people.
 		c.NetnsPath = ""
 		if peerNames {
-			if other, err := cli.ContainerInspect(ctx, mode.ConnectedContainer()); err == nil {
-				c.NetworkMode = "container:" + strings.TrimPrefix(other.Name, "/")
+			if other, err := cli.ContainerInspect(ctx, mode.ConnectedContainer(), client.ContainerInspectOptions{}); err == nil {
+				c.NetworkMode = "container:" + strings.TrimPrefix(other.Container.Name, "/")
 			}
 		}
 	}

@@ -89,15 +89,18 @@ done
 
 echo
 cat "$OUT"
-# The README shows the table of the latest run, between its bench markers.
+# The README shows the table of the latest run on each test bed profile,
+# between its bench markers: <!-- bench --> for debian, <!-- bench current -->.
 if [ -n "${BENCH_README:-}" ]; then
-	python3 - "$BENCH_README" "$OUT" <<'PY'
+	profile=$(cat /var/lib/nsdebug-testbed/profile 2>/dev/null || echo debian)
+	python3 - "$BENCH_README" "$OUT" "$profile" <<'PY'
 import re, sys
-readme, table = sys.argv[1], open(sys.argv[2]).read().strip()
+readme, table, profile = sys.argv[1], open(sys.argv[2]).read().strip(), sys.argv[3]
+tag = "bench" if profile == "debian" else "bench " + profile
 text = open(readme).read()
-new, n = re.subn(r"(<!-- bench -->\n).*?(\n<!-- /bench -->)", lambda m: m.group(1) + table + m.group(2), text, flags=re.S)
+new, n = re.subn(r"(<!-- " + tag + r" -->\n).*?(\n<!-- /" + tag + r" -->)", lambda m: m.group(1) + table + m.group(2), text, flags=re.S)
 if n != 1:
-    sys.exit(f"bench: {readme} has no <!-- bench --> ... <!-- /bench --> block")
+    sys.exit(f"bench: {readme} has no <!-- {tag} --> ... <!-- /{tag} --> block")
 open(readme, "w").write(new)
 PY
 	echo "bench: table written into $BENCH_README" >&2

@@ -1,49 +1,143 @@
 #!/usr/bin/env bash
 # Makes this machine a small container host for nsdebug's integration tests,
-# idempotently: Debian packages, dockerd, a standalone containerd with its CRI
-# plugin and a CNI bridge, and a busybox image built locally (no registry).
+# idempotently: dockerd, a standalone containerd with its CRI plugin and a CNI
+# bridge, and a busybox image built locally (no registry). Two profiles, one
+# live at a time (the two dockerds would fight over docker0 and the DOCKER*
+# chains):
 #
-#   scripts/testbed.sh          set up (or check) the test bed
-#   scripts/testbed.sh status   print what is running, exit 1 if incomplete
+#   debian   Debian 12's packages: Docker 20.10, containerd 1.6, runc 1.1
+#   current  today's releases, built from the Go module proxy at pinned
+#            versions and cached under /var/cache/nsdebug-testbed/<name>-<version>:
+#            Docker 29 (github.com/moby/moby/v2), containerd 2.4, runc 1.5
+#
+#   scripts/testbed.sh [--profile P] [up]  bring profile P up (default: $TESTBED,
+#                                  else debian), first stopping the other one
+#   scripts/testbed.sh status      which profile is live; exit 1 if incomplete
+#   scripts/testbed.sh stop        stop the live profile, leave nothing of it
+#   scripts/testbed.sh build       only build the current profile's runtimes
 set -euo pipefail
 
 STATE=/var/lib/nsdebug-testbed
 LOGS=/var/log/nsdebug-testbed
-CTRD_CONF=/etc/nsdebug-testbed/containerd.toml
+CONF=/etc/nsdebug-testbed
 CTRD_SOCK=/run/containerd/containerd.sock
+CTRD_PIDFILE=$STATE/containerd.pid
+PROFILE_FILE=$STATE/profile
+DOCKER_PIDFILE=/var/run/docker.pid
 IMAGE=bb:local                       # docker's name
 CTRD_IMAGE=docker.io/library/bb:local  # containerd's (normalised) name
 CNI_CONF=/etc/cni/net.d/10-nsdebug-testbed.conflist
+PROFILES="debian current"
 
 log() { printf 'testbed: %s\n' "$*" >&2; }
 die() { printf 'testbed: error: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (try: sudo make testbed)"
 
+# shellcheck source=lib/current-runtimes.sh
+. "$(dirname "$0")/lib/current-runtimes.sh"
+
+cmd=up
+profile=${TESTBED:-}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--profile) [ $# -ge 2 ] || die "--profile needs a value: $PROFILES"; profile=$2; shift 2 ;;
+	--profile=*) profile=${1#--profile=}; shift ;;
+	up|status|stop|build) cmd=$1; shift ;;
+	-h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown argument $1 (usage: scripts/testbed.sh [--profile debian|current] [up|status|stop|build])" ;;
+	esac
+done
+profile=${profile:-debian}
+case " $PROFILES " in *" $profile "*) ;; *) die "unknown profile '$profile' (profiles: $PROFILES)" ;; esac
+
+mkdir -p "$STATE" "$LOGS" "$CONF"
+
+# Per-profile binaries, state and config. The profiles share the sockets and
+# the exec root (/var/run/docker), as a host that upgraded would, but not
+# their data: each dockerd and containerd keeps its own root directory.
+set_profile_vars() {
+	case $1 in
+	debian)
+		DOCKERD=/usr/sbin/dockerd
+		DOCKERD_ARGS=()
+		DOCKERD_PATH=$PATH
+		CONTAINERD=/usr/bin/containerd
+		CONTAINERD_PATH=$PATH
+		CTRD_CONF=$CONF/containerd.toml
+		;;
+	current)
+		DOCKERD=$DOCKERD_DIR/dockerd
+		# Docker 29 needs a newer runc than Debian's 1.1 (which fails every
+		# start with `namespace {"time" ""} does not exist`); dockerd's own
+		# containerd and its shim come from containerd 2 (first on PATH).
+		DOCKERD_ARGS=(--data-root "$STATE/current/docker"
+			--add-runtime "nsdebug-runc=$RUNC_DIR/runc" --default-runtime nsdebug-runc
+			--userland-proxy-path "$DOCKERD_DIR/docker-proxy")
+		DOCKERD_PATH=$CONTAINERD_DIR:$RUNC_DIR:$DOCKERD_DIR:$PATH
+		CONTAINERD=$CONTAINERD_DIR/containerd
+		CONTAINERD_PATH=$CONTAINERD_DIR:$RUNC_DIR:$PATH
+		CTRD_CONF=$CONF/containerd-current.toml
+		;;
+	esac
+}
+
+pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+pidfile_pid() { [ -s "$1" ] && cat "$1" || true; }
+exe_of() { readlink "/proc/$1/exe" 2>/dev/null || true; }
+
+# The standalone containerd is the one started with one of this script's
+# configs; the kube test bed's containerd (its own config) is never touched.
+standalone_containerd_pid() {
+	local pid
+	pid=$(pidfile_pid "$CTRD_PIDFILE")
+	if pid_alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -Eq -- "--config $CONF/containerd(-current)?\.toml"; then
+		echo "$pid"; return
+	fi
+	# Started before the pidfile existed: find it by its exact command line.
+	for pid in $(pgrep -x containerd || true); do
+		if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -Eq -- "^[^ ]*containerd --config $CONF/containerd(-current)?\.toml $"; then
+			echo "$pid"; return
+		fi
+	done
+}
+
+dockerd_pid() {
+	local pid
+	pid=$(pidfile_pid "$DOCKER_PIDFILE")
+	pid_alive "$pid" && case $(exe_of "$pid") in */dockerd) echo "$pid" ;; esac
+	true
+}
+
+# live_profile names the profile whose dockerd runs (by its binary), else
+# the one last brought up, else "none".
+live_profile() {
+	local pid
+	pid=$(dockerd_pid)
+	if [ -n "$pid" ]; then
+		case $(exe_of "$pid") in
+		"$CACHE"/dockerd-*) echo current ;;
+		*) echo debian ;;
+		esac
+		return
+	fi
+	if [ -s "$PROFILE_FILE" ]; then cat "$PROFILE_FILE"; else echo none; fi
+}
+
 status() {
-	local ok=0
-	if docker info >/dev/null 2>&1; then echo "dockerd: running"; else echo "dockerd: NOT running"; ok=1; fi
-	if ctr --address "$CTRD_SOCK" version >/dev/null 2>&1; then echo "containerd: running at $CTRD_SOCK"; else echo "containerd: NOT running"; ok=1; fi
+	local ok=0 live
+	live=$(live_profile)
+	echo "profile: $live"
+	if docker info >/dev/null 2>&1; then
+		echo "dockerd: running, $(docker version -f 'Docker {{.Server.Version}} (API {{.Server.APIVersion}}), runtime {{range .Server.Components}}{{if eq .Name "runc" "nsdebug-runc"}}runc {{.Version}}{{end}}{{end}}' 2>/dev/null)"
+	else echo "dockerd: NOT running"; ok=1; fi
+	if ctr --address "$CTRD_SOCK" version >/dev/null 2>&1; then
+		echo "containerd: running at $CTRD_SOCK, $(ctr --address "$CTRD_SOCK" version 2>/dev/null | awk '/^Server:/{s=1} s && /Version:/{print $2; exit}')"
+	else echo "containerd: NOT running"; ok=1; fi
 	if ctr --address "$CTRD_SOCK" -n k8s.io images ls -q 2>/dev/null | grep -qx "$CTRD_IMAGE"; then echo "image: $CTRD_IMAGE in k8s.io"; else echo "image: missing in k8s.io"; ok=1; fi
 	if docker image inspect "$IMAGE" >/dev/null 2>&1; then echo "image: $IMAGE in docker"; else echo "image: missing in docker"; ok=1; fi
 	return $ok
 }
-
-if [ "${1:-}" = status ]; then status; exit $?; fi
-
-mkdir -p "$STATE" "$LOGS" /etc/nsdebug-testbed
-
-# 1. Packages.
-need=()
-for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-	log "installing ${need[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q >/dev/null
-	apt-get install -y -q --no-install-recommends "${need[@]}" >"$LOGS/apt.log" 2>&1 || { tail -20 "$LOGS/apt.log" >&2; die "apt-get install failed"; }
-fi
 
 wait_for() { # seconds, description, command...
 	local n=$(( $1 * 10 )) what=$2; shift 2
@@ -51,27 +145,149 @@ wait_for() { # seconds, description, command...
 	die "$what did not come up; see $LOGS"
 }
 
-# 2. dockerd (it starts its own containerd under /var/run/docker/containerd
-# when it is started before the standalone one).
-if ! docker info >/dev/null 2>&1; then
-	# dockerd uses any containerd socket at /run/containerd instead of starting
-	# its own, even a stale one; the test bed wants Docker's own containerd
-	# (namespace moby at /var/run/docker/containerd) AND a standalone CRI one,
-	# as on many real hosts. So the standalone one steps aside for a moment.
-	if pkill -f "containerd --config $CTRD_CONF" 2>/dev/null; then
-		log "stopping the standalone containerd while dockerd starts"
-		for _ in $(seq 50); do pgrep -f "containerd --config $CTRD_CONF" >/dev/null || break; sleep 0.1; done
-	fi
-	rm -f "$CTRD_SOCK" "$CTRD_SOCK.ttrpc"
-	pkill -x dockerd 2>/dev/null && sleep 1 || true
-	log "starting dockerd"
-	setsid nohup dockerd >"$LOGS/dockerd.log" 2>&1 < /dev/null &
-	wait_for 30 dockerd docker info
-fi
+wait_gone() { # seconds, pid
+	local n=$(( $1 * 10 ))
+	for _ in $(seq "$n"); do pid_alive "$2" || return 0; sleep 0.1; done
+	return 1
+}
 
-# 3. Standalone containerd with the CRI plugin.
-mkdir -p /etc/cni/net.d
-cat >"$CNI_CONF.tmp" <<'JSON'
+stop_pid() { # what, pid
+	pid_alive "$2" || return 0
+	log "stopping $1 (pid $2)"
+	kill -TERM "$2" 2>/dev/null || true
+	wait_gone 60 "$2" || { log "$1 did not stop in 60 s; killing it"; kill -KILL "$2" 2>/dev/null || true; wait_gone 10 "$2" || true; }
+}
+
+crictl_bin() {
+	local c
+	c=$(command -v crictl || true)
+	[ -n "$c" ] || c=$(PATH="/usr/local/go/bin:$PATH" go env GOPATH)/bin/crictl
+	if [ ! -x "$c" ]; then
+		log "installing crictl (go install) to remove the CRI pods"
+		PATH="/usr/local/go/bin:$PATH" go install sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0 >&2
+	fi
+	echo "$c"
+}
+
+# Undoes what the live profile made: its containers and pods (their netns and
+# CNI addresses with them), its daemons, docker0 and the bridges of Docker
+# networks, the DOCKER* iptables chains and nftables tables, stray mounts.
+stop_all() {
+	local live pid bridges=() n c
+	live=$(live_profile)
+	[ "$live" = none ] && return 0
+	log "stopping the $live profile"
+	if docker info >/dev/null 2>&1; then
+		# Test fixtures first, so that dockerd does not restart them later;
+		# the rest stop with dockerd.
+		docker ps -aq --filter label=nsdebug-test=1 | xargs -r docker rm -f >/dev/null 2>&1 || true
+		for n in $(docker network ls -q --filter driver=bridge 2>/dev/null); do
+			c=$(docker network inspect -f '{{index .Options "com.docker.network.bridge.name"}}' "$n" 2>/dev/null || true)
+			bridges+=("${c:-br-${n:0:12}}")
+		done
+	fi
+	if ctr --address "$CTRD_SOCK" version >/dev/null 2>&1; then
+		# containerd's shims outlive it: remove pods and containers through
+		# it, so CNI tears the pods' netns and addresses down.
+		c=$(crictl_bin)
+		"$c" --runtime-endpoint "unix://$CTRD_SOCK" --image-endpoint "unix://$CTRD_SOCK" rmp -fa >/dev/null 2>&1 || true
+		for n in $(ctr --address "$CTRD_SOCK" namespaces ls -q); do
+			for c in $(ctr --address "$CTRD_SOCK" -n "$n" tasks ls -q 2>/dev/null); do
+				ctr --address "$CTRD_SOCK" -n "$n" tasks kill -s KILL "$c" >/dev/null 2>&1 || true
+				ctr --address "$CTRD_SOCK" -n "$n" tasks delete -f "$c" >/dev/null 2>&1 || true
+			done
+			ctr --address "$CTRD_SOCK" -n "$n" containers ls -q 2>/dev/null | xargs -r ctr --address "$CTRD_SOCK" -n "$n" containers delete >/dev/null 2>&1 || true
+		done
+	fi
+	# Every container of this dockerd goes, not only the test fixtures: both
+	# profiles' dockerds keep their containerd's state under /var/run/docker,
+	# so a task left running (and its address on docker0) would outlive the
+	# profile. Kill them through dockerd's containerd, which also reaches
+	# tasks dockerd has already forgotten.
+	local dctrd=/var/run/docker/containerd/containerd.sock
+	if ctr --address "$dctrd" version >/dev/null 2>&1; then
+		for c in $(ctr --address "$dctrd" -n moby tasks ls -q 2>/dev/null); do
+			ctr --address "$dctrd" -n moby tasks kill -s KILL "$c" >/dev/null 2>&1 || true
+		done
+		for _ in $(seq 50); do
+			[ -z "$(ctr --address "$dctrd" -n moby tasks ls -q 2>/dev/null | head -1)" ] && break
+			for c in $(ctr --address "$dctrd" -n moby tasks ls -q 2>/dev/null); do
+				ctr --address "$dctrd" -n moby tasks delete -f "$c" >/dev/null 2>&1 || true
+			done
+			sleep 0.2
+		done
+	fi
+	stop_pid dockerd "$(dockerd_pid)"
+	pid=$(pidfile_pid /var/run/docker/containerd/containerd.pid)
+	stop_pid "dockerd's containerd" "$pid"
+	stop_pid "standalone containerd" "$(standalone_containerd_pid)"
+	rm -f "$CTRD_PIDFILE" "$CTRD_SOCK" "$CTRD_SOCK.ttrpc"
+	for pid in $(pgrep -f "^[^ ]*containerd-shim-runc-v2 .*-address ($dctrd|$CTRD_SOCK)$" || true); do
+		log "warning: shim $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-120)) outlived its containerd"
+	done
+
+	# Docker's bridges: the next dockerd makes docker0 afresh.
+	for n in docker0 "${bridges[@]}"; do
+		ip link show "$n" >/dev/null 2>&1 && ip link del "$n" 2>/dev/null || true
+	done
+	flush_docker_firewall docker0 "${bridges[@]}"
+	# Mounts either daemon left under its directories (none, normally).
+	local roots="/var/run/docker/ /run/docker/ /var/lib/docker/ $STATE/current/ /run/nsdebug-testbed/ /var/lib/containerd/ /run/containerd/"
+	awk '{print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
+		for r in $roots; do
+			case $m/ in "$r"*) umount -l "$m" 2>/dev/null && log "unmounted $m"; break ;; esac
+		done
+	done || true
+	echo none >"$PROFILE_FILE"
+}
+
+# Removes Docker's firewall: jumps from the built-in chains into DOCKER*
+# chains and rules naming docker0, then the DOCKER* chains themselves (20.10
+# has DOCKER, DOCKER-USER, DOCKER-ISOLATION-STAGE-*; 28+ adds DOCKER-FORWARD,
+# DOCKER-BRIDGE, DOCKER-CT, DOCKER-INTERNAL and raw-table drops), and the
+# nftables tables of Docker's nftables backend. CNI's and kube's chains stay.
+flush_docker_firewall() { # bridge names
+	local ipt t rule chain links
+	links=$(IFS='|'; echo "$*")
+	for ipt in iptables ip6tables; do
+		command -v "$ipt" >/dev/null || continue
+		for t in filter nat raw mangle; do
+			"$ipt" -t "$t" -S 2>/dev/null | grep -E "^-A (INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING) .*(-j DOCKER|-[io] ($links)( |\$))" | while read -r rule; do
+				# shellcheck disable=SC2086 # a rule is words
+				"$ipt" -t "$t" ${rule/#-A/-D} 2>/dev/null || true
+			done || true
+			for chain in $("$ipt" -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^DOCKER/ {print $2}'); do
+				"$ipt" -t "$t" -F "$chain" 2>/dev/null || true
+			done
+			for chain in $("$ipt" -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^DOCKER/ {print $2}'); do
+				"$ipt" -t "$t" -X "$chain" 2>/dev/null || true
+			done
+		done
+	done
+	if command -v nft >/dev/null; then
+		for t in "ip docker-bridges" "ip6 docker-bridges"; do
+			# shellcheck disable=SC2086
+			nft list table $t >/dev/null 2>&1 && nft delete table $t || true
+		done
+	fi
+}
+
+install_packages() {
+	local need=() p
+	for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz tcpdump tshark; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
+	done
+	if [ ${#need[@]} -gt 0 ]; then
+		log "installing ${need[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -q >/dev/null
+		apt-get install -y -q --no-install-recommends "${need[@]}" >"$LOGS/apt.log" 2>&1 || { tail -20 "$LOGS/apt.log" >&2; die "apt-get install failed"; }
+	fi
+}
+
+write_cni_conf() {
+	mkdir -p /etc/cni/net.d
+	cat >"$CNI_CONF.tmp" <<'JSON'
 {
   "cniVersion": "1.0.0",
   "name": "nsdebug-testbed",
@@ -92,40 +308,119 @@ cat >"$CNI_CONF.tmp" <<'JSON'
   ]
 }
 JSON
-mv "$CNI_CONF.tmp" "$CNI_CONF"
+	mv "$CNI_CONF.tmp" "$CNI_CONF"
+}
 
-containerd config default \
-	| sed -e "s#sandbox_image = .*#sandbox_image = \"$CTRD_IMAGE\"#" \
-	      -e 's#restrict_oom_score_adj = false#restrict_oom_score_adj = true#' \
-	      -e 's#bin_dir = "/opt/cni/bin"#bin_dir = "/usr/lib/cni"#' \
-	>"$CTRD_CONF.tmp"
-mv "$CTRD_CONF.tmp" "$CTRD_CONF"
+# The standalone containerd's config, from the binary's own defaults. Both
+# need the local sandbox image (no registry), restrict_oom_score_adj (no
+# CAP_SYS_RESOURCE here: else every pod fails to write oom_score_adj) and
+# Debian's CNI plugins in /usr/lib/cni.
+write_containerd_conf() {
+	case $profile in
+	debian)
+		containerd config default \
+			| sed -e "s#sandbox_image = .*#sandbox_image = \"$CTRD_IMAGE\"#" \
+			      -e 's#restrict_oom_score_adj = false#restrict_oom_score_adj = true#' \
+			      -e 's#bin_dir = "/opt/cni/bin"#bin_dir = "/usr/lib/cni"#' \
+			>"$CTRD_CONF.tmp"
+		;;
+	current)
+		# containerd 2's config (version 3; 2.4 writes 4): CRI is split into
+		# plugins."io.containerd.cri.v1.images" (pinned_images.sandbox) and
+		# plugins."io.containerd.cri.v1.runtime" (restrict_oom_score_adj,
+		# cni.bin_dirs, the runc runtime). Its own root and state keep its
+		# metadata apart from containerd 1.6's.
+		"$CONTAINERD" config default \
+			| sed -e "s#^root = .*#root = '$STATE/current/containerd'#" \
+			      -e "s#^state = .*#state = '/run/nsdebug-testbed/current/containerd'#" \
+			      -e "s#^\( *sandbox = \).*#\1'$CTRD_IMAGE'#" \
+			      -e 's#restrict_oom_score_adj = false#restrict_oom_score_adj = true#' \
+			      -e "s#bin_dirs = \['/opt/cni/bin'\]#bin_dirs = ['/usr/lib/cni']#" \
+			      -e "s#bin_dir = '/opt/cni/bin'#bin_dir = '/usr/lib/cni'#" \
+			>"$CTRD_CONF.tmp"
+		# runc 1.5 for CRI pods and for plain containerd tasks.
+		grep -q "BinaryName = ''" "$CTRD_CONF.tmp" && sed -i "s#BinaryName = ''#BinaryName = '$RUNC_DIR/runc'#" "$CTRD_CONF.tmp"
+		for want in "sandbox = '$CTRD_IMAGE'" "restrict_oom_score_adj = true" "/usr/lib/cni" "BinaryName = '$RUNC_DIR/runc'"; do
+			grep -qF "$want" "$CTRD_CONF.tmp" || die "containerd $CONTAINERD_VERSION's default config changed: could not set $want"
+		done
+		;;
+	esac
+	mv "$CTRD_CONF.tmp" "$CTRD_CONF"
+}
 
-if ! ctr --address "$CTRD_SOCK" version >/dev/null 2>&1; then
-	log "starting containerd (CRI) at $CTRD_SOCK"
-	setsid nohup containerd --config "$CTRD_CONF" >"$LOGS/containerd.log" 2>&1 < /dev/null &
+start_dockerd() {
+	docker info >/dev/null 2>&1 && return 0
+	# dockerd uses any containerd socket at /run/containerd instead of starting
+	# its own, even a stale one; the test bed wants Docker's own containerd
+	# (namespace moby at /var/run/docker/containerd) AND a standalone CRI one,
+	# as on many real hosts. So the standalone one steps aside for a moment.
+	stop_pid "the standalone containerd while dockerd starts" "$(standalone_containerd_pid)"
+	rm -f "$CTRD_SOCK" "$CTRD_SOCK.ttrpc"
+	stop_pid "a stale dockerd" "$(dockerd_pid)"
+	log "starting dockerd ($DOCKERD)"
+	PATH=$DOCKERD_PATH setsid nohup "$DOCKERD" "${DOCKERD_ARGS[@]}" >"$LOGS/dockerd-$profile.log" 2>&1 </dev/null &
+	wait_for 60 dockerd docker info
+}
+
+start_containerd() {
+	ctr --address "$CTRD_SOCK" version >/dev/null 2>&1 && return 0
+	log "starting containerd (CRI) at $CTRD_SOCK ($CONTAINERD)"
+	PATH=$CONTAINERD_PATH setsid nohup "$CONTAINERD" --config "$CTRD_CONF" >"$LOGS/containerd-$profile.log" 2>&1 </dev/null &
+	echo $! >"$CTRD_PIDFILE"
 	wait_for 30 containerd ctr --address "$CTRD_SOCK" version
-fi
+}
 
-# 4. A busybox image built locally: FROM scratch + busybox-static.
-if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
-	log "building $IMAGE"
-	ctx=$(mktemp -d)
-	cp /bin/busybox "$ctx/busybox"
-	cat >"$ctx/Dockerfile" <<'DOCKERFILE'
+# A busybox image built locally: FROM scratch + busybox-static. Docker 29
+# keeps images in containerd's image store (namespace moby of its own
+# containerd); docker build and docker save work the same on both.
+build_image() {
+	if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+		log "building $IMAGE"
+		local ctx
+		ctx=$(mktemp -d)
+		cp /bin/busybox "$ctx/busybox"
+		cat >"$ctx/Dockerfile" <<'DOCKERFILE'
 FROM scratch
 COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
 CMD ["/bin/sleep", "2147483647"]
 DOCKERFILE
-	docker build -q -t "$IMAGE" "$ctx" >/dev/null
-	rm -rf "$ctx"
-fi
-for ns in k8s.io nsdebug-test; do
-	if ! ctr --address "$CTRD_SOCK" -n "$ns" images ls -q | grep -qx "$CTRD_IMAGE"; then
-		log "importing $CTRD_IMAGE into containerd namespace $ns"
-		docker save "$IMAGE" | ctr --address "$CTRD_SOCK" -n "$ns" images import - >/dev/null
+		docker build -q -t "$IMAGE" "$ctx" >"$LOGS/build-image.log" 2>&1 || { cat "$LOGS/build-image.log" >&2; rm -rf "$ctx"; die "docker build $IMAGE failed"; }
+		rm -rf "$ctx"
 	fi
-done
+	local ns
+	for ns in k8s.io nsdebug-test; do
+		if ! ctr --address "$CTRD_SOCK" -n "$ns" images ls -q | grep -qx "$CTRD_IMAGE"; then
+			log "importing $CTRD_IMAGE into containerd namespace $ns"
+			docker save "$IMAGE" | ctr --address "$CTRD_SOCK" -n "$ns" images import - >/dev/null
+		fi
+	done
+}
 
-status
+up() {
+	install_packages
+	if [ "$profile" = current ]; then build_current; fi
+	set_profile_vars "$profile"
+	local live
+	live=$(live_profile)
+	if [ "$live" != "$profile" ] && [ "$live" != none ]; then
+		set_profile_vars "$live"
+		stop_all
+		set_profile_vars "$profile"
+	fi
+	echo "$profile" >"$PROFILE_FILE"
+	mkdir -p "$STATE/current"
+	write_cni_conf
+	start_dockerd
+	write_containerd_conf
+	start_containerd
+	build_image
+	status
+}
+
+case $cmd in
+status) status; exit $? ;;
+build) build_current ;;
+stop) set_profile_vars "$(live_profile | sed 's/^none$/debian/')"; stop_all ;;
+up) up ;;
+esac
