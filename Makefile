@@ -40,8 +40,10 @@ DOCKER_PLUGIN_DIR ?= $(PREFIX)/libexec/docker/cli-plugins
 
 all: build
 
+# bin/kubectl-nsdebug is the kubectl plugin (client-go lives only there).
 build:
 	CGO_ENABLED=0 $(GO) build -tags '$(TAGS)' -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nsdebug
+	CGO_ENABLED=0 $(GO) build -tags '$(TAGS)' -trimpath -ldflags '$(LDFLAGS)' -o $(dir $(BIN))kubectl-nsdebug ./cmd/kubectl-nsdebug
 
 # Everything: unit tests, integration tests on the real test bed (root), and
 # every fuzz target for a bounded time. With CI=true a missing test bed fails.

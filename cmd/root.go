@@ -20,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/nsdebug/nsdebug/internal/hostcheck"
+	"github.com/nsdebug/nsdebug/internal/kubelet"
 	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/resolver"
 )
@@ -76,7 +77,7 @@ func (e *Env) Resolver() *resolver.Resolver {
 	if e.res == nil {
 		r := resolver.Open(e.Cfg)
 		if e.ProcRoot != "" || e.NetnsDir != "" {
-			r = resolver.New(resolver.Options{Backends: r.Backends(), Timeout: r.Timeout(), ProcRoot: e.ProcRoot, NetnsDir: e.NetnsDir, BareWord: e.Cfg.BareWord})
+			r = resolver.New(resolver.Options{Backends: r.Backends(), Timeout: r.Timeout(), ProcRoot: e.ProcRoot, NetnsDir: e.NetnsDir, HostRoot: r.HostRoot(), BareWord: e.Cfg.BareWord})
 		}
 		e.res = r
 	}
@@ -142,7 +143,7 @@ Targets:
 				return nserr.New(nserr.ErrUsage, "--timeout must be a positive duration such as 3s or 500ms (got %s)", timeout)
 			}
 			env.Cfg.Timeout = timeout
-			return nil
+			return useKubelet(env)
 		},
 	}
 	root.SetIn(env.IO.In)
@@ -155,7 +156,9 @@ Targets:
 		env.Cfg.DockerHost = env.dockerHostDefault
 	}
 	pf.StringVar(&env.Cfg.ContainerdAddress, "containerd-address", "", "containerd socket (default $CONTAINERD_ADDRESS, else every default socket)")
-	pf.StringVar(&env.Cfg.CRIEndpoint, "cri-endpoint", "", "CRI runtime endpoint (default $CONTAINER_RUNTIME_ENDPOINT, else containerd's and CRI-O's sockets)")
+	pf.StringVar(&env.Cfg.CRIEndpoint, "cri-endpoint", "", "CRI runtime endpoint (default $CONTAINER_RUNTIME_ENDPOINT, else containerd's and CRI-O's sockets); \"kubelet\": the one the node's kubelet uses")
+	pf.StringVar(&env.Cfg.HostRoot, "host-root", "", "the node's root directory as seen from here, for paths the runtimes report (kubectl-nsdebug's helper pod)")
+	_ = pf.MarkHidden("host-root")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return nserr.New(nserr.ErrUsage, "%v (see '%s --help')", err, c.CommandPath())
 	})
@@ -163,6 +166,43 @@ Targets:
 		root.AddCommand(f(env))
 	}
 	return root
+}
+
+// useKubelet turns --cri-endpoint kubelet into the endpoint the node's
+// kubelet was given, reached through kubelet's root in procfs, so that it
+// works from a helper pod with only hostPID; the runtime's paths (netns
+// files, resolv.conf) are read below that root too.
+func useKubelet(env *Env) error {
+	if env.Cfg.CRIEndpoint != "kubelet" {
+		return nil
+	}
+	procRoot := env.ProcRoot
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	k, err := kubelet.Find(procRoot)
+	if err != nil {
+		return err
+	}
+	// Paths are kubelet's: its runtime is normally in its mount namespace
+	// (both on the host, or both in a kind node). Not PID 1's root: some
+	// hosts refuse even root with CAP_SYS_PTRACE access to it.
+	root := env.Cfg.HostRoot
+	if root == "" {
+		root = k.Root
+	}
+	ep, err := kubelet.EndpointUnder(k.Root, k.Endpoint)
+	if err != nil {
+		return err
+	}
+	env.Cfg.CRIEndpoint, env.Cfg.HostRoot = ep, root
+	// Only kubelet's runtime: other runtimes' sockets on the node are not
+	// the cluster's.
+	env.Cfg.Disabled = map[string]bool{"docker": true, "containerd": true}
+	if env.NetnsDir == "" {
+		env.NetnsDir = root + "/var/run/netns"
+	}
+	return nil
 }
 
 // requireRoot is the privilege check every namespace-touching command runs

@@ -54,6 +54,9 @@ with a note.`,
       namespace's link, or remove a runtime's own netns file (use --force)
   10  target changed: the process exited or its PID was reused meanwhile
   11  wrong environment: not in the host's PID namespace, or /proc of another one
+  12, 13  kubectl-nsdebug only: helper pod failed, helper pod rejected
+  14  protocol mismatch: kubectl-nsdebug and the nsdebug in its helper image
+      differ (node-helper)
 
 exec and shell return the command's own status; their own failures are 125,
 126 when the command was found but cannot run, 127 when it was not found.`,

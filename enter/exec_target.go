@@ -122,6 +122,15 @@ func containerFiles(o ExecOptions, root *os.File) *targetFiles {
 		dst := "/etc/" + f.name
 		if f.runtime != "" {
 			err := isRegular(f.runtime)
+			if err == nil && strings.HasPrefix(f.runtime, "/proc/") {
+				// Below another process's root (the node's, from a helper
+				// pod): the kernel binds only within this mount namespace.
+				var data []byte
+				if data, err = os.ReadFile(f.runtime); err == nil {
+					*f.dst = &Bind{Data: data, Dst: dst}
+					continue
+				}
+			}
 			if err == nil {
 				*f.dst = &Bind{Path: f.runtime, Dst: dst}
 				continue

@@ -14,6 +14,10 @@ type Config struct {
 	ContainerdAddress string // "" = every default socket that exists
 	CRIEndpoint       string // "" = every default CRI socket that exists
 	Timeout           time.Duration
+	// HostRoot: the runtimes' paths (CRI sockets aside, which the caller
+	// names) are the node's, visible below this directory (kubelet's root
+	// through procfs, when nsdebug runs in kubectl-nsdebug's helper pod).
+	HostRoot string
 	// Disabled runtimes are not asked (names: docker, containerd, cri).
 	Disabled map[string]bool
 	// BareWord: see Options.BareWord.
@@ -71,5 +75,5 @@ func Open(cfg Config) *Resolver {
 	// whatever order the backend files registered in.
 	rank := map[string]int{"docker": 0, "containerd": 1, "cri": 2}
 	sort.SliceStable(bs, func(i, j int) bool { return rank[bs[i].Name()] < rank[bs[j].Name()] })
-	return New(Options{Backends: bs, Timeout: cfg.Timeout, BareWord: cfg.BareWord})
+	return New(Options{Backends: bs, Timeout: cfg.Timeout, HostRoot: cfg.HostRoot, BareWord: cfg.BareWord})
 }

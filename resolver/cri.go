@@ -39,11 +39,11 @@ func init() { registerBackend(newCRIBackends) }
 // CRI socket that exists. Nothing is dialled here.
 func newCRIBackends(cfg Config) []Backend {
 	if cfg.CRIEndpoint != "" {
-		return []Backend{&criBackend{endpoint: cfg.CRIEndpoint, timeout: cfg.Timeout, explicit: true}}
+		return []Backend{&criBackend{endpoint: cfg.CRIEndpoint, timeout: cfg.Timeout, explicit: true, hostRoot: cfg.HostRoot}}
 	}
 	var bs []Backend
 	for _, s := range existingSockets(DefaultCRISockets) {
-		bs = append(bs, &criBackend{endpoint: "unix://" + s, timeout: cfg.Timeout})
+		bs = append(bs, &criBackend{endpoint: "unix://" + s, timeout: cfg.Timeout, hostRoot: cfg.HostRoot})
 	}
 	return bs
 }
@@ -57,6 +57,8 @@ type criBackend struct {
 	// out not to serve CRI (containerd with its CRI plugin disabled, as on
 	// most Docker hosts) simply has no pods; a named one is an error.
 	explicit bool
+	// hostRoot prefixes the paths the runtime reports (see Config.HostRoot).
+	hostRoot string
 
 	mu   sync.Mutex
 	conn *grpc.ClientConn
@@ -243,12 +245,60 @@ func (b *criBackend) fillSandboxStatus(ctx context.Context, rt cri.RuntimeServic
 		c.State = stateWord(s.GetState().String())
 	}
 	info := parseSandboxInfo(st.GetInfo()["info"])
-	c.PID, c.NetnsPath, c.ResolvConf, c.Hosts = info.PID, info.NetnsPath, info.ResolvConf, info.Hosts
+	// The netns path stays as the runtime wrote it below the root (shown as
+	// the node names it); pin resolves it.
+	c.PID, c.NetnsPath, c.ResolvConf, c.Hosts = info.PID, b.rootJoin(info.NetnsPath), b.hostPath(info.ResolvConf), b.hostPath(info.Hosts)
 	c.Net = &NetConfig{Ports: parseSandboxPorts(st.GetInfo()["info"]), Networks: []NetworkAttachment{}}
 	if ip := st.GetStatus().GetNetwork().GetIp(); ip != "" {
 		c.Net.Networks = append(c.Net.Networks, NetworkAttachment{Name: "cni", IP: ip})
 	}
 	return nil
+}
+
+func (b *criBackend) rootJoin(p string) string {
+	if p == "" || b.hostRoot == "" {
+		return p
+	}
+	return filepath.Join(b.hostRoot, p)
+}
+
+// hostPath is where a path the runtime reported is seen from here.
+func (b *criBackend) hostPath(p string) string {
+	if p == "" || b.hostRoot == "" {
+		return p
+	}
+	return InRoot(b.hostRoot, p)
+}
+
+// InRoot is path p of the filesystem whose root is root, with symlinks
+// resolved inside root: through procfs (/proc/1/root) an absolute link such
+// as /var/run -> /run would otherwise resolve against our own root.
+func InRoot(root, p string) string {
+	parts := strings.Split(strings.TrimPrefix(filepath.Clean("/"+p), "/"), "/")
+	cur := ""
+	for hops := 0; len(parts) > 0; {
+		name := parts[0]
+		parts = parts[1:]
+		if name == "" || name == "." {
+			continue
+		}
+		if name == ".." {
+			cur = filepath.Dir("/" + cur)[1:]
+			continue
+		}
+		next := filepath.Join(cur, name)
+		target, err := os.Readlink(filepath.Join(root, next))
+		if err != nil || hops > 40 { // not a link (or gone): keep it as it is
+			cur = next
+			continue
+		}
+		hops++
+		if filepath.IsAbs(target) {
+			cur = ""
+		}
+		parts = append(strings.Split(strings.Trim(target, "/"), "/"), parts...)
+	}
+	return filepath.Join(root, "/"+cur)
 }
 
 // pickContainer turns a pod candidate into the candidate for one of its

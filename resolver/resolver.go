@@ -28,6 +28,9 @@ type Options struct {
 	NetnsDir string        // "/var/run/netns" unless testing
 	Timeout  time.Duration // per runtime call; DefaultTimeout if 0
 	Backends []Backend
+	// HostRoot (see Config.HostRoot) is cut from the netns paths shown, so
+	// that they read as on the node.
+	HostRoot string
 	// BareWord, if set, is what a bare WORD target names instead of a
 	// lookup in every runtime (KindDocker when nsdebug runs as a Docker CLI
 	// plugin).
@@ -360,8 +363,14 @@ func noRuntimeFor(k Kind) error {
 func (r *Resolver) pin(c Candidate, askedAt time.Duration) (*nsfs.Netns, error) {
 	var pathErr error
 	if c.NetnsPath != "" {
-		ns, err := nsfs.Open(c.NetnsPath)
+		open := c.NetnsPath
+		root := strings.TrimRight(r.opts.HostRoot, "/")
+		if rest, ok := strings.CutPrefix(open, root+"/"); ok && root != "" {
+			open = InRoot(root, rest)
+		}
+		ns, err := nsfs.Open(open)
 		if err == nil {
+			ns.Path = c.NetnsPath
 			return ns, nil
 		}
 		pathErr = err
@@ -393,7 +402,7 @@ func (r *Resolver) resultFor(g *group, notes []string) *Result {
 		ResolvConf:  c.ResolvConf,
 		Hosts:       c.Hosts,
 		Warnings:    notes,
-		Netns:       NetnsInfo{Path: g.ns.Path, Inode: g.ns.ID.Inode, Dev: g.ns.ID.Dev},
+		Netns:       NetnsInfo{Path: r.shownPath(g.ns.Path), Inode: g.ns.ID.Inode, Dev: g.ns.ID.Dev},
 	}
 	seen := map[string]bool{}
 	for _, o := range g.cands {
@@ -413,6 +422,19 @@ func (r *Resolver) resultFor(g *group, notes []string) *Result {
 	}
 	return res
 }
+
+// shownPath is p as the node names it.
+func (r *Resolver) shownPath(p string) string {
+	if r.opts.HostRoot != "" {
+		if rest, ok := strings.CutPrefix(p, strings.TrimRight(r.opts.HostRoot, "/")+"/"); ok {
+			return "/" + rest
+		}
+	}
+	return p
+}
+
+// HostRoot is Options.HostRoot.
+func (r *Resolver) HostRoot() string { return r.opts.HostRoot }
 
 func shortID(id string) string {
 	if len(id) > 12 {

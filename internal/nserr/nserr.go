@@ -20,6 +20,10 @@ var (
 	ErrRefused     = errors.New("refused")
 	ErrStale       = errors.New("target changed")
 	ErrEnvironment = errors.New("wrong environment")
+	// kubectl-nsdebug's own.
+	ErrHelper    = errors.New("helper pod failed")
+	ErrAdmission = errors.New("helper pod rejected")
+	ErrProtocol  = errors.New("protocol mismatch")
 )
 
 // Exit codes for everything but exec/shell, which follow docker exec.
@@ -36,6 +40,14 @@ const (
 	ExitRefused     = 9
 	ExitStale       = 10
 	ExitEnvironment = 11
+	// kubectl-nsdebug: the helper pod did not come up (image pull failure,
+	// node gone, evicted, failed) or died meanwhile.
+	ExitHelper = 12
+	// kubectl-nsdebug: the API server refused the helper pod (Pod Security
+	// admission, another admission webhook, a quota).
+	ExitAdmission = 13
+	// the helper image's nsdebug speaks another protocol than the plugin.
+	ExitProtocol = 14
 
 	// exec and shell: the command's own status, or these.
 	ExitExecFailed        = 125
@@ -91,6 +103,9 @@ var table = []struct {
 	{ErrRefused, ExitRefused},
 	{ErrStale, ExitStale},
 	{ErrEnvironment, ExitEnvironment},
+	{ErrHelper, ExitHelper},
+	{ErrAdmission, ExitAdmission},
+	{ErrProtocol, ExitProtocol},
 }
 
 // ExitCode maps err to nsdebug's exit status. With execStyle (exec, shell)

@@ -9,6 +9,13 @@ var (
 	Date    = ""
 )
 
+// Protocol is the version of the contract between kubectl-nsdebug and the
+// nsdebug inside its helper pod: the node-side command line (the hidden
+// node-helper command, --cri-endpoint kubelet, --host-root) and what it
+// prints. Raise it whenever that contract changes incompatibly; the plugin
+// refuses a helper image whose nsdebug speaks another.
+const Protocol = 1
+
 // Info returns version, commit and date, filling the commit from the Go
 // build info when the linker did not set it.
 func Info() (v, commit, date string) {
