@@ -33,7 +33,9 @@ for p in "${profiles[@]}"; do
 	t1=$SECONDS
 	echo "=== profile $p: integration tests" >&2
 	# shellcheck disable=SC2086 # TESTFLAGS are words
-	NSDEBUG_BIN=$NSDEBUG_BIN $GO test $TESTFLAGS $($GO list ./... | grep -v /test/reliability) || { rc=1; summary+=("$p: integration tests FAILED"); }
+	# The pcap-filter compiler and the kubectl plugin (whose cluster has a
+	# containerd of its own) face no profile's runtimes: the first pass covers them.
+	NSDEBUG_BIN=$NSDEBUG_BIN $GO test $TESTFLAGS $($GO list ./... | grep -v -e /test/reliability -e /capture/filter -e '/kube$') || { rc=1; summary+=("$p: integration tests FAILED"); }
 	echo "=== profile $p: reliability suite" >&2
 	# shellcheck disable=SC2086
 	NSDEBUG_BIN=$NSDEBUG_BIN $GO test $TESTFLAGS -v ./test/reliability || { rc=1; summary+=("$p: reliability suite FAILED"); }
