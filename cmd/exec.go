@@ -20,6 +20,8 @@ type execOptions struct {
 	PID     bool
 	HostDNS bool
 	NoSysfs bool
+	// NodeRoot: kubectl nsdebug --host-tools.
+	NodeRoot bool
 }
 
 func newExecCmd(env *Env) *cobra.Command {
@@ -70,6 +72,7 @@ func addExecFlags(c *cobra.Command, env *Env, opts *execOptions) {
 	f.BoolVar(&opts.PID, "pid", false, "also join the target's PID namespace (the command gets a PID there; /proc stays the host's)")
 	f.BoolVar(&opts.HostDNS, "host-dns", false, "keep the host's /etc/resolv.conf and /etc/hosts")
 	f.BoolVar(&opts.NoSysfs, "no-sysfs", false, "do not remount /sys (it then shows the host's interfaces)")
+	f.BoolVar(&opts.NodeRoot, "node-root", false, "run with the node's filesystem as root (the kubelet's mount namespace, else PID 1's), as kubectl nsdebug --host-tools does from its helper pod")
 	// Flag errors of exec and shell are nsdebug's own failures: 125.
 	c.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		env.execStyle = true
@@ -126,7 +129,7 @@ func execRequest(env *Env, res *resolver.Result, t resolver.Target, opts execOpt
 		NS: res.NS, PID: res.PID, ProcRoot: env.ProcRoot, Label: label,
 		ResolvConf: res.ResolvConf, Hosts: res.Hosts, EtcNetns: etcNetns,
 		Argv: opts.Argv, Env: opts.Env, Workdir: opts.Workdir, User: opts.User,
-		JoinPID: opts.PID, HostDNS: opts.HostDNS, NoSysfs: opts.NoSysfs,
+		JoinPID: opts.PID, HostDNS: opts.HostDNS, NoSysfs: opts.NoSysfs, NodeRoot: opts.NodeRoot,
 		Stdin: env.IO.In, Stdout: env.IO.Out, Stderr: env.IO.ErrOut,
 	}
 }

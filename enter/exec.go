@@ -74,6 +74,11 @@ type Spec struct {
 	// interfaces (as ip netns exec does).
 	Sysfs bool
 	Binds []Bind
+	// MountNS, if set, is a mount namespace (the node's, for --node-root)
+	// whose private copy the command runs in, instead of a copy of
+	// nsdebug's own: Path, Dir and every Bind's Dst are paths there, and
+	// Binds carry Data (a Path of nsdebug's namespace cannot be bound there).
+	MountNS *os.File
 	// Inside runs on the switched thread after the mounts and before the
 	// fork (the DNS stub check). Its error is only reported, through Notes.
 	Inside func() []string
@@ -182,7 +187,7 @@ func startOnThisThread(s Spec) (*Process, error) {
 		}
 	}
 	p := &Process{tid: unix.Gettid(), exited: make(chan struct{})}
-	if s.Sysfs || len(s.Binds) > 0 {
+	if s.Sysfs || len(s.Binds) > 0 || s.MountNS != nil {
 		if err := privateMounts(s); err != nil {
 			return nil, err
 		}
@@ -220,6 +225,11 @@ func startOnThisThread(s Spec) (*Process, error) {
 // would keep those namespaces alive after their container is removed, for
 // as long as the command runs: Start detaches them once the command runs.
 func privateMounts(s Spec) error {
+	if s.MountNS != nil {
+		if err := enterMountNS(s.MountNS); err != nil {
+			return err
+		}
+	}
 	// CLONE_NEWNS implies CLONE_FS, which unshare allows per thread even in
 	// a multi-threaded process.
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {

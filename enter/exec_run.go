@@ -44,6 +44,11 @@ type ExecOptions struct {
 	JoinPID bool
 	HostDNS bool // keep the host's /etc/resolv.conf and /etc/hosts
 	NoSysfs bool
+	// NodeRoot runs the command with the node's filesystem as its root
+	// (kubectl nsdebug --host-tools): a private copy of the mount namespace
+	// of the node's kubelet, else of PID 1, with the same /sys, resolv.conf
+	// and hosts overlays as any exec.
+	NodeRoot bool
 
 	ExtraFiles []*os.File // shell: the bash rcfile
 	Stdin      io.Reader
@@ -82,17 +87,26 @@ func Exec(o ExecOptions) error {
 	if err != nil {
 		return err
 	}
+	var node *nodeRoot
+	stat := os.Stat
+	if o.NodeRoot {
+		if node, err = openNodeRoot(o.ProcRoot); err != nil {
+			return err
+		}
+		defer node.close()
+		stat = node.stat
+	}
 	// Later entries win (os/exec keeps the last of duplicate keys), so
 	// -e overrides the user's HOME and our own NSDEBUG_ variables.
 	env = append(append(baseEnv(o), userEnv...), env...)
 	if o.Workdir != "" {
-		if fi, err := os.Stat(o.Workdir); err != nil || !fi.IsDir() {
+		if fi, err := stat(o.Workdir); err != nil || !fi.IsDir() {
 			return nserr.New(nserr.ErrUsage, "--workdir %s: not a directory", shown(o.Workdir))
 		}
 	}
 	// Look the command up before switching: host binaries are used, and
 	// "not found"/"not executable" must not cost a namespace switch.
-	path, err := LookPath(o.Argv[0], envValue(env, "PATH"))
+	path, err := lookPath(o.Argv[0], envValue(env, "PATH"), stat)
 	if err != nil {
 		var se *StartError
 		if errors.As(err, &se) {
@@ -115,6 +129,9 @@ func Exec(o ExecOptions) error {
 		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, ExtraFiles: o.ExtraFiles,
 		Cred: cred, Sysfs: !o.NoSysfs,
 	}
+	if node != nil {
+		spec.MountNS = node.mntns
+	}
 	resolvContent := []byte(nil)
 	if !o.HostDNS {
 		files := containerFiles(o, pin.root)
@@ -126,9 +143,19 @@ func Exec(o ExecOptions) error {
 				continue
 			}
 			// A bind needs something to cover (following a symlink).
-			if _, err := os.Stat(b.Dst); err != nil {
+			if _, err := stat(b.Dst); err != nil {
 				warn("the host has no %s to cover with the target's (%v); the command sees none", b.Dst, unwrapPath(err))
 				continue
+			}
+			if node != nil && b.Path != "" {
+				// A file of nsdebug's mount namespace cannot be bound into
+				// the node's: the command gets a copy.
+				data, err := os.ReadFile(b.Path)
+				if err != nil {
+					warn("cannot read %s for %s (%v); the command sees the node's", b.Path, b.Dst, unwrapPath(err))
+					continue
+				}
+				*b = Bind{Data: data, Dst: b.Dst}
 			}
 			spec.Binds = append(spec.Binds, *b)
 			if b == files.resolv {
@@ -139,7 +166,9 @@ func Exec(o ExecOptions) error {
 			}
 		}
 	}
-	if resolvContent == nil {
+	if resolvContent == nil && node != nil {
+		resolvContent, _ = readInRoot(node.root, "etc/resolv.conf")
+	} else if resolvContent == nil {
 		resolvContent, _ = os.ReadFile("/etc/resolv.conf")
 	}
 	if stubs := loopbackNameservers(resolvContent); len(stubs) > 0 {
@@ -336,9 +365,15 @@ func shown(s string) string {
 // LookPath finds file in pathList (PATH) like a shell does, telling "not
 // found" (127) from "found but not executable" (126) as a *StartError.
 func LookPath(file, pathList string) (string, error) {
+	return lookPath(file, pathList, os.Stat)
+}
+
+// lookPath is LookPath with the files seen through stat (the node's root
+// for --node-root).
+func lookPath(file, pathList string, stat func(string) (fs.FileInfo, error)) (string, error) {
 	name := shown(file)
 	check := func(p string) error {
-		fi, err := os.Stat(p)
+		fi, err := stat(p)
 		switch {
 		case err != nil && errors.Is(err, fs.ErrNotExist):
 			return &StartError{Code: 127, Err: fmt.Errorf("%s: command not found", name)}

@@ -568,3 +568,72 @@ func TestExecDetachesUnpropagatedNetnsMounts(t *testing.T) {
 		}
 	}
 }
+
+// --node-root looks the command up in the node's root as the command will
+// see it: an absolute symlink (Debian's /sbin/ip -> /bin/ip) resolves inside
+// that root, not in nsdebug's.
+func TestLookPathInNodeRoot(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"bin", "sbin", "usr/sbin"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A name nsdebug's own root cannot have, so only the node's can match.
+	const name = "nsdebug-node-only-tool"
+	if err := os.WriteFile(filepath.Join(dir, "bin", name), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/bin/"+name, filepath.Join(dir, "sbin", name)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "usr/sbin", "noexec"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &nodeRoot{root: os.NewFile(uintptr(fd), dir)}
+	defer n.root.Close()
+
+	got, err := lookPath(name, "/usr/sbin:/sbin", n.stat)
+	if err != nil || got != "/sbin/"+name {
+		t.Errorf("lookPath in node root = %q, %v; want /sbin/%s (the path the command execs there)", got, err, name)
+	}
+	if _, err := LookPath(name, "/usr/sbin:/sbin"); err == nil {
+		t.Errorf("%s found in nsdebug's own root: the test proves nothing", name)
+	}
+	var se *StartError
+	if _, err := lookPath("noexec", "/usr/sbin", n.stat); !errors.As(err, &se) || se.Code != 126 {
+		t.Errorf("not executable in node root: %v, want a 126 StartError", err)
+	}
+	if _, err := lookPath("absent", "/usr/sbin:/sbin", n.stat); !errors.As(err, &se) || se.Code != 127 {
+		t.Errorf("absent in node root: %v, want a 127 StartError", err)
+	}
+	if _, err := lookPath("/"+name, "", n.stat); !errors.As(err, &se) || se.Code != 127 {
+		t.Errorf("/%s is below /bin in the node root, not at its top: %v, want 127", name, err)
+	}
+}
+
+// Neither a kubelet nor a readable PID 1: one clear line naming both, of the
+// environment kind (exec reports it as 125, nsdebug's own failure).
+func TestOpenNodeRootUnreachable(t *testing.T) {
+	proc := t.TempDir() // a procfs with no processes at all
+	_, err := openNodeRoot(proc)
+	if !errors.Is(err, nserr.ErrEnvironment) {
+		t.Fatalf("err = %v, want ErrEnvironment", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"--node-root", "no kubelet process", "PID 1"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "\n") {
+		t.Errorf("error spans lines: %q", msg)
+	}
+	if got := nserr.ExitCode(err, true); got != nserr.ExitExecFailed {
+		t.Errorf("exit code %d, want %d", got, nserr.ExitExecFailed)
+	}
+}

@@ -219,9 +219,17 @@ func TestRemoteArgv(t *testing.T) {
 	}
 	k.o.HostTools = true
 	got = k.remoteArgv(iv, "pod:ns/web")
-	want = []string{"nsdebug", "--cri-endpoint", "kubelet", "exec", "--host-dns", "--no-sysfs", "pod:ns/web", "-e", "A=1", "--", "chroot", "/proc/1/root", "ip", "addr"}
+	// The node's root comes from nsdebug exec --node-root on the node (the
+	// kubelet's mount namespace), never a chroot that would drop exec's
+	// /sys, resolv.conf and hosts overlays.
+	want = []string{"nsdebug", "--cri-endpoint", "kubelet", "exec", "--node-root", "pod:ns/web", "-e", "A=1", "--", "ip", "addr"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("host tools: %q", got)
+	}
+	got = k.remoteArgv(invocation{sub: "shell", pass: []string{"-w", "/tmp"}}, "pod:ns/web")
+	want = []string{"nsdebug", "--cri-endpoint", "kubelet", "exec", "--node-root", "pod:ns/web", "-w", "/tmp", "--", "/bin/sh", "-i"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("host tools shell: %q", got)
 	}
 	k.o.HostTools = false
 	got = k.remoteArgv(invocation{sub: "whois", thing: "10.0.0.1", pass: []string{"-o", "json"}}, "")

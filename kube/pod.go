@@ -101,7 +101,9 @@ func (s HelperSpec) slack() time.Duration {
 //     sysctl writes in the target netns; CAP_NET_RAW: ping/tcpdump run as
 //     the command (some runtimes drop it by default). The runtime's default
 //     set stays (root's DAC_OVERRIDE reads the CRI socket's directory;
-//     SETUID/SETGID serve exec -u; SYS_CHROOT serves --host-tools).
+//     SETUID/SETGID serve exec -u; SYS_CHROOT: setns into
+//     the node's mount namespace for --host-tools, which the kernel allows
+//     only with it).
 //   - privileged only for sysctl writes: the container runtime mounts
 //     /proc/sys read-only in every unprivileged container, and a write
 //     through it fails with EROFS whatever the capabilities.

@@ -19,11 +19,6 @@ import (
 	"github.com/nsdebug/nsdebug/internal/nserr"
 )
 
-// hostRoot is the node's root as the helper sees it: PID 1 of the node's PID
-// namespace (hostPID) is the node's init, and CAP_SYS_PTRACE lets the helper
-// follow its root.
-const hostRoot = "/proc/1/root"
-
 // remoteArgv is the nsdebug command line run in the helper for target (a
 // pod:NS/NAME[/CTR] target, or "" for node commands).
 func (k *client) remoteArgv(iv invocation, target string) []string {
@@ -31,22 +26,17 @@ func (k *client) remoteArgv(iv invocation, target string) []string {
 	sub := iv.sub
 	pass := iv.pass
 	if k.o.HostTools && (sub == "exec" || sub == "shell") {
-		// The command runs chrooted into the node's root: its binaries,
-		// libraries and files are the node's. /etc/resolv.conf and /sys are
-		// then the node's too (the private mounts nsdebug exec makes live in
-		// the helper's mount tree, not below the chroot), so nsdebug is told
-		// not to make them.
+		// The command runs in a private copy of the node's mount namespace
+		// (nsdebug exec --node-root: the kubelet's, else PID 1's): its
+		// binaries, libraries and files are the node's, with the pod's
+		// /sys/class/net, resolv.conf and hosts laid over them as for any
+		// exec. A shell is the node's /bin/sh (the helper's $SHELL means
+		// nothing there).
 		argv[3] = "exec"
-		argv = append(argv, "--host-dns", "--no-sysfs")
-		var cmd []string
+		argv = append(argv, "--node-root")
 		if sub == "shell" {
-			pass, cmd = append(append([]string{}, pass...), "--"), []string{"/bin/sh", "-i"}
+			pass = append(append([]string{}, pass...), "--", "/bin/sh", "-i")
 		}
-		i := indexOf(pass, "--")
-		out := append([]string{}, pass[:i+1]...)
-		out = append(out, "chroot", hostRoot)
-		out = append(out, pass[i+1:]...)
-		pass = append(out, cmd...)
 	}
 	if sub == "whois" {
 		argv = append(argv, iv.thing)
@@ -55,15 +45,6 @@ func (k *client) remoteArgv(iv invocation, target string) []string {
 		argv = append(argv, target)
 	}
 	return append(argv, pass...)
-}
-
-func indexOf(a []string, s string) int {
-	for i, v := range a {
-		if v == s {
-			return i
-		}
-	}
-	return -1
 }
 
 // sysctlWrites: a sysctl command line with KEY=VALUE needs a privileged
