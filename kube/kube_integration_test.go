@@ -146,6 +146,57 @@ func TestExecPodIP(t *testing.T) {
 	}
 }
 
+// --host-tools: the command is the NODE's binary (iproute2's ip, which the
+// helper image's busybox is not), run in the pod's netns, and it sees the
+// pod's /sys/class/net and resolv.conf as any exec does.
+func TestHostTools(t *testing.T) {
+	p := pod(t, testbed.KubePodOptions{})
+	apiIP := testbed.Kubectl(t, "-n", p.Namespace, "get", "pod", p.Name, "-o", "jsonpath={.status.podIP}")
+	hostTools := func(argv ...string) result {
+		t.Helper()
+		return runPlugin(t, "", append([]string{"-n", p.Namespace, "--host-tools", p.Name, "--"}, argv...)...)
+	}
+	r := hostTools("ip", "-4", "-o", "addr", "show", "eth0")
+	if r.code != 0 || !strings.Contains(r.out, "inet "+apiIP+"/") {
+		t.Fatalf("code %d out %q err %q; want inet %s/", r.code, r.out, r.err, apiIP)
+	}
+	// Which ip ran: the node's prints its iproute2 version, as ip on this
+	// machine (the node) does; the helper image's busybox ip has no -V.
+	want, err := exec.Command("ip", "-V").CombinedOutput()
+	if err != nil || !strings.Contains(string(want), "iproute2") {
+		t.Fatalf("ip -V on the node: %q, %v", want, err)
+	}
+	if r := hostTools("ip", "-V"); r.code != 0 || strings.TrimSpace(r.out) != strings.TrimSpace(string(want)) {
+		t.Errorf("--host-tools ip -V: code %d out %q err %q; want the node's %q", r.code, r.out, r.err, want)
+	}
+	if r := runPlugin(t, "", "-n", p.Namespace, p.Name, "--", "ip", "-V"); strings.Contains(r.out, "iproute2") {
+		t.Errorf("without --host-tools ip -V printed %q: the helper image's ip is the node's, the test proves nothing", r.out)
+	}
+	// A file only the node has (the helper image is busybox + nsdebug).
+	nodeOnly, err := exec.Command("readlink", "-f", "/proc/self/exe").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := hostTools("readlink", "-f", "/proc/self/exe"); r.code != 0 || r.out != string(nodeOnly) {
+		t.Errorf("--host-tools readlink: code %d out %q err %q; want the node's %q", r.code, r.out, r.err, nodeOnly)
+	}
+	// exec's overlays stay: the pod's interfaces in /sys/class/net and its
+	// resolv.conf, as the pod itself sees them.
+	fields := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	podNet := testbed.Kubectl(t, "-n", p.Namespace, "exec", p.Name, "--", "ls", "/sys/class/net")
+	if r := hostTools("ls", "/sys/class/net"); r.code != 0 || fields(r.out) != fields(podNet) {
+		t.Errorf("--host-tools ls /sys/class/net: code %d out %q err %q; want the pod's %q", r.code, r.out, r.err, podNet)
+	}
+	podResolv := testbed.Kubectl(t, "-n", p.Namespace, "exec", p.Name, "--", "cat", "/etc/resolv.conf")
+	if r := hostTools("cat", "/etc/resolv.conf"); r.code != 0 || strings.TrimSpace(r.out) != strings.TrimSpace(podResolv) {
+		t.Errorf("--host-tools cat /etc/resolv.conf: code %d out %q err %q; want the pod's %q", r.code, r.out, r.err, podResolv)
+	}
+	// The command's status still comes back.
+	if r := hostTools("no-such-command-nsdebug"); r.code != 127 {
+		t.Errorf("--host-tools missing command: exit %d, want 127 (stderr %q)", r.code, r.err)
+	}
+}
+
 func TestExecTwoContainersAndStdin(t *testing.T) {
 	p := pod(t, testbed.KubePodOptions{Containers: []testbed.KubeContainer{{Name: "one"}, {Name: "two"}}})
 	for _, ref := range []string{p.Name + "/one", p.Name + "/two", "pod/" + p.Name + "/two"} {
