@@ -43,7 +43,7 @@ step "$NSDEBUG" resolve "netns:$B" -o json
 step "$NSDEBUG" ls
 for sub in exec link inspect sysctl whois graph; do
 	# Commands land one issue at a time; show those this build has.
-	"$NSDEBUG" --help | grep -q "^  $sub " || continue
+	"$NSDEBUG" --help | grep "^  $sub " >/dev/null || continue
 	case $sub in
 	exec)
 		step "$NSDEBUG" exec "netns:$A" -- busybox wget -qO- http://10.231.0.2:8080/

@@ -8,7 +8,7 @@ set -euo pipefail
 deb=${1:?usage: package-test.sh PACKAGE.deb}
 [ "$(id -u)" = 0 ] || { echo "package-test: must run as root" >&2; exit 1; }
 [ -f "$deb" ] || { echo "package-test: no such file: $deb" >&2; exit 1; }
-if dpkg-query -W -f '${Status}' nsdebug 2>/dev/null | grep -q installed; then
+if dpkg-query -W -f '${Status}' nsdebug 2>/dev/null | grep installed >/dev/null; then
 	echo "package-test: nsdebug is installed from a package already; not touching it" >&2
 	exit 1
 fi
@@ -33,7 +33,7 @@ rpmfile=$(ls "$(dirname "$deb")"/nsdebug-*.rpm 2>/dev/null | head -1)
 rpmfiles=$(rpm -qlp "$rpmfile" 2>/dev/null | sort)
 debfiles=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ {print $6}' | sed 's|^\./|/|' | sort)
 [ "$rpmfiles" = "$debfiles" ] || fail "the .rpm and the .deb hold different files: $(diff <(echo "$rpmfiles") <(echo "$debfiles") | head -5)"
-rpm -qip "$rpmfile" 2>/dev/null | grep -q '^License *: Apache-2.0' || fail "rpm -qip shows no Apache-2.0 license"
+rpm -qip "$rpmfile" 2>/dev/null | grep '^License *: Apache-2.0' >/dev/null || fail "rpm -qip shows no Apache-2.0 license"
 echo "ok: $(basename "$rpmfile") holds the same $(echo "$rpmfiles" | wc -l) files as the .deb"
 
 purge() { dpkg --purge nsdebug >/dev/null 2>&1 || true; }
@@ -91,7 +91,7 @@ if [ "$(dpkg-query -W -f '${db:Status-Status}' nsdebug 2>/dev/null || true)" = c
 	dpkg --purge nsdebug >/dev/null
 fi
 trap - EXIT
-if dpkg-query -W -f '${Status}' nsdebug 2>/dev/null | grep -q installed; then
+if dpkg-query -W -f '${Status}' nsdebug 2>/dev/null | grep installed >/dev/null; then
 	fail "dpkg still lists nsdebug after --purge"
 fi
 left=()

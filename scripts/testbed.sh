@@ -134,7 +134,7 @@ status() {
 	if ctr --address "$CTRD_SOCK" version >/dev/null 2>&1; then
 		echo "containerd: running at $CTRD_SOCK, $(ctr --address "$CTRD_SOCK" version 2>/dev/null | awk '/^Server:/{s=1} s && /Version:/{print $2; exit}')"
 	else echo "containerd: NOT running"; ok=1; fi
-	if ctr --address "$CTRD_SOCK" -n k8s.io images ls -q 2>/dev/null | grep -qx "$CTRD_IMAGE"; then echo "image: $CTRD_IMAGE in k8s.io"; else echo "image: missing in k8s.io"; ok=1; fi
+	if ctr --address "$CTRD_SOCK" -n k8s.io images ls -q 2>/dev/null | grep -x "$CTRD_IMAGE" >/dev/null; then echo "image: $CTRD_IMAGE in k8s.io"; else echo "image: missing in k8s.io"; ok=1; fi
 	if docker image inspect "$IMAGE" >/dev/null 2>&1; then echo "image: $IMAGE in docker"; else echo "image: missing in docker"; ok=1; fi
 	return $ok
 }
@@ -275,7 +275,7 @@ flush_docker_firewall() { # bridge names
 install_packages() {
 	local need=() p
 	for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz tcpdump tshark; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "ok installed" >/dev/null || need+=("$p")
 	done
 	if [ ${#need[@]} -gt 0 ]; then
 		log "installing ${need[*]}"
@@ -390,7 +390,7 @@ DOCKERFILE
 	fi
 	local ns
 	for ns in k8s.io nsdebug-test; do
-		if ! ctr --address "$CTRD_SOCK" -n "$ns" images ls -q | grep -qx "$CTRD_IMAGE"; then
+		if ! ctr --address "$CTRD_SOCK" -n "$ns" images ls -q | grep -x "$CTRD_IMAGE" >/dev/null; then
 			log "importing $CTRD_IMAGE into containerd namespace $ns"
 			docker save "$IMAGE" | ctr --address "$CTRD_SOCK" -n "$ns" images import - >/dev/null
 		fi

@@ -23,7 +23,7 @@ build_runc() {
 	# fails with "seccomp: config provided but seccomp not supported").
 	local p need=()
 	for p in libseccomp-dev pkg-config gcc libc6-dev; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "ok installed" >/dev/null || need+=("$p")
 	done
 	if [ ${#need[@]} -gt 0 ]; then
 		log "installing ${need[*]} (to build runc)"
