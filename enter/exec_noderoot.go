@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -108,4 +110,85 @@ func enterMountNS(ns *os.File) error {
 		return fmt.Errorf("enter the node's mount namespace: %w", err)
 	}
 	return nil
+}
+
+// users is the node's user database: its /etc/passwd and /etc/group, read
+// through the node's root. os/user would read nsdebug's own files, which in
+// kubectl nsdebug's helper are the image's (busybox: root only), so -u NAME
+// would name no user of the node, or the wrong one.
+func (n *nodeRoot) users() userDB {
+	passwd, _ := readInRoot(n.root, "etc/passwd") // none: no names, UIDs still work
+	group, _ := readInRoot(n.root, "etc/group")
+	return filesUserDB(passwd, group)
+}
+
+// filesUserDB answers from the text of a passwd and a group file (the
+// format os/user's pure-Go lookups read: name:x:uid:gid:gecos:home:shell
+// and name:x:gid:member,member).
+func filesUserDB(passwd, group []byte) userDB {
+	var users []*user.User
+	for _, f := range colonLines(passwd, 7) {
+		users = append(users, &user.User{Username: f[0], Uid: f[2], Gid: f[3], Name: f[4], HomeDir: f[5]})
+	}
+	type grp struct {
+		g       *user.Group
+		members []string
+	}
+	var groups []grp
+	for _, f := range colonLines(group, 4) {
+		groups = append(groups, grp{&user.Group{Name: f[0], Gid: f[2]}, strings.Split(f[3], ",")})
+	}
+	find := func(match func(*user.User) bool, err error) (*user.User, error) {
+		for _, u := range users {
+			if match(u) {
+				return u, nil
+			}
+		}
+		return nil, err
+	}
+	return userDB{
+		lookup: func(name string) (*user.User, error) {
+			return find(func(u *user.User) bool { return u.Username == name }, user.UnknownUserError(name))
+		},
+		lookupID: func(uid string) (*user.User, error) {
+			return find(func(u *user.User) bool { return u.Uid == uid }, user.UnknownUserIdError(0))
+		},
+		lookupGroup: func(name string) (*user.Group, error) {
+			for _, g := range groups {
+				if g.g.Name == name {
+					return g.g, nil
+				}
+			}
+			return nil, user.UnknownGroupError(name)
+		},
+		// The primary group first, then every group listing the user, as
+		// os/user and initgroups(3) give them.
+		groupIDs: func(u *user.User) ([]string, error) {
+			ids := []string{u.Gid}
+			for _, g := range groups {
+				if g.g.Gid != u.Gid && slices.Contains(g.members, u.Username) {
+					ids = append(ids, g.g.Gid)
+				}
+			}
+			return ids, nil
+		},
+	}
+}
+
+// colonLines are the lines of a passwd-style file with at least n fields
+// (comments, blank lines and NIS "+" entries skipped).
+func colonLines(b []byte, n int) [][]string {
+	var out [][]string
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == '+' || line[0] == '-' {
+			continue
+		}
+		f := strings.Split(line, ":")
+		if len(f) < n {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
 }

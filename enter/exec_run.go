@@ -83,18 +83,22 @@ func Exec(o ExecOptions) error {
 	if err != nil {
 		return err
 	}
-	cred, userEnv, err := credential(o.User)
-	if err != nil {
-		return err
-	}
 	var node *nodeRoot
 	stat := os.Stat
+	users := hostUsers
 	if o.NodeRoot {
 		if node, err = openNodeRoot(o.ProcRoot); err != nil {
 			return err
 		}
 		defer node.close()
 		stat = node.stat
+		// The command runs with the node's files: its user names are the
+		// node's, not those of the image nsdebug runs from.
+		users = node.users()
+	}
+	cred, userEnv, err := credential(o.User, users)
+	if err != nil {
+		return err
 	}
 	// Later entries win (os/exec keeps the last of duplicate keys), so
 	// -e overrides the user's HOME and our own NSDEBUG_ variables.
@@ -302,10 +306,24 @@ func envValue(env []string, key string) string {
 	return v
 }
 
+// userDB looks users and groups up: the host's (os/user), or the node's
+// files for --node-root.
+type userDB struct {
+	lookup      func(name string) (*user.User, error)
+	lookupID    func(uid string) (*user.User, error)
+	lookupGroup func(name string) (*user.Group, error)
+	groupIDs    func(u *user.User) ([]string, error)
+}
+
+var hostUsers = userDB{
+	lookup: user.Lookup, lookupID: user.LookupId, lookupGroup: user.LookupGroup,
+	groupIDs: func(u *user.User) ([]string, error) { return u.GroupIds() },
+}
+
 // credential parses --user. A user name gets its primary group,
-// supplementary groups and HOME/USER/LOGNAME from the host's user database;
-// a bare UID unknown there gets GID = UID (never root's group by accident).
-func credential(spec string) (*syscall.Credential, []string, error) {
+// supplementary groups and HOME/USER/LOGNAME from db; a bare UID unknown
+// there gets GID = UID (never root's group by accident).
+func credential(spec string, db userDB) (*syscall.Credential, []string, error) {
 	if spec == "" {
 		return nil, nil, nil
 	}
@@ -319,14 +337,14 @@ func credential(spec string) (*syscall.Credential, []string, error) {
 		env      []string
 		err      error
 	)
-	u, lookErr := user.Lookup(name)
+	u, lookErr := db.lookup(name)
 	if lookErr != nil {
-		u, lookErr = user.LookupId(name)
+		u, lookErr = db.lookupID(name)
 	}
 	if lookErr == nil {
 		uid, _ = strconv.ParseUint(u.Uid, 10, 32)
 		gid, _ = strconv.ParseUint(u.Gid, 10, 32)
-		if ids, err := u.GroupIds(); err == nil {
+		if ids, err := db.groupIDs(u); err == nil {
 			for _, g := range ids {
 				if n, err := strconv.ParseUint(g, 10, 32); err == nil {
 					groups = append(groups, uint32(n))
@@ -341,7 +359,7 @@ func credential(spec string) (*syscall.Credential, []string, error) {
 		gid = uid
 	}
 	if hasGroup {
-		if g, err := user.LookupGroup(group); err == nil {
+		if g, err := db.lookupGroup(group); err == nil {
 			gid, _ = strconv.ParseUint(g.Gid, 10, 32)
 		} else if gid, err = strconv.ParseUint(group, 10, 32); err != nil {
 			return nil, nil, bad("no such group %q", group)

@@ -3,6 +3,7 @@ package enter
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -113,23 +114,66 @@ func TestParseProcNetUDPAndStubs(t *testing.T) {
 }
 
 func TestCredential(t *testing.T) {
-	if c, env, err := credential(""); c != nil || env != nil || err != nil {
+	if c, env, err := credential("", hostUsers); c != nil || env != nil || err != nil {
 		t.Errorf("no --user: %v %v %v", c, env, err)
 	}
-	c, env, err := credential("nobody")
+	c, env, err := credential("nobody", hostUsers)
 	if err != nil || c.Uid != 65534 || !strings.HasPrefix(strings.Join(env, " "), "HOME=") {
 		t.Errorf("nobody: %+v %v %v", c, env, err)
 	}
-	if c, _, err := credential("4321"); err != nil || c.Uid != 4321 || c.Gid != 4321 {
+	if c, _, err := credential("4321", hostUsers); err != nil || c.Uid != 4321 || c.Gid != 4321 {
 		t.Errorf("bare unknown UID: %+v %v (want GID = UID, never root's group)", c, err)
 	}
-	if c, _, err := credential("4321:99"); err != nil || c.Uid != 4321 || c.Gid != 99 || c.Groups != nil {
+	if c, _, err := credential("4321:99", hostUsers); err != nil || c.Uid != 4321 || c.Gid != 99 || c.Groups != nil {
 		t.Errorf("UID:GID: %+v %v", c, err)
 	}
 	for _, bad := range []string{"no-such-user-nsdebug", "nobody:no-such-group-nsdebug", "-1"} {
-		if _, _, err := credential(bad); !errors.Is(err, nserr.ErrUsage) {
+		if _, _, err := credential(bad, hostUsers); !errors.Is(err, nserr.ErrUsage) {
 			t.Errorf("%q: %v, want a usage error", bad, err)
 		}
+	}
+}
+
+// The node's user database for --node-root answers as os/user does: read
+// from this host's own files, every user's credential and environment are
+// the ones os/user's lookups give.
+func TestFilesUserDB(t *testing.T) {
+	passwd, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, err := os.ReadFile("/etc/group")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := filesUserDB(passwd, group)
+	var specs []string
+	for _, f := range colonLines(passwd, 7) {
+		specs = append(specs, f[0], f[2], f[0]+":"+f[3], f[2]+":root")
+	}
+	if len(specs) < 8 {
+		t.Fatalf("only %d users in /etc/passwd", len(specs)/4)
+	}
+	specs = append(specs, "4321", "4321:99", "root:0")
+	for _, spec := range specs {
+		want, wantEnv, wantErr := credential(spec, hostUsers)
+		got, gotEnv, gotErr := credential(spec, db)
+		if fmt.Sprint(got, gotEnv, gotErr) != fmt.Sprint(want, wantEnv, wantErr) {
+			t.Errorf("%s: files %+v %v %v, os/user %+v %v %v", spec, got, gotEnv, gotErr, want, wantEnv, wantErr)
+		}
+	}
+	for _, bad := range []string{"no-such-user-nsdebug", "root:no-such-group-nsdebug"} {
+		if _, _, err := credential(bad, db); !errors.Is(err, nserr.ErrUsage) {
+			t.Errorf("%q: %v, want a usage error", bad, err)
+		}
+	}
+	// An image without the files (the helper's busybox): names fail, UIDs work.
+	empty := filesUserDB(nil, nil)
+	if _, _, err := credential("root", empty); !errors.Is(err, nserr.ErrUsage) {
+		t.Errorf("root without passwd: %v", err)
+	}
+	if c, _, err := credential("42", empty); err != nil || c.Uid != 42 || c.Gid != 42 {
+		t.Errorf("42 without passwd: %+v %v", c, err)
 	}
 }
 

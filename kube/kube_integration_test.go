@@ -197,6 +197,47 @@ func TestHostTools(t *testing.T) {
 	}
 }
 
+// -u NAME with --host-tools is the NODE's user: its UID, groups and HOME
+// come from the node's /etc/passwd and /etc/group, as `id NAME` on the node
+// gives them, not from the helper image's (busybox and nsdebug: no
+// /etc/passwd at all, so no name resolves there).
+func TestHostToolsUser(t *testing.T) {
+	p := pod(t, testbed.KubePodOptions{})
+	users := []string{"_apt"} // Debian's, on every node of this kind
+	// And a user with supplementary groups, when the node has one.
+	passwd, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := map[string]string{}
+	for _, line := range strings.Split(string(passwd), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) < 7 {
+			continue
+		}
+		home[f[0]] = f[5]
+		if len(users) == 1 && f[0] != "root" {
+			if g, err := exec.Command("id", "-G", f[0]).Output(); err == nil && len(strings.Fields(string(g))) > 1 {
+				users = append(users, f[0])
+			}
+		}
+	}
+	for _, u := range users {
+		want, err := exec.Command("id", u).Output()
+		if err != nil {
+			t.Fatalf("id %s on the node: %v", u, err)
+		}
+		r := runPlugin(t, "", "-n", p.Namespace, "--host-tools", p.Name, "-u", u, "--", "sh", "-c", `id; echo "HOME=$HOME"`)
+		if wantOut := string(want) + "HOME=" + home[u] + "\n"; r.code != 0 || r.out != wantOut {
+			t.Errorf("--host-tools -u %s: code %d out %q err %q; want the node's %q", u, r.code, r.out, r.err, wantOut)
+		}
+	}
+	// Without --host-tools the user database is the helper image's.
+	if r := runPlugin(t, "", "-n", p.Namespace, p.Name, "-u", "_apt", "--", "id"); r.code != 125 || !strings.Contains(r.err, "no such user") {
+		t.Errorf("-u _apt with the image's tools: code %d out %q err %q; want 125 and no such user (the image has no _apt)", r.code, r.out, r.err)
+	}
+}
+
 func TestExecTwoContainersAndStdin(t *testing.T) {
 	p := pod(t, testbed.KubePodOptions{Containers: []testbed.KubeContainer{{Name: "one"}, {Name: "two"}}})
 	for _, ref := range []string{p.Name + "/one", p.Name + "/two", "pod/" + p.Name + "/two"} {
