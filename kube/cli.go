@@ -15,8 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/klog/v2"
 
 	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/internal/version"
@@ -264,6 +266,10 @@ func usage(iv invocation, format string, args ...any) error {
 
 // Main runs the plugin and returns its exit status.
 func Main(args []string, st Streams) int {
+	// client-go logs what it cannot return (a stream copy that failed when
+	// the connection went) through klog, as lines of its own on stderr: the
+	// plugin reports every failure itself, in one line.
+	klog.SetLogger(logr.Discard())
 	o := &Options{}
 	iv, err := parse(args, o)
 	if errors.Is(err, pflag.ErrHelp) {
@@ -296,9 +302,13 @@ func exit(st Streams, iv invocation, err error) int {
 type signalError struct {
 	sig  syscall.Signal
 	code int
+	left *notDeletedError // the helper could not be deleted
 }
 
 func (e *signalError) Error() string {
+	if e.left != nil {
+		return fmt.Sprintf("interrupted by %v; %s", e.sig, e.left)
+	}
 	return fmt.Sprintf("interrupted by %v; the helper pod was deleted", e.sig)
 }
 
@@ -333,7 +343,9 @@ func run(o *Options, iv invocation, st Streams) error {
 		runErr = k.single(ctx.ctx, iv, st)
 	}
 	if s := ctx.received(); s != 0 {
-		return &signalError{sig: s, code: 128 + int(s)}
+		se := &signalError{sig: s, code: 128 + int(s)}
+		_ = errors.As(runErr, &se.left)
+		return se
 	}
 	return runErr
 }

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -30,6 +31,11 @@ type helper struct {
 	ns   string
 	node string
 
+	// gcAfter and ends are when gc may delete it and when the API server
+	// ends it (activeDeadlineSeconds), for the message when it cannot be
+	// deleted.
+	gcAfter, ends time.Time
+
 	mu      sync.Mutex
 	created bool
 	deleted bool
@@ -52,8 +58,9 @@ func (k *client) helperFor(node string, target *podRef, command string, privileg
 // startHelper creates the helper pod and waits until its idle command runs.
 // On error the pod is already deleted. The caller defers h.delete().
 func (k *client) startHelper(ctx context.Context, spec HelperSpec) (*helper, error) {
-	h := &helper{k: k, name: spec.Name, ns: spec.Namespace, node: spec.Node}
 	pod := HelperPod(spec)
+	h := &helper{k: k, name: spec.Name, ns: spec.Namespace, node: spec.Node,
+		gcAfter: spec.Deadline(), ends: spec.Now.Add(time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second)}
 	// Marked before the call: a Ctrl-C while it is in flight must still
 	// delete a pod the server may have made.
 	h.mu.Lock()
@@ -238,23 +245,94 @@ func (h *helper) waitTimeout(ctx context.Context, last *corev1.Pod) error {
 	return nserr.New(nserr.ErrHelper, "helper pod %s/%s did not start on node %s within %s (last state: %s)%s", h.ns, h.name, h.node, h.k.o.StartTimeout, state, note)
 }
 
-// delete removes the helper with grace period 0 on a context of its own:
-// it runs after Ctrl-C, SIGTERM, errors and lost connections alike.
+// deleteBound is how long a deletion keeps trying an API server it cannot
+// reach: a cut connection is often back within seconds, and an exit must
+// not wait longer than this for one that is not.
+var deleteBound = 15 * time.Second
+
+// delete is remove for deferred clean-up: a failure is a warning line.
 func (h *helper) delete() {
+	if err := h.remove(); err != nil {
+		fmt.Fprintf(errOut, "kubectl-nsdebug: warning: %s\n", oneLine(err.Error()))
+	}
+}
+
+// remove deletes the helper with grace period 0 on a context of its own: it
+// runs after Ctrl-C, SIGTERM, errors and lost connections alike. While the
+// API server cannot be reached (a connection refused, reset or timed out,
+// or a 429/5xx answer) it tries again on a fresh connection, for at most
+// deleteBound; then the error names the helper and what will remove it.
+func (h *helper) remove() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.created || h.deleted {
-		return
+		return nil
 	}
 	h.deleted = true
-	ctx, cancel := fresh()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), deleteBound)
 	defer cancel()
 	grace := int64(0)
-	err := h.k.cs.CoreV1().Pods(h.ns).Delete(ctx, h.name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
-	if err != nil && !apierrors.IsNotFound(err) {
-		fmt.Fprintf(errOut, "kubectl-nsdebug: warning: could not delete helper pod %s/%s: %v; 'kubectl nsdebug gc' removes it once past its deadline\n", h.ns, h.name, oneLine(err.Error()))
+	pause := 200 * time.Millisecond
+	for {
+		err := h.k.cs.CoreV1().Pods(h.ns).Delete(ctx, h.name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
+		if err == nil || apierrors.IsNotFound(err) {
+			return nil
+		}
+		if !retryable(err) {
+			return h.notDeleted(err, "")
+		}
+		select {
+		case <-ctx.Done():
+			return h.notDeleted(err, fmt.Sprintf(" (the API server was unreachable for %s)", time.Since(start).Round(time.Second)))
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 2*time.Second)
 	}
 }
+
+// retryable: the API server did not answer, or answered that it cannot now.
+func retryable(err error) bool {
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) {
+		return true // no answer at all: the connection
+	}
+	return apierrors.IsTooManyRequests(err) || apierrors.IsServiceUnavailable(err) ||
+		apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsInternalError(err)
+}
+
+// notDeletedError says a helper is left and what removes it.
+type notDeletedError struct{ msg string }
+
+func (e *notDeletedError) Error() string { return e.msg }
+
+func (h *helper) notDeleted(err error, why string) error {
+	return &notDeletedError{fmt.Sprintf("helper pod %s/%s was not deleted%s: %s; 'kubectl nsdebug gc' deletes it once past its deadline (%s), and the API server ends it at its activeDeadlineSeconds (%s) without gc",
+		h.ns, h.name, why, oneLine(err.Error()), h.gcAfter.UTC().Format(time.RFC3339), h.ends.UTC().Format(time.RFC3339))}
+}
+
+// finish deletes the helper after the command, and folds the outcome into
+// the command's error: one line says both what went wrong and whether the
+// helper is gone. After a clean run a failed deletion is a warning only
+// (the command's status stays the plugin's).
+func (h *helper) finish(err error) error {
+	derr := h.remove()
+	switch {
+	case err == nil && derr != nil:
+		fmt.Fprintf(errOut, "kubectl-nsdebug: warning: %s\n", oneLine(derr.Error()))
+	case err != nil && derr != nil:
+		return &joined{err: err, also: derr}
+	case err != nil && errors.Is(err, nserr.ErrUnavailable):
+		return fmt.Errorf("%w; helper pod %s/%s was deleted", err, h.ns, h.name)
+	}
+	return err
+}
+
+// joined is err (whose kind decides the exit status) followed by also.
+type joined struct{ err, also error }
+
+func (j *joined) Error() string   { return j.err.Error() + "; " + j.also.Error() }
+func (j *joined) Unwrap() []error { return []error{j.err, j.also} }
 
 // errOut is where clean-up warnings go (the plugin's stderr).
 var errOut io.Writer = io.Discard
@@ -300,7 +378,7 @@ func (h *helper) exec(ctx context.Context, argv []string, sio execIO) (int, erro
 	if apierrors.IsForbidden(err) || strings.Contains(err.Error(), "forbidden") {
 		return 0, nserr.New(nserr.ErrPermission, "exec in helper pod %s/%s: %s (see 'kubectl nsdebug rbac')", h.ns, h.name, statusMessage(err))
 	}
-	return 0, nserr.Wrap(nserr.ErrUnavailable, err, "exec in helper pod %s/%s: connection lost", h.ns, h.name)
+	return 0, nserr.Wrap(nserr.ErrUnavailable, err, "exec in helper pod %s/%s: connection to the API server lost", h.ns, h.name)
 }
 
 func newExecutor(k *client, url *url.URL) (remotecommand.Executor, error) {

@@ -107,7 +107,7 @@ func (k *client) single(ctx context.Context, iv invocation, st Streams) error {
 	defer cancel()
 	code, err := h.exec(ctx, argv, sio)
 	restore()
-	if err != nil {
+	if err = h.finish(err); err != nil {
 		return err
 	}
 	if code != 0 {
