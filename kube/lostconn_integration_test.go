@@ -25,6 +25,7 @@ type apiProxy struct {
 	addr     string // 127.0.0.1:PORT, the same across down and up
 	upstream string
 	mu       sync.Mutex
+	hold     bool // accept, then never answer (a black hole)
 	ln       net.Listener
 	conns    map[net.Conn]bool
 	accepted int
@@ -53,6 +54,17 @@ func (p *apiProxy) serve(ln net.Listener) {
 }
 
 func (p *apiProxy) pipe(c net.Conn) {
+	p.mu.Lock()
+	hold := p.hold
+	if hold {
+		p.conns[c] = true
+	}
+	p.mu.Unlock()
+	if hold {
+		_, _ = io.Copy(io.Discard, c) // until down() or the client closes it
+		c.Close()
+		return
+	}
 	up, err := net.Dial("tcp", p.upstream)
 	if err != nil {
 		c.Close()
