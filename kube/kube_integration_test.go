@@ -344,6 +344,35 @@ func TestSignals(t *testing.T) {
 	}
 }
 
+// A second and third Ctrl-C while the first one's clean-up runs do not
+// skip the deletion (nor kill the plugin: its status is still 130).
+func TestRepeatedCtrlC(t *testing.T) {
+	p := pod(t, testbed.KubePodOptions{})
+	cmd := plugin(t, "-n", p.Namespace, p.Name, "--", "sleep", "60")
+	var e bytes.Buffer
+	cmd.Stderr = &e
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); len(helpersOf(t, p.Name, true)) == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no helper Running within 60 s")
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the exec is under way
+	for i := 0; i < 3; i++ {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		time.Sleep(time.Millisecond)
+	}
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Errorf("exit %v, want 130 (%q)", err, e.String())
+	}
+	if hs := helpersOf(t, p.Name, false); len(hs) > 0 {
+		t.Errorf("helper left after three Ctrl-C: %v", hs)
+	}
+}
+
 // activeDeadlineSeconds ends a helper whose client and idle command are both
 // gone, server-side, without gc.
 func TestActiveDeadline(t *testing.T) {
