@@ -536,3 +536,72 @@ func TestSysctlAndInspectParity(t *testing.T) {
 		t.Errorf("inspect through the plugin differs from nsdebug on the node:\nplugin: %s\nnode:   %s", r.out, local)
 	}
 }
+
+// resolve, whois, ls and graph through the plugin, against what the CRI
+// (the test bed's fixture) and the kernel say of the pod: its sandbox, its
+// netns inode (stat of the CRI's netns file), its IP.
+func TestNodeCommands(t *testing.T) {
+	p := pod(t, testbed.KubePodOptions{})
+	var st syscall.Stat_t
+	if err := syscall.Stat(p.NetnsPath, &st); err != nil {
+		t.Fatal(err)
+	}
+	inode := st.Ino
+	r := runPlugin(t, "", "-n", p.Namespace, "resolve", p.Name, "-o", "json")
+	var res struct {
+		ID    string `json:"id"`
+		Netns struct {
+			Inode uint64 `json:"inode"`
+		} `json:"netns"`
+		Target string `json:"target"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &res); r.code != 0 || err != nil {
+		t.Fatalf("resolve: %d %v %q %q", r.code, err, r.out, r.err)
+	}
+	if res.ID != p.SandboxID || res.Netns.Inode != inode || res.Target != "pod:"+p.Namespace+"/"+p.Name {
+		t.Errorf("resolve: %+v; want sandbox %s, inode %d", res, p.SandboxID, inode)
+	}
+	// whois the pod IP, on the node named and on the pod's node.
+	for _, where := range []string{"node/" + testbed.KubeNode, p.Name} {
+		r := runPlugin(t, "", "-n", p.Namespace, "whois", p.IP, where)
+		if r.code != 0 || !regexp.MustCompile(`(?m)^owner: +pod:`+regexp.QuoteMeta(p.Namespace+"/"+p.Name)+`$`).MatchString(r.out) ||
+			!strings.Contains(r.out, fmt.Sprintf("net:[%d]", inode)) {
+			t.Errorf("whois %s %s: %d %q %q", p.IP, where, r.code, r.out, r.err)
+		}
+	}
+	// ls: the pod's netns with its owner and address (--node, flags after --).
+	r = runPlugin(t, "", "ls", "--node", testbed.KubeNode, "--", "-o", "json")
+	var entries []struct {
+		Netns struct {
+			Inode uint64 `json:"inode"`
+		} `json:"netns"`
+		Owners []struct {
+			Pod struct{ Namespace, Name string } `json:"pod"`
+		} `json:"owners"`
+		Interfaces []struct {
+			Addresses []string `json:"addresses"`
+		} `json:"interfaces"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &entries); r.code != 0 || err != nil {
+		t.Fatalf("ls: %d %v %q", r.code, err, r.err)
+	}
+	found := false
+	for _, e := range entries {
+		if e.Netns.Inode != inode {
+			continue
+		}
+		found = len(e.Owners) > 0 && e.Owners[0].Pod.Name == p.Name && e.Owners[0].Pod.Namespace == p.Namespace &&
+			strings.Contains(fmt.Sprint(e.Interfaces), p.IP+"/")
+		if !found {
+			t.Errorf("ls entry for net:[%d]: %+v", inode, e)
+		}
+	}
+	if !found {
+		t.Errorf("ls: no entry for the pod's net:[%d] in %q", inode, r.out)
+	}
+	// graph: the pod's end of its veth, named by its owner, with its IP.
+	r = runPlugin(t, "", "graph", "node/"+testbed.KubeNode)
+	if want := fmt.Sprintf("⇄ eth0 in pod:%s/%s %s/", p.Namespace, p.Name, p.IP); r.code != 0 || !strings.Contains(r.out, want) {
+		t.Errorf("graph: %d %q %q; want %q", r.code, r.out, r.err, want)
+	}
+}
