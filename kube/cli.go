@@ -79,7 +79,7 @@ type Options struct {
 
 // invocation is one parsed command line.
 type invocation struct {
-	sub    string   // exec, shell, resolve, inspect, sysctl, whois, ls, graph, gc, rbac, version, help
+	sub    string   // exec, shell, resolve, inspect, sysctl, diagnose, capture, whois, ls, graph, gc, rbac, version, help
 	target string   // POD[/CONTAINER], pod/POD[/CONTAINER] or node/NAME
 	thing  string   // whois THING
 	pass   []string // nsdebug's own arguments, unchanged
@@ -87,7 +87,7 @@ type invocation struct {
 
 // podCommands take a pod target; nodeCommands a node (or a pod's node).
 var (
-	podCommands  = map[string]bool{"exec": true, "shell": true, "resolve": true, "inspect": true, "sysctl": true}
+	podCommands  = map[string]bool{"exec": true, "shell": true, "resolve": true, "inspect": true, "sysctl": true, "diagnose": true, "capture": true}
 	nodeCommands = map[string]bool{"ls": true, "graph": true, "whois": true}
 	ownCommands  = map[string]bool{"gc": true, "rbac": true, "version": true, "help": true}
 )
@@ -205,7 +205,7 @@ func parse(args []string, o *Options) (invocation, error) {
 		}
 	case o.Selector != "":
 		if iv.sub != "exec" && !podCommands[iv.sub] {
-			return iv, usage(iv, "-l works with pod commands (exec, shell, resolve, inspect, sysctl), not %s", iv.sub)
+			return iv, usage(iv, "-l works with pod commands (exec, shell, resolve, inspect, sysctl, diagnose, capture), not %s", iv.sub)
 		}
 		if iv.sub == "shell" {
 			return iv, usage(iv, "shell opens one terminal: name one pod, not -l")

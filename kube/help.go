@@ -13,7 +13,7 @@ agent, no SSH.
 Usage:
   kubectl nsdebug [flags] POD[/CONTAINER] -- CMD [ARGS...]     run CMD in the pod's netns
   kubectl nsdebug shell [flags] POD                            a shell in the pod's netns
-  kubectl nsdebug resolve|inspect|sysctl [flags] POD [nsdebug flags and args]
+  kubectl nsdebug resolve|inspect|sysctl|diagnose|capture [flags] POD [nsdebug flags and args]
   kubectl nsdebug whois [flags] THING POD|node/NAME            (or --node NAME)
   kubectl nsdebug ls|graph [flags] node/NAME|POD               (or --node NAME)
   kubectl nsdebug [flags] -l SELECTOR -- CMD [ARGS...]         every matching pod

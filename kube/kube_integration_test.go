@@ -97,21 +97,14 @@ func runPlugin(t *testing.T, stdin string, args ...string) result {
 	return result{o.String(), e.String(), code}
 }
 
-// helpers lists the helper pods in every namespace.
-func helpers(t *testing.T) []string {
-	t.Helper()
-	out := testbed.Kubectl(t, "get", "pods", "-A", "-l", "app.kubernetes.io/managed-by=nsdebug", "-o", "name")
-	if out == "" {
-		return nil
-	}
-	return strings.Split(out, "\n")
-}
-
-// noHelpersLeft: after every test, no helper pod remains.
-func noHelpersLeft(t *testing.T) {
+// noHelpersLeft: after the test, no helper pod made for target pod name
+// remains. Only the test's own helpers are counted and deleted: other
+// engineers' and CI's runs share the cluster, and deleting their helpers
+// would fail their tests ("deleted while starting").
+func noHelpersLeft(t *testing.T, name string) {
 	t.Helper()
 	t.Cleanup(func() {
-		if hs := helpers(t); len(hs) > 0 {
+		if hs := helpersOf(t, name, false); len(hs) > 0 {
 			t.Errorf("helper pods left behind: %v", hs)
 			for _, h := range hs {
 				_, _, _ = testbed.KubectlRun(nil, "-n", "kube-system", "delete", h, "--grace-period=0", "--force")
@@ -120,10 +113,28 @@ func noHelpersLeft(t *testing.T) {
 	})
 }
 
+// noNodeHelpersLeft: after the test, no helper without a target pod (-l,
+// ls, graph, whois) made since it started remains. Reported, not deleted:
+// a concurrent run's may be among them.
+func noNodeHelpersLeft(t *testing.T) {
+	t.Helper()
+	start := time.Now().Add(-time.Second)
+	t.Cleanup(func() {
+		out := testbed.Kubectl(t, "get", "pods", "-A", "-l", "app.kubernetes.io/managed-by=nsdebug,!nsdebug.io/target-pod", "-o", "jsonpath={range .items[*]}{.metadata.name} {.metadata.creationTimestamp}{\"\\n\"}{end}")
+		for _, line := range strings.Split(out, "\n") {
+			name, ts, ok := strings.Cut(line, " ")
+			if c, err := time.Parse(time.RFC3339, ts); ok && err == nil && c.After(start.Truncate(time.Second)) {
+				t.Errorf("helper pod %s (made during the test) left behind", name)
+			}
+		}
+	})
+}
+
 func pod(t *testing.T, opts testbed.KubePodOptions) *testbed.KubePod {
 	t.Helper()
-	noHelpersLeft(t)
-	return testbed.RunKubePod(t, opts)
+	p := testbed.RunKubePod(t, opts)
+	noHelpersLeft(t, p.Name)
+	return p
 }
 
 // exec: the pod IP iproute2 shows on eth0 through the plugin is the one the
@@ -259,6 +270,7 @@ func TestExecTwoContainersAndStdin(t *testing.T) {
 // -l over three pods: one line per pod, prefixed as kubectl logs --prefix,
 // each with its own IP; the status is the worst.
 func TestSelector(t *testing.T) {
+	noNodeHelpersLeft(t)
 	label := testbed.UniqueName("sel")
 	var ps []*testbed.KubePod
 	for i := 0; i < 3; i++ {
@@ -312,7 +324,7 @@ func TestSignals(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		waitHelperRunning(t)
+		waitHelperRunning(t, p.Name)
 		time.Sleep(500 * time.Millisecond) // the exec is under way
 		_ = cmd.Process.Signal(sig)
 		err := cmd.Wait()
@@ -320,7 +332,7 @@ func TestSignals(t *testing.T) {
 		if !ok || ee.ExitCode() != 128+int(sig) {
 			t.Errorf("%v: exit %v, want %d (%q)", sig, err, 128+int(sig), e.String())
 		}
-		if hs := helpers(t); len(hs) > 0 {
+		if hs := helpersOf(t, p.Name, false); len(hs) > 0 {
 			t.Errorf("%v: helper left: %v", sig, hs)
 		}
 	}
@@ -328,7 +340,7 @@ func TestSignals(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	name := waitHelperRunning(t)
+	name := waitHelperRunning(t, p.Name)
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 	if r := runPlugin(t, "", "gc"); r.code != 0 || !strings.Contains(r.out, "0 helper pod(s) deleted, 1 still within") {
@@ -381,7 +393,7 @@ func TestActiveDeadline(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	name := waitHelperRunning(t)
+	name := waitHelperRunning(t, p.Name)
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 	deadline := time.Now().Add(60 * time.Second)
@@ -401,13 +413,12 @@ func TestActiveDeadline(t *testing.T) {
 	}
 }
 
-func waitHelperRunning(t *testing.T) string {
+func waitHelperRunning(t *testing.T, target string) string {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		out := testbed.Kubectl(t, "get", "pods", "-A", "-l", "app.kubernetes.io/managed-by=nsdebug", "--field-selector=status.phase=Running", "-o", "name")
-		if out != "" {
-			return strings.Split(out, "\n")[0]
+		if hs := helpersOf(t, target, true); len(hs) > 0 {
+			return hs[0]
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -541,6 +552,7 @@ func TestSysctlAndInspectParity(t *testing.T) {
 // (the test bed's fixture) and the kernel say of the pod: its sandbox, its
 // netns inode (stat of the CRI's netns file), its IP.
 func TestNodeCommands(t *testing.T) {
+	noNodeHelpersLeft(t)
 	p := pod(t, testbed.KubePodOptions{})
 	var st syscall.Stat_t
 	if err := syscall.Stat(p.NetnsPath, &st); err != nil {

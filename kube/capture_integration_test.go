@@ -1,0 +1,125 @@
+package kube_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nsdebug/nsdebug/internal/testbed"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// captureWhilePinging runs `kubectl nsdebug capture POD ARGS...` and, once
+// it listens, pings the pod from the node three times.
+func captureWhilePinging(t *testing.T, p *testbed.KubePod, args ...string) (stdout []byte, stderr string, code int) {
+	t.Helper()
+	cmd := plugin(t, append([]string{"-n", p.Namespace, "capture", p.Name}, args...)...)
+	var o bytes.Buffer
+	var e syncBuffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(e.String(), "listening on eth0"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("capture not listening within 60 s: %q", e.String())
+		}
+	}
+	if out, err := exec.Command("busybox", "ping", "-c", "3", "-i", "0.2", "-W", "2", p.IP).CombinedOutput(); err != nil {
+		t.Errorf("ping %s: %v %s", p.IP, err, out)
+	}
+	code, _ = waitExit(t, cmd, 30*time.Second)
+	return o.Bytes(), e.String(), code
+}
+
+// capture through the plugin: nsdebug's own capturer in the pod's netns on
+// the node, text lines and a pcapng stream (read back by tcpdump), the
+// counters on stderr; diagnose: the checks nsdebug runs on the node.
+func TestCaptureAndDiagnose(t *testing.T) {
+	p := pod(t, testbed.KubePodOptions{})
+	out, errOut, code := captureWhilePinging(t, p, "-c", "4", "icmp")
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	re := regexp.MustCompile(`^\S+ eth0 (In  IP \S+ > ` + regexp.QuoteMeta(p.IP) + `: ICMP echo request|Out IP ` + regexp.QuoteMeta(p.IP) + ` > \S+: ICMP echo reply), id \d+, seq \d, length 64$`)
+	if code != 0 || len(lines) != 4 || !strings.Contains(errOut, "4 packets captured") {
+		t.Errorf("capture -c 4 icmp: exit %d out %q err %q", code, out, errOut)
+	}
+	for _, l := range lines {
+		if !re.MatchString(l) {
+			t.Errorf("line %q: want an ICMP echo to or from %s", l, p.IP)
+		}
+	}
+	// -w -: binary through the exec stream, as tcpdump reads it.
+	out, errOut, code = captureWhilePinging(t, p, "-c", "2", "-w", "-", "icmp")
+	if code != 0 {
+		t.Fatalf("capture -w -: exit %d err %q", code, errOut)
+	}
+	tcpdump := exec.Command("tcpdump", "-nn", "-r", "-")
+	tcpdump.Stdin = bytes.NewReader(out)
+	read, err := tcpdump.Output()
+	if err != nil || strings.Count(string(read), "ICMP echo") != 2 || !strings.Contains(string(read), p.IP) {
+		t.Errorf("tcpdump -r of the plugin's pcapng: %v %q", err, read)
+	}
+
+	// diagnose -o json: the pod's checks, the same ones nsdebug runs on the
+	// node itself, and the node's host checks in the node's own netns.
+	r := runPlugin(t, "", "-n", p.Namespace, "diagnose", p.Name, "-o", "json")
+	type report struct {
+		Host struct {
+			Target string
+			Checks []struct{ ID string }
+		}
+		Targets []struct {
+			Target string
+			Checks []struct{ ID, Status string }
+		}
+	}
+	var got report
+	if err := json.Unmarshal([]byte(r.out), &got); (r.code != 0 && r.code != 1) || err != nil || len(got.Targets) != 1 {
+		t.Fatalf("diagnose -o json: %d %v %q %q", r.code, err, r.out, r.err)
+	}
+	local, err := exec.Command(filepath.Join(pluginDir(t), "nsdebug"), "--cri-endpoint", "unix://"+testbed.KubeContainerdSock, "diagnose", "pod:"+p.Namespace+"/"+p.Name, "-o", "json").Output()
+	var want report
+	if jerr := json.Unmarshal(local, &want); jerr != nil || len(want.Targets) != 1 {
+		t.Fatalf("nsdebug diagnose on the node: %v %v %q", err, jerr, local)
+	}
+	ids := func(rep report) string {
+		var s []string
+		for _, c := range rep.Host.Checks {
+			s = append(s, "host:"+c.ID)
+		}
+		for _, c := range rep.Targets[0].Checks {
+			s = append(s, c.ID)
+		}
+		sort.Strings(s)
+		return strings.Join(s, " ")
+	}
+	if got.Targets[0].Target != "pod:"+p.Namespace+"/"+p.Name || got.Host.Target != "host" || ids(got) != ids(want) {
+		t.Errorf("diagnose through the plugin: target %q host %q checks %s; want pod:%s/%s, host, checks %s",
+			got.Targets[0].Target, got.Host.Target, ids(got), p.Namespace, p.Name, ids(want))
+	}
+}
