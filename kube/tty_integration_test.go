@@ -155,7 +155,7 @@ func TestTTYCtrlCAndResize(t *testing.T) {
 		}
 	}
 	s.typ("echo status=$? after=$((6*7)); exit 3\r")
-	at = s.expect(at, "status=130 after=42", 20*time.Second)
+	s.expect(at, "status=130 after=42", 20*time.Second)
 	code, _ := waitExit(t, s.cmd, 30*time.Second)
 	<-s.done
 	if code != 3 {
