@@ -33,6 +33,8 @@ func TestParse(t *testing.T) {
 		{args: []string{"inspect", "web", "-o", "json"}, sub: "inspect", target: "web", pass: []string{"-o", "json"}},
 		{args: []string{"sysctl", "web", "net.ipv4.ip_forward=1"}, sub: "sysctl", target: "web", pass: []string{"net.ipv4.ip_forward=1"}},
 		{args: []string{"shell", "web"}, sub: "shell", target: "web"},
+		{args: []string{"capture", "web", "-c", "4", "tcp", "port", "80"}, sub: "capture", target: "web", pass: []string{"-c", "4", "tcp", "port", "80"}},
+		{args: []string{"diagnose", "-n", "shop", "web", "-o", "json"}, sub: "diagnose", target: "web", pass: []string{"-o", "json"}, ns: "shop"},
 		{args: []string{"ls", "--node", "n1", "--", "-o", "wide"}, sub: "ls", pass: []string{"-o", "wide"}, node: "n1"},
 		{args: []string{"ls", "node/n1", "-o", "wide"}, sub: "ls", target: "node/n1", pass: []string{"-o", "wide"}},
 		{args: []string{"graph", "web"}, sub: "graph", target: "web"},
