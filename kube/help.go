@@ -46,7 +46,8 @@ or the plugin's own:
   7   forbidden: RBAC refused a verb (the message names it), or the
       credentials were refused
   8   unavailable: the API server cannot be reached, or the exec connection
-      was lost
+      was lost (the line says whether the helper pod was deleted; if not,
+      gc or its activeDeadlineSeconds removes it)
   12  helper pod failed: its image cannot be pulled, the node never started
       it within --start-timeout, it was evicted, deleted or ended
   13  helper pod rejected by admission (Pod Security: the message names the
