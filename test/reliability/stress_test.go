@@ -14,9 +14,9 @@ import (
 
 	"github.com/nsdebug/nsdebug/inspect"
 	"github.com/nsdebug/nsdebug/internal/nsfs"
-	"github.com/nsdebug/nsdebug/internal/sysctl"
 	"github.com/nsdebug/nsdebug/internal/testbed"
 	"github.com/nsdebug/nsdebug/resolver"
+	"github.com/nsdebug/nsdebug/sysctl"
 )
 
 // Case 1: 500 goroutines enter and leave 50 namespaces concurrently through
