@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,9 @@ zpty -d z
 // matches it adds (-A: after matching the typed prefix, as zsh offers them).
 const zshInit = `
 PS1='' RPROMPT=''
+# No listing under the prompt: on a busy host zsh would first ask whether to
+# show hundreds of candidates and take the next key as the answer.
+unsetopt auto_list
 fpath=($DIR $fpath)
 nsdebug completion zsh > "${fpath[1]}/_nsdebug"
 autoload -Uz compinit && compinit -u -d $DIR/zcompdump
@@ -152,9 +156,14 @@ func TestCompleteInZshAndBash(t *testing.T) {
 
 	for _, sh := range []string{"zsh", "bash"} {
 		t.Run(sh, func(t *testing.T) {
+			t0 := time.Now()
 			dockerBefore := lines(testbed.MustRun(t, "docker", "ps", "--format", "{{.Names}}"))
 			all := tabInShell(t, sh, "nsdebug exec ")
 			dockerAfter := lines(testbed.MustRun(t, "docker", "ps", "--format", "{{.Names}}"))
+			// Others' fixtures come and go meanwhile (the test bed is shared):
+			// what docker started during the TAB was there to be offered too.
+			dockerAfter = append(dockerAfter, lines(testbed.MustRun(t, "docker", "events", "--filter", "type=container", "--filter", "event=start",
+				"--since", strconv.FormatInt(t0.Unix()-1, 10), "--until", strconv.FormatInt(time.Now().Unix()+1, 10), "--format", "{{.Actor.Attributes.name}}"))...)
 			for _, w := range []string{"docker:" + c.Name, c.Name, pod.Ref(), "netns:" + ns.Name, "pid:"} {
 				if !all.has(w) {
 					t.Errorf("nsdebug exec <TAB> lacks %q; the shell has %q", w, all.words)
