@@ -3,8 +3,9 @@
 # shows what nsdebug really prints. Needs root and the test bed.
 #
 #   scripts/examples.sh              print the examples (markdown) on stdout
-#   scripts/examples.sh README.md    replace the block between
+#   scripts/examples.sh README.md    replace its sections of the block between
 #                                    <!-- commands --> and <!-- /commands -->
+#                                    (sections it does not make stay as they are)
 #
 # It makes its own fixtures (Docker containers web, api, cache, web-sidecar and
 # hostnet, a user-defined network shop-net, a CRI pod shop/cart and a named
@@ -248,10 +249,27 @@ if [ $# -ge 1 ]; then
 import re, sys
 readme, block = sys.argv[1], open(sys.argv[2]).read()
 text = open(readme).read()
-new, n = re.subn(r"<!-- commands -->.*?<!-- /commands -->", lambda m: "<!-- commands -->\n" + block + "\n<!-- /commands -->", text, flags=re.S)
-if n != 1:
+m = re.search(r"<!-- commands -->\n(.*?)\n<!-- /commands -->", text, flags=re.S)
+if not m:
     sys.exit("examples: README has no <!-- commands --> ... <!-- /commands --> block")
-open(readme, "w").write(new)
+# Sections ("### name" to the next one) this script makes are replaced where
+# they stand; others in the block (written by hand from real runs, such as
+# diagnose's) are kept as they are, in their place.
+def sections(b):
+    parts = re.split(r"(?m)^(?=### )", b)
+    return parts[0], [(p.split("\n", 1)[0], p) for p in parts[1:]]
+_, old = sections(m.group(1))
+head, made = sections(block.rstrip("\n") + "\n")
+made_d = dict(made)
+out, used = [head], set()
+for name, part in old:
+    if name in made_d:
+        out.append(made_d[name]); used.add(name)
+    else:
+        out.append(part if part.endswith("\n") else part + "\n")
+out += [part for name, part in made if name not in used]
+body = "".join(out).rstrip("\n")
+open(readme, "w").write(text[:m.start()] + "<!-- commands -->\n" + body + "\n<!-- /commands -->" + text[m.end():])
 PY
 	echo "examples: updated $1" >&2
 else
