@@ -9,9 +9,7 @@
 #
 # It makes its own fixtures (Docker containers web, api, cache, web-sidecar and
 # hostnet, a user-defined network shop-net, a CRI pod shop/cart and a named
-# netns blue) and removes them all on exit, whatever happens. The test bed is
-# shared: what lists the whole host (ls, graph) is trimmed to these fixtures
-# and the host, and says how much of it was left out.
+# netns blue) and removes them all on exit, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "examples: must run as root" >&2; exit 1; }
@@ -38,12 +36,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for c in web web-sidecar api cache hostnet old-web; do
-	docker inspect "$c" >/dev/null 2>&1 && { echo "examples: a container named $c exists already; remove it first" >&2; exit 1; }
-done
 docker network inspect shop-net >/dev/null 2>&1 && { echo "examples: a Docker network shop-net exists already; remove it first" >&2; exit 1; }
 [ ! -e /var/run/netns/blue ] || { echo "examples: /var/run/netns/blue exists already; remove it first" >&2; exit 1; }
 [ -z "$(crictl_ pods -q --name '^cart$' --namespace '^shop$' 2>/dev/null)" ] || { echo "examples: a pod shop/cart exists already; remove it first" >&2; exit 1; }
+for c in web web-sidecar api cache hostnet old-web; do
+	docker inspect "$c" >/dev/null 2>&1 && { echo "examples: a container named $c exists already; remove it first" >&2; exit 1; }
+done
 
 echo "examples: making fixtures" >&2
 docker network create shop-net >/dev/null
@@ -96,7 +94,7 @@ show_trimmed() {
 cat >"$WORK/trim.py" <<'PY'
 import os, re, sys
 kind, lines = sys.argv[1], sys.stdin.read().rstrip("\n").split("\n")
-ours = re.compile(r"(docker:(web|web-sidecar|api|cache|hostnet)|pod:shop/cart|/run/netns/blue)(?=[ ,]|$)")
+ours = re.compile(r"(docker:(web|web-sidecar|api|cache|hostnet)|podman:podweb|pod:shop/cart|/run/netns/blue)(?=[ ,]|$)")
 bridges = {"docker0", "nsdbg-cni0", os.environ["SHOP_BRIDGE"]}
 left = 0
 if kind == "ls":
@@ -187,9 +185,11 @@ export PATH
 	echo "Made with \`scripts/examples.sh\` on the test bed: Docker containers \`web\` (HTTP on :8080),"
 	echo "\`web-sidecar\` (\`--network container:web\`), \`api\` and \`cache\` (user-defined network \`shop-net\`),"
 	echo "\`hostnet\` (\`--network host\`), a Kubernetes pod \`shop/cart\` made through CRI, and \`ip netns add blue\`."
-	echo "The test bed is shared with other tests: the listings of the whole host (\`ls\`, \`graph\`) are trimmed to"
-	echo "these and the host, and end with a line saying how much was left out."
 } >"$OUT"
+
+# The test bed is shared: what lists the whole host is trimmed (trim.py).
+printf '\n%s\n%s\n' "The test bed is shared with other tests: the listings of the whole host (\`ls\`, \`graph\`) are" \
+	"trimmed to these fixtures and the host, and end with a line saying how much was left out." >>"$OUT"
 
 echo $'\n### ls' >>"$OUT"
 show_trimmed ls "Every network namespace on the host: from the runtimes and from the kernel side (\`/proc/*/ns/net\`, nsfs mounts)." "$N ls"
