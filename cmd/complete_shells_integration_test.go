@@ -51,7 +51,8 @@ zpty -d z
 
 // zshInit: the README's zsh set-up (the script written into the first
 // directory of $fpath, compinit), then a compadd that also records the
-// matches it adds (-A: after matching the typed prefix, as zsh offers them).
+// matches it adds (-A: after matching the typed prefix, as zsh offers them)
+// and the messages it shows (-x: cobra's ActiveHelp).
 const zshInit = `
 PS1='' RPROMPT=''
 # No listing under the prompt: on a busy host zsh would first ask whether to
@@ -62,6 +63,8 @@ nsdebug completion zsh > "${fpath[1]}/_nsdebug"
 autoload -Uz compinit && compinit -u -d $DIR/zcompdump
 compadd() {
 	if (( ${@[(I)-[OAD]]} )); then builtin compadd "$@"; return; fi
+	local x=${@[(i)-x]}
+	(( x < $# )) && print -r -- "${@[x+1]}" >> $OUT/help
 	local -a __m
 	builtin compadd -A __m "$@"
 	(( $#__m )) && print -rl -- "${__m[@]}" >> $OUT/words
@@ -91,6 +94,7 @@ bind -x '"\C-xp": printf "%s\n" "$READLINE_LINE" > $OUT/buf'
 type shellResult struct {
 	words []string // the candidates the shell's completion system holds
 	line  string   // the command line after the TAB
+	help  string   // zsh: the messages shown under the line (compadd -x)
 }
 
 func (r shellResult) has(w string) bool { return contains2(r.words, w) }
@@ -124,6 +128,7 @@ func tabInShell(t *testing.T, shell, line string) shellResult {
 		t.Fatalf("%s: TAB after %q: %v\n%s", shell, line, err, b)
 	}
 	words, _ := os.ReadFile(filepath.Join(out, "words"))
+	help, _ := os.ReadFile(filepath.Join(out, "help"))
 	buf, err := os.ReadFile(filepath.Join(out, "buf"))
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +141,7 @@ func tabInShell(t *testing.T, shell, line string) shellResult {
 		}
 	}
 	r.line = strings.TrimSuffix(string(buf), "\n")
+	r.help = string(help)
 	return r
 }
 
@@ -189,6 +195,24 @@ func TestCompleteInZshAndBash(t *testing.T) {
 				if got := tabInShell(t, sh, tc.typed); got.line != tc.want {
 					t.Errorf("%q<TAB> made the line %q, want %q (candidates %q)", tc.typed, got.line, tc.want, got.words)
 				}
+			}
+
+			if sh != "zsh" {
+				return
+			}
+			// Docker silent: zsh still offers the pod, shows the hint
+			// naming Docker under the line, and the line is untouched.
+			sock := testbed.SilentSocket(t)
+			typed := "nsdebug --docker-host unix://" + sock + " exec "
+			down := tabInShell(t, sh, typed)
+			if !down.has(pod.Ref()) || down.has("docker:"+c.Name) {
+				t.Errorf("Docker silent: candidates %q, want %s and not docker:%s", down.words, pod.Ref(), c.Name)
+			}
+			if !strings.Contains(down.help, "docker at unix://"+sock) {
+				t.Errorf("Docker silent: zsh showed %q, want a hint naming docker at unix://%s", down.help, sock)
+			}
+			if down.line != typed {
+				t.Errorf("Docker silent: the line became %q", down.line)
 			}
 		})
 	}
