@@ -8,30 +8,11 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nsdebug/nsdebug/internal/testbed"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while a command writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // captureWhilePinging runs `kubectl nsdebug capture POD ARGS...` and, once
 // it listens, pings the pod from the node three times.
@@ -39,7 +20,7 @@ func captureWhilePinging(t *testing.T, p *testbed.KubePod, args ...string) (stdo
 	t.Helper()
 	cmd := plugin(t, append([]string{"-n", p.Namespace, "capture", p.Name}, args...)...)
 	var o bytes.Buffer
-	var e syncBuffer
+	var e testbed.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
