@@ -167,6 +167,10 @@ const diagnoseJSONHelp = `JSON (-o json) field names are stable (schema_version 
   probe           whether --probe checks ran
   summary         {pass, warn, fail, skip}: counts over everything
   host            the host's checks, a target report with target "host"
+  nodes[]         the host checks again for each namespace other than the
+                  host's holding targets' veth peers and bridges (a kind
+                  node, a nested setup): a target report named by its path,
+                  plus forwards[] (the targets it forwards for)
   targets[]       one per namespace: {target, netns, summary, checks[],
                   warnings[]}; warnings are evidence that could not be read
   checks[]        {id, category, status (PASS, WARN, FAIL, SKIP), title,

@@ -41,11 +41,19 @@ func (f *Facts) uplinks() []inspect.Link {
 	return out
 }
 
-// hostVeths are the uplinks whose veth peer is in the host's namespace.
+// hostVeths are the uplinks whose veth peer is in the forwarding
+// namespace, f.Host's: the host's, or a node namespace's.
 func (f *Facts) hostVeths() []inspect.Link {
 	var out []inspect.Link
 	for _, l := range f.uplinks() {
-		if l.Peer != nil && l.Peer.Netns.Host {
+		if l.Peer == nil || l.Peer.Netns.Same {
+			continue
+		}
+		if f.Host != nil && f.Host.Node {
+			if l.Peer.Netns.Inode == f.Host.Inode {
+				out = append(out, l)
+			}
+		} else if l.Peer.Netns.Host {
 			out = append(out, l)
 		}
 	}

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"net"
+	"strings"
 
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -172,4 +173,59 @@ func nameNsids(host *nsfs.Netns, ids map[int]bool, procRoot string, peers []Peer
 			peers[i].Label, peers[i].Netns = l, inode[peers[i].NetnsID]
 		}
 	}
+}
+
+// readHairpin dumps ns's bridge ports (an AF_BRIDGE link dump lists only
+// them, each with its IFLA_PROTINFO) and returns their hairpin mode by name.
+// One dump for all ports; netlink's LinkGetProtinfo does one per port.
+func readHairpin(ns *nsfs.Netns) (map[string]string, error) {
+	var sock *nl.NetlinkSocket
+	if err := enter.Do(ns, func() error {
+		var err error
+		sock, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	defer sock.Close()
+	msgs, err := nldump.Retry(func() ([][]byte, error) {
+		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: sock}}
+		req.AddData(nl.NewIfInfomsg(unix.AF_BRIDGE))
+		return req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, m := range msgs {
+		if len(m) < unix.SizeofIfInfomsg {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+		if err != nil {
+			continue
+		}
+		name, mode := "", ""
+		for _, a := range attrs {
+			switch a.Attr.Type &^ unix.NLA_F_NESTED {
+			case unix.IFLA_IFNAME:
+				name = strings.TrimRight(string(a.Value), "\x00")
+			case unix.IFLA_PROTINFO:
+				inner, err := nl.ParseRouteAttr(a.Value)
+				if err != nil {
+					continue
+				}
+				for _, b := range inner {
+					if b.Attr.Type&^unix.NLA_F_NESTED == nl.IFLA_BRPORT_MODE && len(b.Value) > 0 {
+						mode = itoa(int(b.Value[0]))
+					}
+				}
+			}
+		}
+		if name != "" && mode != "" {
+			out[name] = mode
+		}
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -106,7 +107,7 @@ func Run(ctx context.Context, r *resolver.Resolver, results []*resolver.Result, 
 	if procRoot == "" {
 		procRoot = "/proc"
 	}
-	facts, hf := Gather(ctx, targets, GatherOptions{Interval: opts.Interval, Probe: opts.Selection.Probe, ProcRoot: procRoot, HostNS: host, HostFacts: true, DockerProxies: proxies})
+	facts, hf, nodes := Gather(ctx, targets, GatherOptions{Interval: opts.Interval, Probe: opts.Selection.Probe, ProcRoot: procRoot, HostNS: host, HostFacts: true, DockerProxies: proxies})
 	d := <-desc
 	hf.Subnets = d.subnets
 	warnings = append(warnings, d.warnings...)
@@ -123,6 +124,18 @@ func Run(ctx context.Context, r *resolver.Resolver, results []*resolver.Result, 
 		rep.Host.Warnings = append(rep.Host.Warnings, k+" iptables: "+v)
 	}
 	sort.Strings(rep.Host.Warnings)
+	// Node namespaces forwarding for targets: the host checks once each,
+	// on their own sysctls, rules and bridge ports.
+	rep.Nodes = []NodeReport{}
+	for _, n := range nodes {
+		nf := &Facts{Target: n.Path, Report: n.Report, Host: n, Interval: opts.Interval, Missing: map[string]string{}}
+		tr := TargetReport{Target: n.Path, Netns: fmt.Sprintf("net:[%d]", n.Inode), Checks: Evaluate(nf, ScopeHost, opts.Selection), Warnings: append([]string{}, n.Report.Warnings...)}
+		for k, v := range n.IPTablesErr {
+			tr.Warnings = append(tr.Warnings, k+" iptables: "+v)
+		}
+		sort.Strings(tr.Warnings)
+		rep.Nodes = append(rep.Nodes, NodeReport{TargetReport: tr, Forwards: n.Forwards})
+	}
 	for i, f := range facts {
 		tr := TargetReport{Target: f.Target, Netns: results[i].NS.ID.String(), Checks: Evaluate(f, ScopeNetns, opts.Selection), Warnings: []string{}}
 		for _, m := range f.Missing {
