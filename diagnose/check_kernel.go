@@ -341,15 +341,20 @@ func checkHairpin(f *Facts) Outcome {
 		evs = append(evs, ev(srcIPTables, "DNAT rules to this target", strings.Join(dnat, "; "), "hairpin traffic needs hairpin_mode 1"))
 	}
 	var off []string
+	read := 0
 	for _, l := range f.hostVeths() {
 		v, ok := f.Host.Hairpin[l.Peer.Name]
 		if !ok {
 			continue
 		}
+		read++
 		evs = append(evs, ev("bridge port (netlink)", l.Peer.Name+" hairpin_mode", v, "1"))
 		if v != "1" {
 			off = append(off, l.Peer.Name)
 		}
+	}
+	if read == 0 {
+		return skip("no bridge port of this target's veths found in the forwarding namespace", evs...)
 	}
 	if len(off) == 0 {
 		return pass(evs...)
