@@ -193,6 +193,7 @@ func checkHostSubnetOverlap(f *Facts) Outcome {
 	}
 	var evs []Evidence
 	var bad []string
+	var cniFiles []string
 	for _, s := range f.Host.Subnets {
 		_, sn, err := net.ParseCIDR(s.Subnet)
 		if err != nil || sn.IP.To4() == nil {
@@ -214,12 +215,19 @@ func checkHostSubnetOverlap(f *Facts) Outcome {
 		evs = append(evs, ev("host routes", s.Network+" "+s.Subnet+" ("+s.Bridge+")", orNone(strings.Join(clash, ", ")), "no route through another device"))
 		if len(clash) > 0 {
 			bad = append(bad, s.Network)
+			if s.Source != "" {
+				cniFiles = append(cniFiles, s.Source)
+			}
 		}
 	}
 	if len(bad) == 0 {
 		return pass(evs...)
 	}
+	cmds := []string{`echo '{"bip": "10.200.0.1/24"}' > /etc/docker/daemon.json   # then restart dockerd`}
+	if len(cniFiles) > 0 {
+		cmds = []string{"$EDITOR " + cniFiles[0] + "   # a free ipam range; pods get it when re-created"}
+	}
 	return Outcome{Status: Fail, Evidence: evs,
 		Explanation: "Network " + strings.Join(bad, ", ") + " overlaps a host route through another device: replies to those addresses leave by the wrong interface (a VPN or a LAN using 172.17.0.0/16).",
-		Fix:         fix("Move the runtime's network to a free range", `echo '{"bip": "10.200.0.1/24"}' > /etc/docker/daemon.json   # then restart dockerd`)}
+		Fix:         fix("Move the runtime's network to a free range", cmds...)}
 }

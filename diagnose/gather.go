@@ -116,6 +116,8 @@ type SubnetOwner struct {
 	Network string
 	Subnet  string
 	Bridge  string
+	// Source: the CNI configuration file it came from ("" for Docker).
+	Source string
 }
 
 // Target is one namespace to diagnose.

@@ -29,5 +29,5 @@ var registry = []Check{
 	{ID: "host.ip_forward", Category: "host", Title: "Host forwards IPv4", Scope: ScopeHost, Inputs: []string{"net.ipv4.ip_forward"}, Run: checkHostIPForward},
 	{ID: "host.bridge_nf", Category: "host", Title: "Bridged traffic passes iptables", Scope: ScopeHost, Inputs: []string{"net.bridge.bridge-nf-call-iptables"}, Run: checkHostBridgeNF},
 	{ID: "host.iptables_backends", Category: "host", Title: "One iptables backend holds the rules", Scope: ScopeHost, Inputs: []string{"iptables-legacy-save", "iptables-nft-save"}, Run: checkHostIPTablesBackends},
-	{ID: "host.subnet_overlap", Category: "host", Title: "Runtime subnets do not overlap host routes", Scope: ScopeHost, Inputs: []string{"Docker network subnets", "host routes"}, Run: checkHostSubnetOverlap},
+	{ID: "host.subnet_overlap", Category: "host", Title: "Runtime subnets do not overlap host routes", Scope: ScopeHost, Inputs: []string{"Docker network subnets", "CNI configuration host-local ranges (/etc/cni/net.d)", "host routes"}, Run: checkHostSubnetOverlap},
 }

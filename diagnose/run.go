@@ -17,6 +17,9 @@ type Options struct {
 	Interval  time.Duration
 	Selection Selection
 	ProcRoot  string
+	// CNIConfDir: the CNI network configurations whose ranges the subnet
+	// overlap check reads ("" is DefaultCNIConfDir).
+	CNIConfDir string
 }
 
 // ParseIDs checks a --check/--skip list against the registry.
@@ -111,6 +114,13 @@ func Run(ctx context.Context, r *resolver.Resolver, results []*resolver.Result, 
 	d := <-desc
 	hf.Subnets = d.subnets
 	warnings = append(warnings, d.warnings...)
+	cniDir := opts.CNIConfDir
+	if cniDir == "" {
+		cniDir = DefaultCNIConfDir
+	}
+	cni, cw := cniSubnets(cniDir)
+	hf.Subnets = append(hf.Subnets, cni...)
+	warnings = append(warnings, cw...)
 	if hf.PeersErr != "" {
 		warnings = append(warnings, "listing the namespaces on the bridges (address conflicts): "+hf.PeersErr)
 	}
