@@ -106,10 +106,14 @@ func runDiagnose(cmd *cobra.Command, env *Env, opts diagnoseOptions) error {
 		return err
 	}
 	var results []*resolver.Result
+	// The host's rules are read while the targets are resolved.
+	var pre *diagnose.HostPrefetch
+	defer func() { pre.Close() }()
 	if opts.All {
 		if err := requireRoot(env); err != nil {
 			return err
 		}
+		pre = diagnose.StartHostPrefetch(cmd.Context(), "")
 		var warns []string
 		results, warns, err = diagnose.ResolveAll(cmd.Context(), env.Resolver())
 		if err != nil {
@@ -119,6 +123,7 @@ func runDiagnose(cmd *cobra.Command, env *Env, opts diagnoseOptions) error {
 			env.Warn("%s", w)
 		}
 	} else {
+		pre = diagnose.StartHostPrefetch(cmd.Context(), "")
 		t, err := resolver.ParseTarget(opts.Target)
 		if err != nil {
 			return err
@@ -135,7 +140,7 @@ func runDiagnose(cmd *cobra.Command, env *Env, opts diagnoseOptions) error {
 		}
 	}()
 	rep, warns := diagnose.Run(cmd.Context(), env.Resolver(), results, diagnose.Options{
-		Interval: opts.Interval, ProcRoot: env.Resolver().ProcRoot(),
+		Interval: opts.Interval, ProcRoot: env.Resolver().ProcRoot(), Prefetch: pre,
 		Selection: diagnose.Selection{Only: only, Skip: skip, Probe: opts.Probe},
 	})
 	if err := cmd.Context().Err(); err != nil {

@@ -86,6 +86,11 @@ type HostFacts struct {
 	Inode    uint64
 	Forwards []string
 	ns       *nsfs.Netns
+	// veths: the namespace's veths with their peers, from gatherHost's
+	// link dump (closed linksRead), so that the address-conflict scan does
+	// not dump the links again.
+	veths     []hostVeth
+	linksRead chan struct{}
 }
 
 // DockerProxy is one docker-proxy process: it owns a published host port
@@ -138,6 +143,8 @@ type GatherOptions struct {
 	// DockerProxies: look for dockerd and docker-proxy in /proc (a Docker
 	// target publishes ports).
 	DockerProxies bool
+	// Prefetch: the host's rules, already being read (nil: read them here).
+	Prefetch *HostPrefetch
 }
 
 // Gather reads the evidence of every target and of the host. Counters are
@@ -160,11 +167,20 @@ func Gather(ctx context.Context, targets []Target, opts GatherOptions) ([]*Facts
 		}
 		nss[i] = t.Res.NS
 	}
-	host := &HostFacts{Sysctl: map[string]string{}, Hairpin: map[string]string{}, ns: opts.HostNS}
+	host := &HostFacts{Sysctl: map[string]string{}, Hairpin: map[string]string{}, ns: opts.HostNS, linksRead: make(chan struct{})}
 	if opts.HostNS != nil {
 		host.Path, host.Inode = opts.HostNS.Path, opts.HostNS.ID.Inode
 	}
 
+	// The host's reads first: its forks are the longest wait.
+	var wg sync.WaitGroup
+	if opts.HostFacts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gatherHost(ctx, opts, host, true)
+		}()
+	}
 	// First counter read: one thread visits every namespace in turn.
 	all := append(append([]*nsfs.Netns{}, nss...), opts.HostNS)
 	before := make([]Counters, len(all))
@@ -174,14 +190,6 @@ func Gather(ctx context.Context, targets []Target, opts GatherOptions) ([]*Facts
 	}
 	host.Before = before[len(all)-1]
 
-	var wg sync.WaitGroup
-	if opts.HostFacts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			gatherHost(ctx, opts, host, true)
-		}()
-	}
 	sem := make(chan struct{}, opts.Workers)
 	var tw sync.WaitGroup
 	for i := range targets {
@@ -204,7 +212,6 @@ func Gather(ctx context.Context, targets []Target, opts GatherOptions) ([]*Facts
 			if opts.HostFacts {
 				gatherHost(ctx, opts, n, false)
 			}
-			n.Report.Links, n.AdminUp, _, _ = readLinksOr(n.ns, n.Report.Links, n.AdminUp)
 		}()
 	}
 	nw.Wait()
@@ -225,7 +232,12 @@ func Gather(ctx context.Context, targets []Target, opts GatherOptions) ([]*Facts
 				}
 			}
 		}
-		peers, err := bridgePeers(hf.ns, bridges, opts.ProcRoot)
+		var veths []hostVeth
+		if opts.HostFacts {
+			<-hf.linksRead
+			veths = hf.veths
+		}
+		peers, err := bridgePeers(hf.ns, veths, bridges, opts.ProcRoot)
 		if err != nil {
 			hf.PeersErr = err.Error()
 		} else {
@@ -288,7 +300,7 @@ func forwarders(facts []*Facts, host *HostFacts) []*HostFacts {
 				f.Missing["forwarder"] = "forwarder: the namespace holding the veth peer: " + err.Error()
 				continue
 			}
-			n = &HostFacts{Sysctl: map[string]string{}, Hairpin: map[string]string{}, Node: true, Path: other.Path, Inode: other.Inode, ns: ns, Report: &inspect.Report{}}
+			n = &HostFacts{Sysctl: map[string]string{}, Hairpin: map[string]string{}, Node: true, Path: other.Path, Inode: other.Inode, ns: ns, Report: &inspect.Report{}, linksRead: make(chan struct{})}
 			byInode[other.Inode] = n
 			nodes = append(nodes, n)
 		}
@@ -296,14 +308,6 @@ func forwarders(facts []*Facts, host *HostFacts) []*HostFacts {
 		f.Host = n
 	}
 	return nodes
-}
-
-// readLinksOr reads ns's links unless gatherHost already did.
-func readLinksOr(ns *nsfs.Netns, links []inspect.Link, up map[string]bool) ([]inspect.Link, map[string]bool, []hostVeth, error) {
-	if links != nil {
-		return links, up, nil, nil
-	}
-	return readLinks(ns)
 }
 
 // readAllCounters reads every namespace's counters, a few threads at once.
@@ -423,12 +427,22 @@ func readContainerFile(res *resolver.Result, procRoot, hostPath, inside string) 
 // directly) or a node namespace's (through enter/).
 func gatherHost(ctx context.Context, opts GatherOptions, h *HostFacts, isHost bool) {
 	ns := h.ns
+	linksDone := false
+	defer func() {
+		if !linksDone {
+			close(h.linksRead)
+		}
+	}()
 	ipt := make(chan struct{})
 	go func() {
 		defer close(ipt)
-		if isHost {
+		switch {
+		case isHost && opts.Prefetch != nil:
+			p := opts.Prefetch.wait()
+			h.IPTables, h.IPTablesErr = p.ipt, p.iptErr
+		case isHost:
 			h.IPTables, h.IPTablesErr = readIPTables(ctx, nil)
-		} else {
+		default:
 			h.IPTables, h.IPTablesErr = readIPTables(ctx, ns)
 		}
 	}()
@@ -437,11 +451,13 @@ func gatherHost(ctx context.Context, opts GatherOptions, h *HostFacts, isHost bo
 		// host veth's peer namespace, which costs a visit to each.
 		if rep, err := inspect.Inspect(ctx, ns, inspect.Options{Sections: []string{"routes"}, ProcRoot: opts.ProcRoot}); err == nil {
 			h.Report = rep
-			h.Report.Links, h.AdminUp, _, err = readLinks(ns)
+			h.Report.Links, h.AdminUp, h.veths, err = readLinks(ns)
 			if err != nil {
 				h.Report.Warnings = append(h.Report.Warnings, "links: "+err.Error())
 			}
 		}
+		linksDone = true
+		close(h.linksRead)
 		if hp, err := readHairpin(ns); err == nil {
 			h.Hairpin = hp
 		} else if h.Report != nil {

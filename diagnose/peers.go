@@ -28,14 +28,17 @@ type hostVeth struct {
 // opening it (opening every namespace on a host with 500 netns to find the
 // few on a bridge was most of a single target's time). Only when an address
 // shows up twice on one bridge are the namespaces named, by a scan.
-func bridgePeers(host *nsfs.Netns, bridges map[string]bool, procRoot string) ([]PeerAddrs, error) {
+func bridgePeers(host *nsfs.Netns, veths []hostVeth, bridges map[string]bool, procRoot string) ([]PeerAddrs, error) {
 	peers := []PeerAddrs{}
 	if len(bridges) == 0 {
 		return peers, nil
 	}
-	_, _, veths, err := readLinks(host)
-	if err != nil {
-		return nil, err
+	var err error
+	if veths == nil {
+		// Not read yet (gatherHost did not run, or its dump failed).
+		if _, _, veths, err = readLinks(host); err != nil {
+			return nil, err
+		}
 	}
 	var sock *nl.NetlinkSocket
 	if err := enter.Do(host, func() error {

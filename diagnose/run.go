@@ -20,6 +20,9 @@ type Options struct {
 	// CNIConfDir: the CNI network configurations whose ranges the subnet
 	// overlap check reads ("" is DefaultCNIConfDir).
 	CNIConfDir string
+	// Prefetch: StartHostPrefetch's reads, started before resolving (nil:
+	// Run starts them itself).
+	Prefetch *HostPrefetch
 }
 
 // ParseIDs checks a --check/--skip list against the registry.
@@ -48,6 +51,11 @@ func ParseIDs(in []string) ([]string, error) {
 // close) and the host.
 func Run(ctx context.Context, r *resolver.Resolver, results []*resolver.Result, opts Options) (*Report, []string) {
 	var warnings []string
+	pre := opts.Prefetch
+	if pre == nil {
+		pre = StartHostPrefetch(ctx, opts.CNIConfDir)
+		defer pre.Close()
+	}
 	host, err := inspect.OpenHost(r)
 	if err != nil {
 		warnings = append(warnings, "cannot open the host network namespace (host-side checks skip): "+err.Error())
@@ -110,17 +118,13 @@ func Run(ctx context.Context, r *resolver.Resolver, results []*resolver.Result, 
 	if procRoot == "" {
 		procRoot = "/proc"
 	}
-	facts, hf, nodes := Gather(ctx, targets, GatherOptions{Interval: opts.Interval, Probe: opts.Selection.Probe, ProcRoot: procRoot, HostNS: host, HostFacts: true, DockerProxies: proxies})
+	facts, hf, nodes := Gather(ctx, targets, GatherOptions{Interval: opts.Interval, Probe: opts.Selection.Probe, ProcRoot: procRoot, HostNS: host, HostFacts: true, DockerProxies: proxies, Prefetch: pre})
 	d := <-desc
 	hf.Subnets = d.subnets
 	warnings = append(warnings, d.warnings...)
-	cniDir := opts.CNIConfDir
-	if cniDir == "" {
-		cniDir = DefaultCNIConfDir
-	}
-	cni, cw := cniSubnets(cniDir)
-	hf.Subnets = append(hf.Subnets, cni...)
-	warnings = append(warnings, cw...)
+	p := pre.wait()
+	hf.Subnets = append(hf.Subnets, p.cni...)
+	warnings = append(warnings, p.cniWarn...)
 	if hf.PeersErr != "" {
 		warnings = append(warnings, "listing the namespaces on the bridges (address conflicts): "+hf.PeersErr)
 	}
