@@ -338,7 +338,7 @@ func checkHairpin(f *Facts) Outcome {
 		if len(dnat) == 0 {
 			return skip("no DNAT rule in the forwarding namespace publishes a port of this target")
 		}
-		evs = append(evs, ev(srcIPTables, "DNAT rules to this target", strings.Join(dnat, "; "), "hairpin traffic needs hairpin_mode 1"))
+		evs = append(evs, ev(srcIPTables, "DNAT rules to this target", strings.Join(dnat, "; "), ""))
 	}
 	var off []string
 	read := 0
@@ -365,7 +365,7 @@ func checkHairpin(f *Facts) Outcome {
 	}
 	return Outcome{Status: Fail, Evidence: evs,
 		Explanation: why + " and hairpin_mode is off on " + strings.Join(off, ", ") + ": the container cannot reach its own published port through the host's address.",
-		Fix:         fix("Turn hairpin mode on for the bridge port", "ip link set "+off[0]+" type bridge_slave hairpin on")}
+		Fix:         fix("Turn hairpin mode on for the bridge port", f.Host.in("ip link set "+off[0]+" type bridge_slave hairpin on"))}
 }
 
 // dnatTo lists h's nat rules (both backends) that DNAT to one of ips, as

@@ -60,6 +60,24 @@ func (f *Facts) hostVeths() []inspect.Link {
 	return out
 }
 
+// in makes a fix command run where h's facts come from: as is on the host,
+// through nsenter in a node namespace.
+func (h *HostFacts) in(cmd string) string {
+	if h == nil || !h.Node || strings.HasPrefix(cmd, "#") {
+		return cmd
+	}
+	return "nsenter --net=" + h.Path + " " + cmd
+}
+
+// inAll is in for each command.
+func (h *HostFacts) inAll(cmds ...string) []string {
+	out := make([]string, len(cmds))
+	for i, c := range cmds {
+		out[i] = h.in(c)
+	}
+	return out
+}
+
 func (h *HostFacts) link(name string) *inspect.Link {
 	if h == nil || h.Report == nil {
 		return nil

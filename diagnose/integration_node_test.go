@@ -131,6 +131,25 @@ func TestNodeIPForward(t *testing.T) {
 	after := b.diag(t)
 	r := expectOnly(t, before, after, "node:host.ip_forward", Fail, nil)
 	hasEvidence(t, r, "net.ipv4.ip_forward", "0")
+	b.applyFix(t, r, "node:host.ip_forward")
+}
+
+// applyFix runs the check's printed fix commands as they are (they name
+// the node namespace through nsenter) and expects the check to PASS again.
+func (b *nodeBed) applyFix(t *testing.T, r Result, id string) {
+	t.Helper()
+	if r.Fix == nil || len(r.Fix.Commands) == 0 {
+		t.Fatalf("%s: no fix command", id)
+	}
+	for _, c := range r.Fix.Commands {
+		if !strings.HasPrefix(c, "nsenter --net=") || !strings.Contains(c, "/netns/"+b.node.Name+" ") {
+			t.Fatalf("%s: fix %q does not run in the node netns", id, c)
+		}
+		mustRun(t, "sh", "-c", c)
+	}
+	if got := b.diag(t)[id]; got.Status != Pass {
+		t.Errorf("%s after its fix %q: %s (%+v)", id, r.Fix.Commands, got.Status, got.Evidence)
+	}
 }
 
 func TestNodeBridgeNF(t *testing.T) {
@@ -140,6 +159,7 @@ func TestNodeBridgeNF(t *testing.T) {
 	after := b.diag(t)
 	r := expectOnly(t, before, after, "node:host.bridge_nf", Warn, nil)
 	hasEvidence(t, r, "net.bridge.bridge-nf-call-iptables", "0")
+	b.applyFix(t, r, "node:host.bridge_nf")
 }
 
 func TestNodeIPTablesBackends(t *testing.T) {
@@ -178,5 +198,9 @@ func TestNodeHairpin(t *testing.T) {
 	// iproute2 as ground truth for what the check read by netlink.
 	if out := b.node.Exec(t, "ip", "-d", "link", "show", "vc0"); !strings.Contains(out, "hairpin off") {
 		t.Errorf("ip -d link show vc0: %s", out)
+	}
+	b.applyFix(t, r, "hairpin")
+	if err := b.hairpinConnect(t); err != nil {
+		t.Errorf("hairpin connect after the fix: %v", err)
 	}
 }
