@@ -509,7 +509,7 @@ func (e *engine) read(f *iface) {
 				if len(frame) > snap {
 					frame = frame[:snap]
 				}
-				pkt.Data, pkt.TS, pkt.Dir, pkt.IfIndex, pkt.Pkttype = frame, p.ts, direction(p.pkttype), p.ifindex, p.pkttype
+				pkt.Data, pkt.TS, pkt.Dir, pkt.IfIndex, pkt.Pkttype = frame, p.ts(), direction(p.pkttype), p.ifindex, p.pkttype
 				err = e.opts.Sink.WritePacket(pkt)
 			}
 			if err != nil {

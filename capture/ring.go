@@ -63,18 +63,22 @@ const (
 // rawPacket is one packet as the kernel handed it over; data points into
 // the ring and is valid only until the block is released.
 type rawPacket struct {
-	ts       time.Time
-	data     []byte // from the link header (SOCK_RAW) or network header (cooked)
-	wireLen  int
-	ifindex  int
-	protocol uint16 // ethertype, host order
-	hatype   uint16
-	pkttype  uint8
-	addr     []byte
-	vlanTCI  uint16
-	vlanTPID uint16
-	vlanOK   bool
+	sec, nsec uint32 // the kernel's timestamp
+	data      []byte // from the link header (SOCK_RAW) or network header (cooked)
+	wireLen   int
+	ifindex   int
+	protocol  uint16 // ethertype, host order
+	hatype    uint16
+	pkttype   uint8
+	addr      []byte
+	vlanTCI   uint16
+	vlanTPID  uint16
+	vlanOK    bool
 }
+
+func (p *rawPacket) ts() time.Time { return time.Unix(int64(p.sec), int64(p.nsec)) }
+
+func (p *rawPacket) unixNano() uint64 { return uint64(p.sec)*1e9 + uint64(p.nsec) }
 
 // ringSocket is one AF_PACKET socket with a TPACKET_V3 receive ring.
 type ringSocket struct {
@@ -228,7 +232,7 @@ func (s *ringSocket) wait(timeout time.Duration) (ready bool, err error) {
 			return true
 		}
 		// Woken without a block: an error (the interface went away)?
-		if serr, _ := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR); serr != 0 {
+		if serr := s.soError(); serr != 0 {
 			sockErr = unix.Errno(serr)
 			return true
 		}
@@ -269,15 +273,16 @@ func (s *ringSocket) readBlock(fn func(*rawPacket) bool) int {
 		if mac+snap > len(h) {
 			break // corrupt: never read past the block
 		}
-		p = rawPacket{
-			ts:       time.Unix(int64(ne.Uint32(h[pktSecOff:])), int64(ne.Uint32(h[pktNsecOff:]))),
-			data:     h[mac : mac+snap],
-			wireLen:  int(ne.Uint32(h[pktLenOff:])),
-			protocol: binary.BigEndian.Uint16(h[pktSllOff+sllProtocolOff:]),
-			ifindex:  int(int32(ne.Uint32(h[pktSllOff+sllIfindexOff:]))),
-			hatype:   ne.Uint16(h[pktSllOff+sllHatypeOff:]),
-			pkttype:  h[pktSllOff+sllPkttypeOff],
-		}
+		// Filled in place: a composite literal would zero and copy the
+		// whole struct for every packet.
+		p.sec, p.nsec = ne.Uint32(h[pktSecOff:]), ne.Uint32(h[pktNsecOff:])
+		p.data = h[mac : mac+snap]
+		p.wireLen = int(ne.Uint32(h[pktLenOff:]))
+		p.protocol = binary.BigEndian.Uint16(h[pktSllOff+sllProtocolOff:])
+		p.ifindex = int(int32(ne.Uint32(h[pktSllOff+sllIfindexOff:])))
+		p.hatype = ne.Uint16(h[pktSllOff+sllHatypeOff:])
+		p.pkttype = h[pktSllOff+sllPkttypeOff]
+		p.vlanOK = false
 		halen := min(int(h[pktSllOff+sllHalenOff]), 8)
 		p.addr = h[pktSllOff+sllAddrOff : pktSllOff+sllAddrOff+halen]
 		if status&unix.TP_STATUS_VLAN_VALID != 0 {
@@ -331,4 +336,17 @@ func (s *ringSocket) close() {
 	} else {
 		unix.Close(s.fd)
 	}
+}
+
+// soError reads (and clears) the socket's pending error, as
+// getsockopt(SO_ERROR), without entering the scheduler's system call
+// state: see rawFile for why.
+func (s *ringSocket) soError() int {
+	var v int32
+	l := uint32(4)
+	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(s.fd), unix.SOL_SOCKET, unix.SO_ERROR, uintptr(unsafe.Pointer(&v)), uintptr(unsafe.Pointer(&l)), 0)
+	if e != 0 {
+		return int(e)
+	}
+	return int(v)
 }
