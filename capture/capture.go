@@ -105,7 +105,9 @@ type engine struct {
 	stopped  chan struct{}
 	reason   string
 	werr     error // a write error that is not a closed pipe
-	wg       sync.WaitGroup
+	// userNoted: the note that a filter runs in user space was printed.
+	userNoted bool
+	wg        sync.WaitGroup
 }
 
 // frameSink is a Sink that encodes a packet straight from the ring.
@@ -307,7 +309,12 @@ func (e *engine) addTarget(t *Target, strict bool) error {
 		if err != nil {
 			return fail(err)
 		}
-		sock, err := openRing(t.NS, l.index, cooked, e.opts.RingKiB<<10, !e.opts.NoPromisc, prog)
+		userProg := func() ([]bpf.RawInstruction, error) {
+			// For the frames as handed out: link header rebuilt, VLAN
+			// tags back (libpcap runs its user-space filter there too).
+			return filter.Compile(e.opts.Filter, lt, e.opts.SnapLen)
+		}
+		sock, err := openRing(t.NS, l.index, cooked, e.opts.RingKiB<<10, !e.opts.NoPromisc, prog, userProg)
 		if err != nil {
 			if errors.Is(err, syscall.EPERM) {
 				return fail(nserr.Wrap(nserr.ErrPermission, err, "capture on %s", l.name))
@@ -317,6 +324,10 @@ func (e *engine) addTarget(t *Target, strict bool) error {
 		name := l.name
 		if t.Label != "" {
 			name = t.Label + "/" + l.name
+		}
+		if sock.user != nil && !e.userNoted {
+			e.userNoted = true
+			e.note("%s: the filter's program (%d instructions) is too big for the kernel (net.core.optmem_max of %s): filtering in user space, as libpcap does", name, len(prog), t.NS.ID)
 		}
 		opened = append(opened, &iface{name: name, sock: sock, lt: lt, loIndex: lo, target: t, start: time.Now()})
 		_ = names
@@ -417,7 +428,7 @@ func (p *Prepared) Run() (*Result, error) {
 	res := &Result{Reason: e.reason}
 	for _, f := range e.ifaces {
 		e.end(f)
-		recv, drop := f.sock.recv, f.sock.drops
+		recv, drop := f.sock.counts()
 		res.Interfaces = append(res.Interfaces, Counts{Name: f.name, Captured: f.captured, Received: recv, Dropped: drop})
 		res.Total.Captured += f.captured
 		res.Total.Received += recv
@@ -437,7 +448,7 @@ func (e *engine) end(f *iface) {
 	}
 	f.ended = true
 	f.sock.close()
-	recv, drop := f.sock.recv, f.sock.drops
+	recv, drop := f.sock.counts()
 	if err := e.opts.Sink.EndInterface(f.id, IfaceStats{Start: f.start, End: time.Now(), Recv: recv, Drop: drop}); err != nil && e.werr == nil && !errors.Is(err, syscall.EPIPE) {
 		e.werr = fmt.Errorf("write capture: %w", err)
 	}
@@ -461,6 +472,7 @@ func (e *engine) read(f *iface) {
 	pkt := &Packet{Iface: f.id}
 	snap := e.opts.SnapLen
 	fast, _ := e.opts.Sink.(frameSink)
+	user := f.sock.user
 	for {
 		select {
 		case <-e.stopped:
@@ -501,11 +513,19 @@ func (e *engine) read(f *iface) {
 				return true // loopback's outgoing copy: libpcap skips it too
 			}
 			var err error
-			if fast != nil {
+			if fast != nil && user == nil {
 				err = fast.writeFrame(f.id, p, f.lt, snap)
 			} else {
 				var frame []byte
 				frame, pkt.WireLen = buildFrame(buf, p, f.lt)
+				if user != nil {
+					keep, err := user.Run(frame)
+					if err != nil || keep == 0 {
+						return true // rejected: not captured, not counted
+					}
+					f.sock.userPassed++
+					frame = frame[:min(len(frame), keep)]
+				}
 				if len(frame) > snap {
 					frame = frame[:snap]
 				}

@@ -95,6 +95,14 @@ type ringSocket struct {
 
 	// Kernel counters, accumulated: PACKET_STATISTICS resets on each read.
 	recv, drops uint64
+
+	// user, when the kernel refused the filter as too big: the socket
+	// passes every packet and this program (for the link type of the
+	// frames handed out) filters them here, as libpcap does. userPassed
+	// counts the packets it accepted; userLen is its length.
+	user       *bpf.VM
+	userLen    int
+	userPassed uint64
 }
 
 // Sockets are opened with protocol 0 (they receive nothing), get the
@@ -105,8 +113,10 @@ var rejectAll = []bpf.RawInstruction{{Op: 0x06, K: 0}} // ret #0
 
 // openRing opens a capture socket inside ns on ifindex (0: every
 // interface, as -i any), cooked (SOCK_DGRAM) or with link headers, a ring of
-// ringBytes and prog as its filter.
-func openRing(ns *nsfs.Netns, ifindex int, cooked bool, ringBytes int, promisc bool, prog []bpf.RawInstruction) (*ringSocket, error) {
+// ringBytes and prog as its filter. If the kernel refuses prog as too big,
+// userProg (nil: no fallback) gives the program to run in user space over
+// the frames as handed out.
+func openRing(ns *nsfs.Netns, ifindex int, cooked bool, ringBytes int, promisc bool, prog []bpf.RawInstruction, userProg func() ([]bpf.RawInstruction, error)) (*ringSocket, error) {
 	typ := unix.SOCK_RAW
 	if cooked {
 		typ = unix.SOCK_DGRAM
@@ -116,7 +126,7 @@ func openRing(ns *nsfs.Netns, ifindex int, cooked bool, ringBytes int, promisc b
 		return nil, fmt.Errorf("open packet socket: %w", err)
 	}
 	s := &ringSocket{fd: fd, cooked: cooked}
-	if err := s.setup(ifindex, ringBytes, promisc, prog); err != nil {
+	if err := s.setup(ifindex, ringBytes, promisc, prog, userProg); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -137,7 +147,7 @@ func openRing(ns *nsfs.Netns, ifindex int, cooked bool, ringBytes int, promisc b
 	return s, nil
 }
 
-func (s *ringSocket) setup(ifindex, ringBytes int, promisc bool, prog []bpf.RawInstruction) error {
+func (s *ringSocket) setup(ifindex, ringBytes int, promisc bool, prog []bpf.RawInstruction, userProg func() ([]bpf.RawInstruction, error)) error {
 	if err := attach(s.fd, rejectAll); err != nil {
 		return fmt.Errorf("attach reject-all filter: %w", err)
 	}
@@ -184,9 +194,52 @@ func (s *ringSocket) setup(ifindex, ringBytes int, promisc bool, prog []bpf.RawI
 	if _, err := unix.GetsockoptTpacketStatsV3(s.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err != nil {
 		return fmt.Errorf("packet statistics: %w", err)
 	}
-	if err := attach(s.fd, prog); err != nil {
-		return fmt.Errorf("attach filter: %w", err)
+	err = attach(s.fd, prog)
+	if err == nil || !tooBig(err, prog) || userProg == nil {
+		if err != nil {
+			return fmt.Errorf("attach filter: %w", err)
+		}
+		return nil
 	}
+	return s.filterInUserSpace(err, userProg)
+}
+
+// KernelMaxInsns is BPF_MAXINSNS, the most classic BPF instructions a
+// socket filter may have (more: EINVAL).
+const KernelMaxInsns = 4096
+
+// tooBig tells whether the kernel refused a filter for its size rather than
+// its content. Besides BPF_MAXINSNS, the kernel charges a socket filter,
+// once converted to eBPF, to the socket's option memory, bounded by the
+// netns's net.core.optmem_max (128 KiB by default since Linux 6.9, 20 KiB
+// before): ENOMEM. A load of packet data converts to about 14 eBPF
+// instructions (112 bytes), so about 1,160 loads fit in 128 KiB and 180
+// in 20 KiB; most other instructions take 8 or 16 bytes.
+func tooBig(err error, prog []bpf.RawInstruction) bool {
+	return errors.Is(err, unix.ENOMEM) || (errors.Is(err, unix.EINVAL) && len(prog) > KernelMaxInsns)
+}
+
+// filterInUserSpace is libpcap's answer to a filter the kernel refuses:
+// the socket takes every packet and the program runs here, in
+// golang.org/x/net/bpf's VM.
+func (s *ringSocket) filterInUserSpace(kerr error, userProg func() ([]bpf.RawInstruction, error)) error {
+	raw, err := userProg()
+	if err != nil {
+		return fmt.Errorf("attach filter: %w (and in user space: %v)", kerr, err)
+	}
+	ins, ok := bpf.Disassemble(raw)
+	if !ok {
+		return fmt.Errorf("attach filter: %w (and the program cannot run in user space)", kerr)
+	}
+	vm, err := bpf.NewVM(ins)
+	if err != nil {
+		return fmt.Errorf("attach filter: %w (and in user space: %v)", kerr, err)
+	}
+	// Every packet, whole: the user-space program applies -s.
+	if err := attach(s.fd, []bpf.RawInstruction{{Op: 0x06, K: 0xffffffff}}); err != nil {
+		return fmt.Errorf("attach accept-all filter: %w", err)
+	}
+	s.user, s.userLen = vm, len(raw)
 	return nil
 }
 
@@ -311,12 +364,24 @@ func (s *ringSocket) readBlock(fn func(*rawPacket) bool) int {
 // stats reads the kernel's counters since the last call and adds them up:
 // recv is every packet the filter accepted (the kernel counts the dropped
 // ones in it too), drops those the full ring had no room for.
+//
+// With the filter in user space the kernel's count is of every packet, so
+// recv is the packets the program accepted plus the kernel's drops (which
+// it could not queue, matching or not: counted as the kernel counts them).
 func (s *ringSocket) stats() (recv, drops uint64) {
 	if !s.closed {
 		if st, err := unix.GetsockoptTpacketStatsV3(s.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
 			s.recv += uint64(st.Packets)
 			s.drops += uint64(st.Drops)
 		}
+	}
+	return s.counts()
+}
+
+// counts are the accumulated counters (see stats).
+func (s *ringSocket) counts() (recv, drops uint64) {
+	if s.user != nil {
+		return s.userPassed + s.drops, s.drops
 	}
 	return s.recv, s.drops
 }
