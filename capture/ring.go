@@ -270,14 +270,12 @@ func (s *ringSocket) release(i int) {
 // netns with it).
 var errIfaceGone = errors.New("interface went away")
 
-// wait blocks until a block is ready or timeout passes; ready reports a
-// block to read.
-func (s *ringSocket) wait(timeout time.Duration) (ready bool, err error) {
+// wait blocks until a block is ready or kick is called; ready reports a
+// block to read. No timer runs while it waits: each one that fires wakes
+// the runtime's monitor thread too.
+func (s *ringSocket) wait() (ready bool, err error) {
 	if s.blockStatus(s.cur)&unix.TP_STATUS_USER != 0 {
 		return true, nil
-	}
-	if err := s.file.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return false, fmt.Errorf("packet socket: %w", err)
 	}
 	var sockErr error
 	err = s.raw.Read(func(uintptr) bool {
@@ -302,6 +300,14 @@ func (s *ringSocket) wait(timeout time.Duration) (ready bool, err error) {
 		return false, fmt.Errorf("packet socket: %w", sockErr)
 	}
 	return s.blockStatus(s.cur)&unix.TP_STATUS_USER != 0, nil
+}
+
+// kick makes wait return now, and at once from then on (the capture is
+// stopping, or the interface's target went away). Safe from any goroutine.
+func (s *ringSocket) kick() {
+	if s.file != nil {
+		_ = s.file.SetReadDeadline(time.Unix(1, 0))
+	}
 }
 
 // readBlock calls fn for every packet of the current block, if the kernel
