@@ -223,17 +223,22 @@ func tooBig(err error, prog []bpf.RawInstruction) bool {
 // the socket takes every packet and the program runs here, in
 // golang.org/x/net/bpf's VM.
 func (s *ringSocket) filterInUserSpace(kerr error, userProg func() ([]bpf.RawInstruction, error)) error {
+	refused := func(why any) error {
+		return fmt.Errorf("the kernel refuses the filter as too big (%w; net.core.optmem_max) and it cannot run in user space: %v", kerr, why)
+	}
 	raw, err := userProg()
 	if err != nil {
-		return fmt.Errorf("attach filter: %w (and in user space: %v)", kerr, err)
+		return refused(err)
 	}
 	ins, ok := bpf.Disassemble(raw)
 	if !ok {
-		return fmt.Errorf("attach filter: %w (and the program cannot run in user space)", kerr)
+		return refused("x/net/bpf cannot decode it")
 	}
 	vm, err := bpf.NewVM(ins)
 	if err != nil {
-		return fmt.Errorf("attach filter: %w (and in user space: %v)", kerr, err)
+		// x/net/bpf runs no ancillary load but the length: on Ethernet,
+		// inbound/outbound read the kernel's packet type.
+		return refused(fmt.Sprintf("%v (inbound/outbound need the kernel's packet type)", err))
 	}
 	// Every packet, whole: the user-space program applies -s.
 	if err := attach(s.fd, []bpf.RawInstruction{{Op: 0x06, K: 0xffffffff}}); err != nil {
