@@ -637,3 +637,42 @@ func TestOpenNodeRootUnreachable(t *testing.T) {
 		t.Errorf("exit code %d, want %d", got, nserr.ExitExecFailed)
 	}
 }
+
+// The stage the copies are written to never shows to the command: with a
+// new sysfs it is a tmpfs on the old /sys that the new one covers (no
+// unmount before the command starts), without one it is unmounted again.
+// Either way the command sees the copy, /sys/kernel of a sysfs, the host's
+// /mnt (where copies go when /tmp holds a destination), and the /sys/class/net
+// it asked for.
+func TestExecStagesCopiesOutOfSight(t *testing.T) {
+	testbed.RequireRoot(t)
+	dst := filepath.Join(t.TempDir(), "resolv.conf") // under /tmp: not the stage
+	if err := os.WriteFile(dst, []byte("nameserver 192.0.2.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hostMnt := strings.TrimSpace(testbed.MustRun(t, "stat", "-f", "-c", "%T", "/mnt"))
+	for _, sysfs := range []bool{true, false} {
+		var out bytes.Buffer
+		p, _ := startIn(t, Spec{
+			Args:   []string{"sh", "-c", `cat "$0"; stat -f -c %T /sys/kernel /mnt; ls /sys/class/net`, dst},
+			Stdout: &out, Stderr: &out, Sysfs: sysfs,
+			Binds: []Bind{{Data: []byte("nameserver 192.0.2.53\n"), Dst: dst}},
+		})
+		if st, err := p.Wait(); err != nil || !st.Success() {
+			t.Fatalf("sysfs %v: %v %v: %s", sysfs, st, err, out.String())
+		}
+		// The netns has only lo; the host more (which change as other
+		// tests run, so they are not compared one by one).
+		head := "nameserver 192.0.2.53\nsysfs\n" + hostMnt + "\n"
+		got, _ := strings.CutPrefix(out.String(), head)
+		if !strings.HasPrefix(out.String(), head) || (got == "lo\n") != sysfs {
+			t.Errorf("sysfs %v: command saw\n%s\nwant\n%s and then /sys/class/net of the %s", sysfs, out.String(), head, map[bool]string{true: "netns (lo)", false: "host"}[sysfs])
+		}
+		if b, _ := os.ReadFile(dst); string(b) != "nameserver 192.0.2.1\n" {
+			t.Errorf("sysfs %v: host file changed: %q", sysfs, b)
+		}
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), " - tmpfs nsdebug ") {
+		t.Errorf("a stage was left on the host:\n%s", mi)
+	}
+}
