@@ -285,14 +285,7 @@ func setupMounts(s Spec) error {
 			stages, detach = copyStages, true
 		}
 		if err := bindCopies(copies, stages, detach); err != nil {
-			if detach {
-				return err
-			}
-			// Refused there (whatever the reason): where copies go without
-			// sysfs. Binding a copy again over a Dst only stacks the same text.
-			if err := bindCopies(copies, copyStages, true); err != nil {
-				return err
-			}
+			return err
 		}
 	}
 	if err := unix.Mount("sysfs", "/sys", "sysfs", flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
