@@ -245,15 +245,22 @@ func privateMounts(s Spec) error {
 }
 
 // setupMounts mounts /sys and the binds in the private mount namespace.
-//
-// Every unmount costs the kernel an expedited RCU grace period, which waits
-// for every CPU (milliseconds on a busy VM): ip netns exec pays one for its
-// umount of /sys and one more when the namespace goes. So the new sysfs is
-// stacked on the old /sys instead of replacing it (the command sees only the
-// new one, with no mounts under it, exactly as after ip netns exec's umount),
-// and the copies are staged in a tmpfs on a directory of that old /sys,
-// which the new sysfs then covers: no unmount at all before the command runs.
 func setupMounts(s Spec) error {
+	if s.Sysfs {
+		// As iproute2's ip netns exec: sysfs shows the network devices of
+		// the netns of the task that mounts it.
+		var flags uintptr
+		var st unix.Statfs_t
+		if unix.Statfs("/sys", &st) == nil && st.Flags&unix.ST_RDONLY != 0 {
+			flags = unix.MS_RDONLY
+		}
+		if err := unix.Unmount("/sys", unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("unmount /sys: %w", err)
+		}
+		if err := unix.Mount("sysfs", "/sys", "sysfs", flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("mount sysfs on /sys: %w", err)
+		}
+	}
 	var copies []Bind
 	for _, b := range s.Binds {
 		if b.Path == "" {
@@ -264,51 +271,21 @@ func setupMounts(s Spec) error {
 			return fmt.Errorf("bind-mount %s over %s: %w", b.Path, b.Dst, err)
 		}
 	}
-	if !s.Sysfs {
-		if len(copies) > 0 {
-			return bindCopies(copies, copyStages, true)
-		}
-		return nil
-	}
-	// As iproute2's ip netns exec: sysfs shows the network devices of the
-	// netns of the task that mounts it.
-	var flags uintptr
-	var st unix.Statfs_t
-	if unix.Statfs("/sys", &st) == nil && st.Flags&unix.ST_RDONLY != 0 {
-		flags = unix.MS_RDONLY
-	}
 	if len(copies) > 0 {
-		// Under the old /sys when there is one to cover the stage (a sysfs
-		// always has /sys/kernel); else where copies go without sysfs.
-		stages, detach := []string{sysStage}, false
-		if st.Type != unix.SYSFS_MAGIC {
-			stages, detach = copyStages, true
-		}
-		if err := bindCopies(copies, stages, detach); err != nil {
-			return err
-		}
-	}
-	if err := unix.Mount("sysfs", "/sys", "sysfs", flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mount sysfs on /sys: %w", err)
+		return bindCopies(copies)
 	}
 	return nil
 }
 
-// sysStage is where copies are staged when a new sysfs will cover it.
-const sysStage = "/sys/kernel"
-
-// copyStages are where copies are written without a new sysfs: a tmpfs
-// mounted over one of them in the private namespace only, and detached again
-// once the copies are bound, so the command sees the host's directory there.
-// The first that holds no destination (also through symlinks) is used.
+// copyStages are where copies are written: a tmpfs mounted over one of
+// them in the private namespace only, and detached again once the copies
+// are bound, so the command sees the host's directory there. The first that
+// holds no destination (also through symlinks) is used.
 var copyStages = []string{"/tmp", "/mnt", "/var/tmp", "/media", "/srv", "/opt"}
 
-// bindCopies writes bs into a tmpfs on the first of stages that holds none
-// of their destinations and binds them over those; detach unmounts the stage
-// afterwards (not needed when something else will cover it).
-func bindCopies(bs []Bind, stages []string, detach bool) error {
+func bindCopies(bs []Bind) error {
 	copyStage := ""
-	for _, dir := range stages {
+	for _, dir := range copyStages {
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 			continue
 		}
@@ -332,11 +309,9 @@ func bindCopies(bs []Bind, stages []string, detach bool) error {
 	if err := unix.Mount("nsdebug", copyStage, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,size=4m"); err != nil {
 		return fmt.Errorf("mount tmpfs for copies: %w", err)
 	}
-	if detach {
-		// The stage only has to be gone from view; it lives in the
-		// command's private mount namespace, which dies with it anyway.
-		defer func() { _ = unix.Unmount(copyStage, unix.MNT_DETACH) }()
-	}
+	// The stage only has to be gone from view; it lives in the command's
+	// private mount namespace, which dies with it anyway.
+	defer func() { _ = unix.Unmount(copyStage, unix.MNT_DETACH) }()
 	for i, b := range bs {
 		p := copyStage + "/" + strconv.Itoa(i)
 		if err := os.WriteFile(p, b.Data, 0o644); err != nil {
