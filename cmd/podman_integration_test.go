@@ -1,0 +1,181 @@
+package cmd
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nsdebug/nsdebug/internal/nserr"
+	"github.com/nsdebug/nsdebug/internal/testbed"
+)
+
+// Done-when (issue 12): exec in a Podman container sees the address podman
+// inspect reports, by podman:NAME and by its unique bare name.
+func TestExecPodmanContainer(t *testing.T) {
+	testbed.Require(t)
+	c := testbed.RunPodman(t, testbed.ContainerOpts{Prefix: "pmexec"})
+	if len(c.IPs) != 1 {
+		t.Fatalf("podman inspect gives %s addresses %v", c.Name, c.IPs)
+	}
+	for _, target := range []string{"podman:" + c.Name, c.Name} {
+		out, _ := execOut(t, target, "--", "ip", "-4", "-o", "addr", "show", "eth0")
+		f := strings.Fields(out)
+		if len(f) < 4 || f[1] != "eth0" || !strings.HasPrefix(f[3], c.IPs[0]+"/") {
+			t.Errorf("exec %s -- ip -4 -o addr show eth0: %q, podman inspect says %s", target, out, c.IPs[0])
+		}
+	}
+	// iproute2 in the netns file podman names is the ground truth for the
+	// whole interface set.
+	out, _ := execOut(t, "podman:"+c.Name, "--", "ip", "-j", "addr")
+	if got, want := addrsOf(t, out), ipAddrs(t, filepath.Base(c.SandboxKey)); !sameAddrs(got, want) {
+		t.Errorf("exec sees %v, ip -n on %s sees %v", got, c.SandboxKey, want)
+	}
+}
+
+func sameAddrs(a, b map[string][]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		var w []string
+		for _, x := range b[k] {
+			ip, _, _ := strings.Cut(x, "/") // ipAddrs gives prefixes
+			w = append(w, ip)
+		}
+		if strings.Join(v, ",") != strings.Join(w, ",") {
+			return false
+		}
+	}
+	return true
+}
+
+// ls lists a Podman container's netns owned by podman, whois finds it by
+// its address, completion offers it.
+func TestLsWhoisCompletePodman(t *testing.T) {
+	testbed.Require(t)
+	c := testbed.RunPodman(t, testbed.ContainerOpts{Prefix: "pmls"})
+	host := testbed.RunPodman(t, testbed.ContainerOpts{Prefix: "pmlshost", Network: "host"})
+
+	rows := lsJSON(t)
+	row := findRow(rows, inodeOf(t, c.SandboxKey))
+	if row == nil || len(row.Owners) != 1 || row.Owners[0].Runtime != "podman" || row.Owners[0].Ref() != "podman:"+c.Name || row.Owners[0].ID != c.ID {
+		t.Fatalf("ls row of %s: %+v", c.SandboxKey, row)
+	}
+	if !contains(row.PIDs, c.PID) {
+		t.Errorf("ls row pids %v lack podman's %d", row.PIDs, c.PID)
+	}
+	var ips []string
+	for _, i := range row.Interfaces {
+		ips = append(ips, i.Addresses...)
+	}
+	if !strings.Contains(strings.Join(ips, ","), c.IPs[0]+"/") {
+		t.Errorf("ls row addresses %v lack %s", ips, c.IPs[0])
+	}
+	hostRow := findRow(rows, inodeOf(t, "/proc/2/ns/net"))
+	if hostRow == nil || !hostRow.Host || !hasRef(hostRow, "podman:"+host.Name) {
+		t.Errorf("host row lacks podman:%s: %v", host.Name, ownerRefs(hostRow))
+	}
+	table, _, _ := run(t, "ls")
+	if !strings.Contains(table, "podman:"+c.Name) || !strings.Contains(table, c.IPs[0]+"/") {
+		t.Errorf("ls table lacks podman:%s with %s:\n%s", c.Name, c.IPs[0], table)
+	}
+
+	stdout, stderr, code := run(t, "whois", c.IPs[0], "-o", "json")
+	if code != 0 {
+		t.Fatalf("whois %s: exit %d %s", c.IPs[0], code, stderr)
+	}
+	var res struct {
+		Matches []struct {
+			Netns  struct{ Inode uint64 }
+			Owners []struct{ Runtime, Name string }
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Matches) != 1 || res.Matches[0].Netns.Inode != inodeOf(t, c.SandboxKey) || len(res.Matches[0].Owners) != 1 ||
+		res.Matches[0].Owners[0].Runtime != "podman" || res.Matches[0].Owners[0].Name != c.Name {
+		t.Errorf("whois %s: %s", c.IPs[0], stdout)
+	}
+
+	cm := complete(t, nil, "exec", "")
+	if !cm.has("podman:"+c.Name) || !strings.Contains(cm.descs["podman:"+c.Name], "Podman container "+c.ID[:12]) || !cm.has(c.Name) {
+		t.Errorf("completion lacks podman:%s (and the bare name): %v", c.Name, cm.words)
+	}
+}
+
+// Bad Podman targets: one line on stderr, the documented exit codes.
+func TestPodmanTargetErrors(t *testing.T) {
+	testbed.Require(t)
+	stopped := testbed.RunPodman(t, testbed.ContainerOpts{Prefix: "pmstopped", Stopped: true})
+	d := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "pmboth"})
+	testbed.MustRun(t, "podman", "run", "-d", "--pull=never", "--name", d.Name, "--label", "nsdebug-test=1", testbed.PodmanImage)
+	t.Cleanup(func() { testbed.Run("podman", "rm", "-f", "-t", "0", d.Name) })
+
+	cases := []struct {
+		args []string
+		kind error
+		want []string
+	}{
+		{[]string{"resolve", "podman:" + stopped.Name}, nserr.ErrNotRunning, []string{"podman:" + stopped.Name, "is not running (state: exited)"}},
+		{[]string{"resolve", "podman:" + testbed.UniqueName("nosuch")}, nserr.ErrNotFound, []string{"looked in podman (unix:///run/podman/podman.sock)"}},
+		{[]string{"resolve", d.Name}, nserr.ErrAmbiguous, []string{"matches 2 network namespaces", "docker:" + d.Name, "podman:" + d.Name}},
+		{[]string{"resolve", "podman:"}, nserr.ErrUsage, []string{"podman: container name is empty"}},
+	}
+	for _, c := range cases {
+		stdout, stderr, code := run(t, c.args...)
+		if want := nserr.ExitCode(c.kind, false); code != want {
+			t.Errorf("%q: exit %d, want %d (%v); stderr %q", c.args, code, want, c.kind, stderr)
+		}
+		if strings.Count(stderr, "\n") != 1 || stdout != "" {
+			t.Errorf("%q: want one line on stderr and nothing on stdout, got %q / %q", c.args, stderr, stdout)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("%q: stderr %q lacks %q", c.args, stderr, w)
+			}
+		}
+	}
+	// exec says the same, with docker exec's 125 for its own failures.
+	_, stderr, code := run(t, "exec", "podman:"+stopped.Name, "--", "true")
+	if code != nserr.ExitExecFailed || !strings.Contains(stderr, "is not running") {
+		t.Errorf("exec in a stopped podman container: exit %d, %q", code, stderr)
+	}
+}
+
+// diagnose reads a Podman container like a Docker one: its published port
+// (the compat API's port bindings) and CNI's per-address FORWARD accepts.
+func TestDiagnosePodman(t *testing.T) {
+	testbed.Require(t)
+	c := testbed.RunPodman(t, testbed.ContainerOpts{Prefix: "pmdiag", Args: []string{"-p", "127.0.0.1::80/tcp"},
+		Cmd: []string{"httpd", "-f", "-p", "80"}})
+	stdout, stderr, _ := run(t, "diagnose", "podman:"+c.Name, "-o", "json")
+	var rep struct {
+		Targets []struct {
+			Target string `json:"target"`
+			Checks []struct {
+				ID, Status string
+				Evidence   []struct{ Key string }
+			} `json:"checks"`
+		} `json:"targets"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || len(rep.Targets) != 1 {
+		t.Fatalf("diagnose -o json: %v %s %s", err, stdout, stderr)
+	}
+	got := map[string]string{}
+	keys := map[string]string{}
+	for _, ch := range rep.Targets[0].Checks {
+		got[ch.ID] = ch.Status
+		for _, e := range ch.Evidence {
+			keys[ch.ID] += e.Key + ";"
+		}
+	}
+	port := strings.TrimSpace(testbed.MustRun(t, "podman", "port", c.Name, "80/tcp"))
+	if got["ports.listen"] != "PASS" || !strings.Contains(keys["ports.listen"], "tcp "+port+" -> 80") {
+		t.Errorf("ports.listen %s (%s), podman port says %s", got["ports.listen"], keys["ports.listen"], port)
+	}
+	if got["forward.policy"] != "PASS" {
+		t.Errorf("forward.policy %s (%s): CNI's firewall plugin accepts the container's address", got["forward.policy"], keys["forward.policy"])
+	}
+}
