@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nsdebug/nsdebug/enter"
 	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/internal/testbed"
 )
@@ -177,5 +179,50 @@ func TestDiagnosePodman(t *testing.T) {
 	}
 	if got["forward.policy"] != "PASS" {
 		t.Errorf("forward.policy %s (%s): CNI's firewall plugin accepts the container's address", got["forward.policy"], keys["forward.policy"])
+	}
+}
+
+// A link to a Podman container whose process stopped is kept by
+// unlink --stale while podman still has the container, and goes with it.
+func TestUnlinkStalePodmanLink(t *testing.T) {
+	testbed.Require(t)
+	dir := newLinkDir(t)
+	stateDir := filepath.Join(t.TempDir(), "links")
+	runIn := func(args ...string) (string, string, int) {
+		return runEnv(t, func(e *Env) {
+			e.NetnsDir, e.LinkStateDir = dir, stateDir
+			e.StaleRuntimeMinAge = time.Nanosecond
+		}, args...)
+	}
+	c := testbed.RunPodman(t, testbed.ContainerOpts{Prefix: "pmlink"})
+	if stdout, stderr, code := runIn("link", "podman:"+c.Name, "pm"); code != 0 {
+		t.Fatalf("link: %d %q %q", code, stdout, stderr)
+	}
+	removeLinkOnCleanup(t, filepath.Join(dir, "pm"))
+	testbed.MustRun(t, "podman", "stop", "-t", "0", c.Name)
+
+	stdout, stderr, code := runIn("unlink", "--stale", "-o", "json")
+	var rep enter.StaleReport
+	if code != 0 || json.Unmarshal([]byte(stdout), &rep) != nil {
+		t.Fatalf("--stale: exit %d %q %q", code, stdout, stderr)
+	}
+	kept := ""
+	for _, k := range rep.Kept {
+		if k.Path == filepath.Join(dir, "pm") {
+			kept = k.Reason
+		}
+	}
+	if len(rep.Removed) != 0 || !strings.Contains(kept, "podman:"+c.Name+", which still exists") {
+		t.Fatalf("link of a stopped podman container: removed %+v, kept reason %q", rep.Removed, kept)
+	}
+
+	testbed.MustRun(t, "podman", "rm", "-f", "-t", "0", c.Name)
+	stdout, stderr, code = runIn("unlink", "--stale", "-o", "json")
+	rep = enter.StaleReport{}
+	if code != 0 || json.Unmarshal([]byte(stdout), &rep) != nil {
+		t.Fatalf("--stale: exit %d %q %q", code, stdout, stderr)
+	}
+	if len(rep.Removed) != 1 || rep.Removed[0].Name != "pm" {
+		t.Errorf("link of a removed podman container: removed %+v", rep.Removed)
 	}
 }
