@@ -2,6 +2,8 @@ package cmd
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -224,5 +226,68 @@ func TestUnlinkStalePodmanLink(t *testing.T) {
 	}
 	if len(rep.Removed) != 1 || rep.Removed[0].Name != "pm" {
 		t.Errorf("link of a removed podman container: removed %+v", rep.Removed)
+	}
+}
+
+// Rootless Podman: root on the host works in its containers; root of the
+// user's namespace (podman unshare) reaches them, and where the user
+// namespace stops it, one line says so.
+func TestPodmanRootlessUserNamespace(t *testing.T) {
+	testbed.RequireRootlessPodman(t)
+	testbed.RootlessPodmanService(t)
+	c := testbed.RunRootlessPodman(t, "pmrlx")
+	nsPath := fmt.Sprintf("/proc/%d/ns/net", c.PID)
+
+	// As root on the host: nsenter is the ground truth.
+	out, _ := execOut(t, "podman:"+c.Name, "--", "ip", "-o", "link")
+	want := testbed.MustRun(t, "nsenter", "--net="+nsPath, "ip", "-o", "link")
+	if strings.TrimSpace(out) != want {
+		t.Errorf("exec podman:%s -- ip -o link:\n%s\nnsenter says:\n%s", c.Name, out, want)
+	}
+
+	// A copy of the binary the user may run.
+	dir, err := os.MkdirTemp("", "nsdebug-rootless")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "nsdebug")
+	data, err := os.ReadFile(nsdebugBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	asUser := func(unshare bool, args ...string) (string, string, int) {
+		argv := append([]string{bin}, args...)
+		if unshare {
+			argv = append([]string{"unshare"}, argv...)
+			return runProcess(testbed.AsRootless("podman", argv...))
+		}
+		return runProcess(testbed.AsRootless(argv[0], argv[1:]...))
+	}
+	// Not root at all: the usual refusal, with the way in for one's own.
+	_, stderr, code := asUser(false, "resolve", "podman:"+c.Name)
+	if code != nserr.ExitCode(nserr.ErrPermission, false) || !strings.Contains(stderr, "podman unshare nsdebug") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("as %s: exit %d %q", testbed.RootlessUser, code, stderr)
+	}
+	// Root of the user's namespace: its own containers work...
+	stdout, stderr, code := asUser(true, "exec", "podman:"+c.Name, "--", "ip", "-o", "link")
+	if code != 0 || strings.TrimSpace(stdout) != want {
+		t.Errorf("podman unshare nsdebug exec podman:%s: exit %d %q %q", c.Name, code, stdout, stderr)
+	}
+	// ...the host's namespace does not, and the message says why.
+	for _, args := range [][]string{{"resolve", "pid:1"}, {"exec", "pid:1", "--", "true"}} {
+		_, stderr, code := asUser(true, args...)
+		if !strings.Contains(stderr, "runs as root of a user namespace (UID "+testbed.RootlessUID(t)+" on the host") {
+			t.Errorf("podman unshare nsdebug %q: exit %d %q", args, code, stderr)
+		}
+	}
+	host := testbed.RunPodman(t, testbed.ContainerOpts{Prefix: "pmrlhost"})
+	_, stderr, code = asUser(true, "exec", host.SandboxKey, "--", "true")
+	if code != nserr.ExitExecFailed || !strings.Contains(stderr, "cannot enter network namespace") || !strings.Contains(stderr, "runs as root of a user namespace") {
+		t.Errorf("podman unshare nsdebug exec %s (rootful podman's netns): exit %d %q", host.SandboxKey, code, stderr)
 	}
 }

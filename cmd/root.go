@@ -214,6 +214,11 @@ func requireRoot(env *Env) error {
 		return nil
 	}
 	if os.Geteuid() != 0 {
+		// A rootless Podman user can reach their own containers as root
+		// of their user namespace.
+		if _, err := os.Stat(fmt.Sprintf("/run/user/%d/podman/podman.sock", os.Geteuid())); err == nil {
+			return nserr.New(nserr.ErrPermission, "nsdebug must run as root (it reads other processes' namespaces and talks to the runtimes' sockets); try: sudo nsdebug ..., or for your own rootless Podman containers: podman unshare nsdebug ...")
+		}
 		return nserr.New(nserr.ErrPermission, "nsdebug must run as root (it reads other processes' namespaces and talks to the runtimes' sockets); try: sudo nsdebug ...")
 	}
 	var missing []string

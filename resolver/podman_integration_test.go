@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -215,5 +216,41 @@ func TestPodmanSocketDiscovery(t *testing.T) {
 	want := []string{"unix://" + dir + "/user/1000/podman/podman.sock", "unix://" + dir + "/user/1001/podman/podman.sock"}
 	if strings.Join(eps, " ") != strings.Join(want, " ") {
 		t.Errorf("podman endpoints %q, want %q", eps, want)
+	}
+}
+
+// A rootless user's Podman is found by its socket under /run/user/UID; its
+// containers' netns (in that user's user namespace) through /proc/PID/ns/net.
+func TestPodmanRootless(t *testing.T) {
+	testbed.RequireRootlessPodman(t)
+	sock := testbed.RootlessPodmanService(t)
+	c := testbed.RunRootlessPodman(t, "pmrl")
+	r := Open(Config{})
+	defer r.Close()
+	var eps []string
+	for _, b := range r.Backends() {
+		if b.Name() == "podman" {
+			eps = append(eps, b.Endpoint())
+		}
+	}
+	if !slices.Contains(eps, "unix://"+testbed.PodmanSock) || !slices.Contains(eps, "unix://"+sock) {
+		t.Errorf("podman endpoints %q, want the rootful and %s's", eps, testbed.RootlessUser)
+	}
+	// Ground truth: the process podman names is in another user namespace.
+	selfUser, _ := os.Readlink("/proc/self/ns/user")
+	ctrUser, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", c.PID))
+	if ctrUser == "" || ctrUser == selfUser {
+		t.Fatalf("rootless container %s runs in user namespace %q, ours is %q", c.Name, ctrUser, selfUser)
+	}
+	for _, target := range []string{"podman:" + c.Name, c.Name, "podman:" + c.ID[:12]} {
+		res, err := resolveT(t, r, target)
+		if err != nil {
+			t.Errorf("%s: %v", target, err)
+			continue
+		}
+		want := fmt.Sprintf("/proc/%d/ns/net", c.PID)
+		if res.Runtime != "podman" || res.ID != c.ID || res.PID != c.PID || res.Netns.Path != want || res.Netns.Inode != statIno(t, want) || res.Host {
+			t.Errorf("%s: %+v, want podman %s pid %d netns %s", target, res, c.ID, c.PID, want)
+		}
 	}
 }

@@ -36,6 +36,9 @@ PODMAN_PIDFILE=$STATE/podman.pid
 PODMAN_IMAGE=localhost/bb:local
 PODMAN_CONF=/etc/containers/containers.conf
 PODMAN_BRIDGE=cni-podman0 # Debian's podman: CNI backend, /etc/cni/net.d/87-podman-bridge.conflist, 10.88.0.0/16
+# Rootless Podman's test user. Its containers use --network none: rootless
+# networking (slirp4netns) needs /dev/net/tun, which is 0600 root here.
+ROOTLESS_USER=nsdbg-rootless
 
 log() { printf 'testbed: %s\n' "$*" >&2; }
 die() { printf 'testbed: error: %s\n' "$*" >&2; exit 1; }
@@ -148,6 +151,9 @@ status() {
 		echo "podman: running at $PODMAN_SOCK, $(podman_remote version --format 'Podman {{.Server.Version}} (API {{.Server.APIVersion}})' 2>/dev/null), $(podman info --format 'runtime {{.Host.OCIRuntime.Path}}, network backend {{.Host.NetworkBackend}}' 2>/dev/null)"
 	else echo "podman: NOT running"; ok=1; fi
 	if command -v podman >/dev/null && podman image exists "$PODMAN_IMAGE" 2>/dev/null; then echo "image: $PODMAN_IMAGE in podman"; else echo "image: missing in podman"; ok=1; fi
+	if id "$ROOTLESS_USER" >/dev/null 2>&1 && as_rootless podman image exists "$PODMAN_IMAGE" 2>/dev/null; then
+		echo "podman rootless: user $ROOTLESS_USER (UID $(id -u "$ROOTLESS_USER")), $PODMAN_IMAGE in its storage"
+	else echo "podman rootless: user $ROOTLESS_USER or its image missing"; ok=1; fi
 	return $ok
 }
 
@@ -286,7 +292,7 @@ flush_docker_firewall() { # bridge names
 
 install_packages() {
 	local need=() p
-	for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz tcpdump tshark podman; do
+	for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz tcpdump tshark podman uidmap; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "ok installed" >/dev/null || need+=("$p")
 	done
 	if [ ${#need[@]} -gt 0 ]; then
@@ -476,11 +482,57 @@ load_podman_image() {
 	podman image exists "$PODMAN_IMAGE" || podman tag "$name" "$PODMAN_IMAGE"
 }
 
+# as_rootless runs a command as the rootless test user, in its own home and
+# runtime directory (no logind here to make /run/user/UID).
+as_rootless() {
+	local uid
+	uid=$(id -u "$ROOTLESS_USER")
+	(cd / && setpriv --reuid "$uid" --regid "$(id -g "$ROOTLESS_USER")" --init-groups \
+		env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="/home/$ROOTLESS_USER" USER="$ROOTLESS_USER" XDG_RUNTIME_DIR="/run/user/$uid" "$@")
+}
+
+setup_rootless() {
+	if ! id "$ROOTLESS_USER" >/dev/null 2>&1; then
+		log "adding user $ROOTLESS_USER for rootless podman"
+		useradd -m -s /usr/sbin/nologin "$ROOTLESS_USER"
+	fi
+	grep "^$ROOTLESS_USER:" /etc/subuid >/dev/null || usermod --add-subuids 300000-365535 "$ROOTLESS_USER"
+	grep "^$ROOTLESS_USER:" /etc/subgid >/dev/null || usermod --add-subgids 300000-365535 "$ROOTLESS_USER"
+	local run
+	run=/run/user/$(id -u "$ROOTLESS_USER")
+	mkdir -p "$run"
+	chown "$ROOTLESS_USER:" "$run"
+	chmod 700 "$run"
+	if ! as_rootless podman image exists "$PODMAN_IMAGE" 2>/dev/null; then
+		log "loading $IMAGE into $ROOTLESS_USER's podman storage"
+		local tar out name
+		tar=$(mktemp /tmp/nsdebug-testbed-image.XXXXXX)
+		chmod 644 "$tar"
+		docker save "$IMAGE" >"$tar"
+		out=$(as_rootless podman load -i "$tar" 2>&1) || { rm -f "$tar"; printf '%s\n' "$out" >&2; die "rootless podman load failed"; }
+		rm -f "$tar"
+		name=$(printf '%s\n' "$out" | sed -n 's/^Loaded image[^:]*: *//p' | head -1)
+		as_rootless podman image exists "$PODMAN_IMAGE" || as_rootless podman tag "$name" "$PODMAN_IMAGE"
+	fi
+}
+
+# Removes the rootless user's containers and its podman processes (API
+# services the tests started, the pause process holding its user namespace).
+stop_rootless() {
+	id "$ROOTLESS_USER" >/dev/null 2>&1 || return 0
+	as_rootless podman rm -af -t 0 >/dev/null 2>&1 || true
+	local pid
+	for pid in $(pgrep -u "$ROOTLESS_USER" || true); do
+		stop_pid "$ROOTLESS_USER's $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-60)" "$pid"
+	done
+}
+
 # Removes every podman container and pod (their netns under /run/netns and
 # CNI addresses go with them), stops the service, deletes the bridge.
 stop_podman() {
 	command -v podman >/dev/null || return 0
 	log "stopping podman"
+	stop_rootless
 	podman pod rm -af -t 0 >/dev/null 2>&1 || true
 	podman rm -af -t 0 >/dev/null 2>&1 || true
 	stop_pid "podman's API service" "$(podman_pid)"
@@ -509,6 +561,7 @@ up() {
 	write_podman_conf
 	start_podman
 	load_podman_image
+	setup_rootless
 	status
 }
 
