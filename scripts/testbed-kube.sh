@@ -19,7 +19,7 @@ K8S_VERSION=v1.34.4
 STAGING_VERSION=v0.34.4
 ETCD_VERSION=v3.6.16
 
-CACHE=/var/cache/nsdebug-testbed
+CACHE=${NSDEBUG_TESTBED_CACHE:-/var/cache/nsdebug-testbed}
 ETC=/etc/nsdebug-testbed
 LOGS=/var/log/nsdebug-testbed
 RUN=/run/nsdebug-kube
@@ -105,14 +105,6 @@ build_etcd() {
 		-o "$out/etcd.tmp" go.etcd.io/etcd/server/v3)
 	mv "$out/etcd.tmp" "$out/etcd"
 	log "built etcd in $((SECONDS - t0)) s"
-}
-
-build_all() {
-	mkdir -p "$CACHE"
-	# One at a time: the machine's cores are shared.
-	build_etcd
-	build_k8s kube-apiserver
-	build_k8s kubelet
 }
 
 build_all() {

@@ -102,12 +102,12 @@ exe_of() { readlink "/proc/$1/exe" 2>/dev/null || true; }
 standalone_containerd_pid() {
 	local pid
 	pid=$(pidfile_pid "$CTRD_PIDFILE")
-	if pid_alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -Eq -- "--config $CONF/containerd(-current)?\.toml"; then
+	if pid_alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -E -- "--config $CONF/containerd(-current)?\.toml" >/dev/null; then
 		echo "$pid"; return
 	fi
 	# Started before the pidfile existed: find it by its exact command line.
 	for pid in $(pgrep -x containerd || true); do
-		if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -Eq -- "^[^ ]*containerd --config $CONF/containerd(-current)?\.toml $"; then
+		if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -E -- "^[^ ]*containerd --config $CONF/containerd(-current)?\.toml $" >/dev/null; then
 			echo "$pid"; return
 		fi
 	done
@@ -292,7 +292,10 @@ flush_docker_firewall() { # bridge names
 
 install_packages() {
 	local need=() p
-	for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz tcpdump tshark podman uidmap; do
+	# libseccomp-dev, pkg-config, gcc and libc6-dev build the current profile's runc
+	# (cgo, seccomp); installed with the rest so that build, which CI runs in the
+	# background, never runs apt beside another apt.
+	for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz tcpdump tshark podman uidmap libseccomp-dev pkg-config gcc libc6-dev; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "ok installed" >/dev/null || need+=("$p")
 	done
 	if [ ${#need[@]} -gt 0 ]; then

@@ -39,7 +39,7 @@ build_runc() {
 	cp -r "$src" "$tmp/runc" && chmod -R u+w "$tmp/runc"
 	mkdir -p "$RUNC_DIR.tmp"
 	(cd "$tmp/runc" && gobuild_env CGO_ENABLED=1 go build -trimpath -tags seccomp \
-		-ldflags "-X main.version=${RUNC_VERSION#v}" -o "$RUNC_DIR.tmp/runc" .) >"$LOGS/build-runc.log" 2>&1 \
+		-ldflags "-s -w -X main.version=${RUNC_VERSION#v}" -o "$RUNC_DIR.tmp/runc" .) >"$LOGS/build-runc.log" 2>&1 \
 		|| { tail -20 "$LOGS/build-runc.log" >&2; rm -rf "$tmp" "$RUNC_DIR.tmp"; die "runc build failed"; }
 	rm -rf "$tmp" "$RUNC_DIR"
 	mv "$RUNC_DIR.tmp" "$RUNC_DIR"
@@ -51,7 +51,7 @@ build_containerd() {
 	local m=github.com/containerd/containerd/v2
 	mkdir -p "$CONTAINERD_DIR.tmp"
 	(cd / && gobuild_env GOBIN="$CONTAINERD_DIR.tmp" CGO_ENABLED=0 go install -trimpath -tags no_btrfs \
-		-ldflags "-X $m/version.Version=$CONTAINERD_VERSION" \
+		-ldflags "-s -w -X $m/version.Version=$CONTAINERD_VERSION" \
 		"$m/cmd/containerd@$CONTAINERD_VERSION" "$m/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" "$m/cmd/ctr@$CONTAINERD_VERSION") \
 		>"$LOGS/build-containerd.log" 2>&1 \
 		|| { tail -20 "$LOGS/build-containerd.log" >&2; rm -rf "$CONTAINERD_DIR.tmp"; die "containerd build failed"; }
@@ -65,7 +65,7 @@ build_dockerd() {
 	local m=github.com/moby/moby/v2
 	mkdir -p "$DOCKERD_DIR.tmp"
 	(cd / && gobuild_env GOBIN="$DOCKERD_DIR.tmp" CGO_ENABLED=0 go install -trimpath -tags exclude_graphdriver_btrfs \
-		-ldflags "-X $m/dockerversion.Version=$MOBY_VERSION" \
+		-ldflags "-s -w -X $m/dockerversion.Version=$MOBY_VERSION" \
 		"$m/cmd/dockerd@$MOBY_VERSION" "$m/cmd/docker-proxy@$MOBY_VERSION") \
 		>"$LOGS/build-dockerd.log" 2>&1 \
 		|| { tail -20 "$LOGS/build-dockerd.log" >&2; rm -rf "$DOCKERD_DIR.tmp"; die "dockerd build failed"; }
