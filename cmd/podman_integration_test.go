@@ -3,6 +3,7 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -289,5 +290,55 @@ func TestPodmanRootlessUserNamespace(t *testing.T) {
 	_, stderr, code = asUser(true, "exec", host.SandboxKey, "--", "true")
 	if code != nserr.ExitExecFailed || !strings.Contains(stderr, "cannot enter network namespace") || !strings.Contains(stderr, "runs as root of a user namespace") {
 		t.Errorf("podman unshare nsdebug exec %s (rootful podman's netns): exit %d %q", host.SandboxKey, code, stderr)
+	}
+}
+
+// Podman absent or silent (a socket that never answers): bounded by
+// --timeout, a warning naming podman, every other runtime still answers and
+// ls still lists the Podman container's netns from the kernel side.
+func TestPodmanFaults(t *testing.T) {
+	testbed.Require(t)
+	pm := testbed.RunPodman(t, testbed.ContainerOpts{Prefix: "pmfault"})
+	d := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "pmfaultd"})
+	silent := filepath.Join(t.TempDir(), "silent.sock")
+	l, err := net.Listen("unix", silent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	absent := filepath.Join(t.TempDir(), "absent.sock")
+	for _, host := range []string{"unix://" + silent, "unix://" + absent} {
+		start := time.Now()
+		stdout, stderr, code := run(t, "--podman-host", host, "--timeout", "700ms", "ls", "-o", "json")
+		if d := time.Since(start); d > 5*time.Second || code != 0 || !strings.Contains(stderr, "nsdebug: warning: podman: ") {
+			t.Errorf("--podman-host %s: ls exit %d after %s: %q", host, code, d, stderr)
+		}
+		var rows []struct{ Netns struct{ Inode uint64 } }
+		if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
+			t.Fatalf("ls -o json: %v", err)
+		}
+		found := false
+		for _, r := range rows {
+			found = found || r.Netns.Inode == inodeOf(t, pm.SandboxKey)
+		}
+		if !found {
+			t.Errorf("--podman-host %s: ls lost podman:%s's netns", host, pm.Name)
+		}
+		if _, stderr, code := run(t, "--podman-host", host, "--timeout", "700ms", "resolve", "docker:"+d.Name); code != 0 {
+			t.Errorf("--podman-host %s: resolve docker:%s: exit %d %q", host, d.Name, code, stderr)
+		}
+		_, stderr, code = run(t, "--podman-host", host, "--timeout", "700ms", "resolve", "podman:"+pm.Name)
+		if code != nserr.ExitCode(nserr.ErrUnavailable, false) || !strings.Contains(stderr, host) {
+			t.Errorf("--podman-host %s: resolve podman:%s: exit %d %q", host, pm.Name, code, stderr)
+		}
 	}
 }
