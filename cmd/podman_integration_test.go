@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -340,5 +341,26 @@ func TestPodmanFaults(t *testing.T) {
 		if code != nserr.ExitCode(nserr.ErrUnavailable, false) || !strings.Contains(stderr, host) {
 			t.Errorf("--podman-host %s: resolve podman:%s: exit %d %q", host, pm.Name, code, stderr)
 		}
+	}
+}
+
+// inspect, whois and graph see a Podman container's wiring as iproute2 does:
+// eth0's peer is the host veth on cni-podman0.
+func TestInspectGraphPodman(t *testing.T) {
+	testbed.Require(t)
+	c := testbed.RunPodman(t, testbed.ContainerOpts{Prefix: "pmwire"})
+	rep := inspectJSON(t, "podman:"+c.Name)
+	peer := checkWired(t, rep, c.SandboxKey, "cni-podman0")
+	checkWhois(t, peer.Ifname, inodeOf(t, c.SandboxKey), "podman:"+c.Name, "host veth "+peer.Ifname+" (#")
+	wide, stderr, code := run(t, "ls", "-o", "wide")
+	if code != 0 {
+		t.Fatalf("ls -o wide: exit %d: %s", code, stderr)
+	}
+	if row := wideRow(wide, inodeOf(t, c.SandboxKey)); !slices.Contains(row, peer.Ifname+"@cni-podman0") {
+		t.Errorf("ls -o wide row of podman:%s: %q, want %s@cni-podman0", c.Name, row, peer.Ifname)
+	}
+	graph, stderr, code := run(t, "graph", "-o", "text")
+	if code != 0 || !strings.Contains(graph, peer.Ifname+" (veth)") || !strings.Contains(graph, "⇄ eth0 in podman:"+c.Name+" ") {
+		t.Errorf("graph: exit %d %s\n%s", code, stderr, graph)
 	}
 }
