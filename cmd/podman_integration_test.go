@@ -364,3 +364,15 @@ func TestInspectGraphPodman(t *testing.T) {
 		t.Errorf("graph: exit %d %s\n%s", code, stderr, graph)
 	}
 }
+
+// --cri-endpoint kubelet (kubectl nsdebug's helper) asks only the kubelet's
+// runtime: a Podman container on the node is not the cluster's.
+func TestKubeletModeSkipsPodman(t *testing.T) {
+	testbed.RequireKube(t)
+	testbed.Require(t)
+	c := testbed.RunPodman(t, testbed.ContainerOpts{Prefix: "pmkube"})
+	_, stderr, code := run(t, "--cri-endpoint", "kubelet", "resolve", c.Name)
+	if code != nserr.ExitCode(nserr.ErrNotFound, false) || strings.Contains(stderr, "podman") {
+		t.Errorf("--cri-endpoint kubelet resolve %s: exit %d %q, want not found without asking podman", c.Name, code, stderr)
+	}
+}

@@ -200,7 +200,7 @@ func useKubelet(env *Env) error {
 	env.Cfg.CRIEndpoint, env.Cfg.HostRoot = ep, root
 	// Only kubelet's runtime: other runtimes' sockets on the node are not
 	// the cluster's.
-	env.Cfg.Disabled = map[string]bool{"docker": true, "containerd": true}
+	env.Cfg.Disabled = map[string]bool{"docker": true, "podman": true, "containerd": true}
 	if env.NetnsDir == "" {
 		env.NetnsDir = root + "/var/run/netns"
 	}
