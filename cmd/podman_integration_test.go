@@ -376,3 +376,22 @@ func TestKubeletModeSkipsPodman(t *testing.T) {
 		t.Errorf("--cri-endpoint kubelet resolve %s: exit %d %q, want not found without asking podman", c.Name, code, stderr)
 	}
 }
+
+// Podman runs on the live profile's runc (Debian's 1.1.5, or 1.5.3 on
+// current), and nsdebug finds its containers either way.
+func TestPodmanFollowsProfileRunc(t *testing.T) {
+	v := testbed.LiveVersions(t)
+	want := map[string]string{testbed.ProfileDebian: "runc version 1.1.", testbed.ProfileCurrent: "runc version 1.5."}[v.Profile]
+	path := testbed.MustRun(t, "podman", "info", "--format", "{{.Host.OCIRuntime.Path}}")
+	if got := testbed.MustRun(t, path, "--version"); !strings.HasPrefix(got, want) {
+		t.Errorf("profile %s: podman's runtime %s says %q, want %s*", v.Profile, path, got, want)
+	}
+	c := testbed.RunPodman(t, testbed.ContainerOpts{Prefix: "pmrunc"})
+	if rt := testbed.MustRun(t, "podman", "inspect", "--format", "{{.OCIRuntime}}", c.Name); rt != "runc" {
+		t.Errorf("podman:%s runs on %q, want the configured runc", c.Name, rt)
+	}
+	out, _ := execOut(t, "podman:"+c.Name, "--", "ip", "-4", "-o", "addr", "show", "eth0")
+	if !strings.Contains(out, " "+c.IPs[0]+"/") {
+		t.Errorf("exec podman:%s: %q, want %s", c.Name, out, c.IPs[0])
+	}
+}
