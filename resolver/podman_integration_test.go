@@ -254,3 +254,36 @@ func TestPodmanRootless(t *testing.T) {
 		}
 	}
 }
+
+// A Podman pod's containers share its infra container's netns (the compat
+// API says network mode container:INFRA-ID): each resolves to that netns and
+// names the infra container for people.
+func TestPodmanPod(t *testing.T) {
+	testbed.Require(t)
+	r := Open(Config{})
+	defer r.Close()
+	pod := testbed.UniqueName("pmpod")
+	testbed.MustRun(t, "podman", "pod", "create", "--label", "nsdebug-test=1", "--name", pod)
+	t.Cleanup(func() { testbed.Run("podman", "pod", "rm", "-f", "-t", "0", pod) })
+	c := testbed.RunPodman(t, testbed.ContainerOpts{Prefix: "pmpodc", Args: []string{"--pod", pod}})
+	infraID := testbed.MustRun(t, "podman", "pod", "inspect", "--format", "{{.InfraContainerID}}", pod)
+	infra := testbed.InspectPodman(t, infraID)
+	if infra.SandboxKey == "" {
+		t.Fatalf("pod %s's infra container has no netns file", pod)
+	}
+	want := statIno(t, infra.SandboxKey)
+	if got := statIno(t, fmt.Sprintf("/proc/%d/ns/net", c.PID)); got != want {
+		t.Fatalf("fixture: %s is in net:[%d], its pod's infra in net:[%d]", c.Name, got, want)
+	}
+	res, err := resolveT(t, r, "podman:"+c.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Netns.Inode != want || res.NetworkMode != "container:"+infra.Name {
+		t.Errorf("podman:%s: net:[%d] mode %q, want net:[%d] (%s) mode container:%s", c.Name, res.Netns.Inode, res.NetworkMode, want, infra.SandboxKey, infra.Name)
+	}
+	res, err = resolveT(t, r, "podman:"+infra.Name)
+	if err != nil || res.Netns.Inode != want || res.Netns.Path != infra.SandboxKey {
+		t.Errorf("podman:%s (infra): %v %+v", infra.Name, err, res)
+	}
+}

@@ -295,7 +295,7 @@ install_packages() {
 	# libseccomp-dev, pkg-config, gcc and libc6-dev build the current profile's runc
 	# (cgo, seccomp); installed with the rest so that build, which CI runs in the
 	# background, never runs apt beside another apt.
-	for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz tcpdump tshark podman uidmap libseccomp-dev pkg-config gcc libc6-dev; do
+	for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz tcpdump tshark podman uidmap catatonit libseccomp-dev pkg-config gcc libc6-dev; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "ok installed" >/dev/null || need+=("$p")
 	done
 	if [ ${#need[@]} -gt 0 ]; then
