@@ -1,9 +1,12 @@
 package cmd
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 
 	"github.com/nsdebug/nsdebug/internal/nserr"
+	"github.com/nsdebug/nsdebug/resolver"
 )
 
 // exactArgs is cobra.ExactArgs with a usage-kind error that names what is
@@ -15,4 +18,16 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// resolveArg parses a command's TARGET argument and resolves it
+// (resolveTarget); commands that check nothing of their own between the two
+// use it. The caller closes the result.
+func (e *Env) resolveArg(ctx context.Context, arg string) (resolver.Target, *resolver.Result, error) {
+	t, err := resolver.ParseTarget(arg)
+	if err != nil {
+		return t, nil, err
+	}
+	res, err := e.resolveTarget(ctx, t)
+	return t, res, err
 }

@@ -98,25 +98,8 @@ func (p *capturePair) traffic(t *testing.T) {
 // line.
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuf
+	stderr *testbed.SyncBuffer
 	ready  chan struct{}
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func startCapture(t *testing.T, stdout io.Writer, name string, args ...string) *proc {
@@ -124,7 +107,7 @@ func startCapture(t *testing.T, stdout io.Writer, name string, args ...string) *
 	c := exec.Command(name, args...)
 	c.Stdout = stdout
 	pr, pw := io.Pipe()
-	p := &proc{cmd: c, stderr: &lockedBuf{}, ready: make(chan struct{})}
+	p := &proc{cmd: c, stderr: &testbed.SyncBuffer{}, ready: make(chan struct{})}
 	c.Stderr = pw
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -497,7 +480,7 @@ func TestCaptureStops(t *testing.T) {
 	t.Run("closed pipe", func(t *testing.T) {
 		c := exec.Command(bin, "capture", target, "-w", "-")
 		out, _ := c.StdoutPipe()
-		var stderr lockedBuf
+		var stderr testbed.SyncBuffer
 		c.Stderr = &stderr
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
@@ -538,7 +521,7 @@ func TestCaptureReportsKernelDrops(t *testing.T) {
 	bin := nsdebugBinary(t)
 	c := exec.Command(bin, "capture", "netns:"+p.A.Name, "-B", "256", "-w", "-")
 	out, _ := c.StdoutPipe()
-	pr := &lockedBuf{}
+	pr := &testbed.SyncBuffer{}
 	c.Stderr = pr
 	if err := c.Start(); err != nil {
 		t.Fatal(err)

@@ -26,8 +26,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nsdebug/nsdebug/inspect"
-	"github.com/nsdebug/nsdebug/internal/sysctl"
 	"github.com/nsdebug/nsdebug/resolver"
+	"github.com/nsdebug/nsdebug/sysctl"
 )
 
 const (

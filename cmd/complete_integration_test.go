@@ -2,10 +2,8 @@ package cmd
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -239,21 +237,7 @@ func TestCompleteRuntimeDown(t *testing.T) {
 	testbed.Require(t)
 	pod := testbed.RunPod(t, testbed.PodOptions{})
 	ns := testbed.NewNetNS(t, "cmpl-down")
-	sock := filepath.Join(t.TempDir(), "silent.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, never answered
-		}
-	}()
+	sock := testbed.SilentSocket(t)
 	start := time.Now()
 	got := complete(t, nil, "--docker-host", "unix://"+sock, "exec", "")
 	took := time.Since(start)

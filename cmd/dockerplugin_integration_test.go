@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,26 +34,6 @@ func dockerCLI(t *testing.T, home string, env []string, args ...string) (string,
 	cmd.Env = append(append(os.Environ(), "HOME="+home), env...)
 	cmd.Dir = home
 	return runProcess(cmd)
-}
-
-func silentSocket(t *testing.T) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "silent.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	return sock
 }
 
 // The real docker CLI finds nsdebug as a plugin, and `docker nsdebug` talks
@@ -103,7 +82,7 @@ func TestDockerCLIPlugin(t *testing.T) {
 
 	// The daemon is the CLI's: a context (or -H, or DOCKER_HOST) at a
 	// socket that never answers makes the lookup fail there, exit 8.
-	sock := silentSocket(t)
+	sock := testbed.SilentSocket(t)
 	if _, stderr, code := dockerCLI(t, home, nil, "context", "create", "silent", "--docker", "host=unix://"+sock); code != 0 {
 		t.Fatalf("docker context create: %d %s", code, stderr)
 	}

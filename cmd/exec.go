@@ -102,11 +102,7 @@ func execArgs(cmd *cobra.Command, args []string) error {
 
 // runExec resolves the target and hands everything to enter.Exec.
 func runExec(cmd *cobra.Command, env *Env, opts execOptions) error {
-	t, err := resolver.ParseTarget(opts.Target)
-	if err != nil {
-		return err
-	}
-	res, err := env.resolveTarget(cmd.Context(), t)
+	t, res, err := env.resolveArg(cmd.Context(), opts.Target)
 	if err != nil {
 		return err
 	}

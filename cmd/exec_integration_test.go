@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -437,7 +436,7 @@ type ttySession struct {
 	t   *testing.T
 	in  io.Writer
 	cmd *exec.Cmd
-	out lockedBuffer
+	out testbed.SyncBuffer // written by exec's copy goroutine
 }
 
 func (s *ttySession) write(text string) { s.in.Write([]byte(text)) }
@@ -453,22 +452,4 @@ func (s *ttySession) waitFor(want string) {
 	}
 	s.t.Errorf("terminal never printed %q; it printed %q", want, s.out.String())
 	s.cmd.Process.Kill() // the failure is reported; don't wait on a shell that waits on us
-}
-
-// lockedBuffer is written by exec's copy goroutine and read by the test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

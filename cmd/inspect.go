@@ -5,7 +5,6 @@ import (
 
 	"github.com/nsdebug/nsdebug/inspect"
 	"github.com/nsdebug/nsdebug/internal/output"
-	"github.com/nsdebug/nsdebug/resolver"
 )
 
 func init() { addCommand(newInspectCmd) }
@@ -55,11 +54,7 @@ func runInspect(cmd *cobra.Command, env *Env, opts inspectOptions) error {
 	if err != nil {
 		return err
 	}
-	t, err := resolver.ParseTarget(opts.Target)
-	if err != nil {
-		return err
-	}
-	res, err := env.resolveTarget(cmd.Context(), t)
+	_, res, err := env.resolveArg(cmd.Context(), opts.Target)
 	if err != nil {
 		return err
 	}

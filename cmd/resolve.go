@@ -44,11 +44,7 @@ func runResolve(cmd *cobra.Command, env *Env, opts resolveOptions) error {
 	if err != nil {
 		return err
 	}
-	t, err := resolver.ParseTarget(opts.Target)
-	if err != nil {
-		return err
-	}
-	res, err := env.resolveTarget(cmd.Context(), t)
+	_, res, err := env.resolveArg(cmd.Context(), opts.Target)
 	if err != nil {
 		return err
 	}

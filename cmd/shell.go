@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nsdebug/nsdebug/enter"
-	"github.com/nsdebug/nsdebug/resolver"
 )
 
 func init() { addCommand(newShellCmd) }
@@ -38,11 +37,7 @@ is always clear where a terminal is. Exit status as for exec.`,
 }
 
 func runShell(cmd *cobra.Command, env *Env, opts execOptions) error {
-	t, err := resolver.ParseTarget(opts.Target)
-	if err != nil {
-		return err
-	}
-	res, err := env.resolveTarget(cmd.Context(), t)
+	t, res, err := env.resolveArg(cmd.Context(), opts.Target)
 	if err != nil {
 		return err
 	}

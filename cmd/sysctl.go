@@ -11,8 +11,8 @@ import (
 	"github.com/nsdebug/nsdebug/inspect"
 	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/internal/output"
-	"github.com/nsdebug/nsdebug/internal/sysctl"
 	"github.com/nsdebug/nsdebug/resolver"
+	"github.com/nsdebug/nsdebug/sysctl"
 )
 
 func init() { addCommand(newSysctlCmd) }

@@ -306,14 +306,7 @@ func TestStressEnterFromManyGoroutines(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		nss = append(nss, openNS(t, testbed.NewNetNS(t, "stress"+strconv.Itoa(i))))
 	}
-	dur := 3 * time.Second
-	if s := os.Getenv("NSDEBUG_STRESS_SECONDS"); s != "" {
-		if n, err := strconv.Atoi(s); err == nil {
-			dur = time.Duration(n) * time.Second
-		}
-	} else if testbed.InCI() {
-		dur = 10 * time.Second
-	}
+	dur := testbed.StressDuration()
 	stop := time.Now().Add(dur)
 	var entries, wrong atomic.Int64
 	var wg sync.WaitGroup

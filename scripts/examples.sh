@@ -3,8 +3,9 @@
 # shows what nsdebug really prints. Needs root and the test bed.
 #
 #   scripts/examples.sh              print the examples (markdown) on stdout
-#   scripts/examples.sh README.md    replace the block between
+#   scripts/examples.sh README.md    replace its sections of the block between
 #                                    <!-- commands --> and <!-- /commands -->
+#                                    (sections it does not make stay as they are)
 #
 # It makes its own fixtures (Docker containers web, api, cache, web-sidecar and
 # hostnet, a user-defined network shop-net, a CRI pod shop/cart, a Podman
@@ -37,6 +38,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+docker network inspect shop-net >/dev/null 2>&1 && { echo "examples: a Docker network shop-net exists already; remove it first" >&2; exit 1; }
+[ ! -e /var/run/netns/blue ] || { echo "examples: /var/run/netns/blue exists already; remove it first" >&2; exit 1; }
+[ -z "$(crictl_ pods -q --name '^cart$' --namespace '^shop$' 2>/dev/null)" ] || { echo "examples: a pod shop/cart exists already; remove it first" >&2; exit 1; }
 for c in web web-sidecar api cache hostnet old-web; do
 	docker inspect "$c" >/dev/null 2>&1 && { echo "examples: a container named $c exists already; remove it first" >&2; exit 1; }
 done
@@ -54,6 +58,7 @@ ip netns add blue
 POD_ID=$(run_pod cart shop cart-uid-1)
 sleep 0.5 # let the servers bind
 
+SHOP_BRIDGE=br-$(docker network inspect -f '{{.Id}}' shop-net | cut -c1-12)
 WEB_IP=$(docker inspect -f '{{.NetworkSettings.IPAddress}}' web)
 WEB_PID=$(docker inspect -f '{{.State.Pid}}' web)
 WEB_VETH=$("$NSDEBUG" inspect web --section links -o json | python3 -c '
@@ -74,6 +79,107 @@ show() {
 	printf '```\n' >>"$OUT"
 }
 
+# show_trimmed ls|graph "description" command...: show, with the output
+# trimmed to this script's fixtures (trim.py above).
+show_trimmed() {
+	local kind=$1 what=$2; shift 2
+	[ -z "$what" ] || printf '\n%s\n' "$what" >>"$OUT"
+	printf '\n```\n$ %s\n' "$*" >>"$OUT"
+	local code=0
+	bash -c "$*" >"$WORK/full" 2>&1 || code=$?
+	python3 "$WORK/trim.py" "$kind" <"$WORK/full" >>"$OUT"
+	[ "$code" = 0 ] || printf '[exit status %d]\n' "$code" >>"$OUT"
+	printf '```\n' >>"$OUT"
+}
+
+# trim ls|graph: filters a whole-host listing on stdin down to the host and
+# this script's fixtures (rows and lines as printed; ls's columns re-aligned
+# and graph's tree redrawn for what is left), then says how much was left out.
+cat >"$WORK/trim.py" <<'PY'
+import os, re, sys
+kind, lines = sys.argv[1], sys.stdin.read().rstrip("\n").split("\n")
+ours = re.compile(r"(docker:(web|web-sidecar|api|cache|hostnet)|podman:podweb|pod:shop/cart|/run/netns/blue)(?=[ ,]|$)")
+bridges = {"docker0", "nsdbg-cni0", os.environ["SHOP_BRIDGE"]}
+left = 0
+if kind == "ls":
+    out = []
+    for i, l in enumerate(lines):
+        f = l.split()
+        if i == 0 or (len(f) > 1 and f[1] == "host") or ours.search(l):
+            out.append(l)
+        else:
+            left += 1
+    # Re-align the columns for the rows kept (cells are 2+ spaces apart).
+    rows = [re.split(r"  +", l.rstrip()) for l in out]
+    widths = [max(len(r[c]) for r in rows if c < len(r)) for c in range(max(map(len, rows)))]
+    out = ["  ".join(cell.ljust(widths[c]) for c, cell in enumerate(r)).rstrip() for r in rows]
+    what = "rows"
+else:
+    # Parse the tree: depth from the 4-column prefixes, then keep the host's
+    # bridges and devices, and whatever names a fixture.
+    units = ("├── ", "└── ", "│   ", "    ")
+    blocks, tail = [], []
+    for l in lines:
+        if not l or tail or re.match(r"^\d+ namespaces? ", l):
+            tail.append(l)
+            continue
+        d = 0
+        while l[4 * d:4 * d + 4] in units:
+            d += 1
+        node = {"text": l[4 * d:], "kids": []}
+        if d == 0:
+            blocks.append(node)
+        else:
+            parent = blocks[-1]
+            for _ in range(d - 1):
+                parent = parent["kids"][-1]
+            parent["kids"].append(node)
+    def count(n):
+        return 1 + sum(count(k) for k in n["kids"])
+    def keep_host_child(n):
+        name, kind_ = n["text"].split(" ")[0], n["text"].split(" ")[1]
+        return (kind_ == "(bridge)" and name in bridges) or kind_ in ("(device)", "(ifb)") or ours.search(n["text"])
+    out = []
+    def render(kids, indent):
+        for i, k in enumerate(kids):
+            last = i == len(kids) - 1
+            out.append(indent + ("└── " if last else "├── ") + k["text"])
+            render(k["kids"], indent + ("    " if last else "│   "))
+    for b in blocks:
+        if b["text"].startswith("host "):
+            kept = []
+            for k in b["kids"]:
+                if keep_host_child(k):
+                    sub = [g for g in k["kids"] if ours.search(g["text"])]
+                    left += len(k["kids"]) - len(sub)
+                    kept.append({"text": k["text"], "kids": sub})
+                else:
+                    left += count(k)
+            out.append(b["text"])
+            render(kept, "")
+        elif ours.search(b["text"]):
+            out.append(b["text"])
+            render(b["kids"], "")
+        else:
+            left += count(b)
+    for l in tail:
+        m = re.match(r"^\d+ namespaces? with loopback only: (.*)$", l)
+        if m:
+            names = [n for n in m.group(1).split() if ours.search(n)]
+            left += len(m.group(1).split()) - len(names)
+            if names:
+                out.append("%d namespace%s with loopback only: %s" % (len(names), "" if len(names) == 1 else "s", " ".join(names)))
+            continue
+        out.append(l)
+    while out and out[-1] == "":
+        out.pop()
+    what = "lines"
+print("\n".join(out))
+if left:
+    print("[%d %s about other test fixtures on this shared host left out]" % (left, what))
+PY
+export SHOP_BRIDGE
+
 N=nsdebug
 PATH=$(dirname "$NSDEBUG"):$PATH
 export PATH
@@ -86,9 +192,13 @@ export PATH
 	echo "container \`podweb\` and \`ip netns add blue\`."
 } >"$OUT"
 
+# The test bed is shared: what lists the whole host is trimmed (trim.py).
+printf '\n%s\n%s\n' "The test bed is shared with other tests: the listings of the whole host (\`ls\`, \`graph\`) are" \
+	"trimmed to these fixtures and the host, and end with a line saying how much was left out." >>"$OUT"
+
 echo $'\n### ls' >>"$OUT"
-show "Every network namespace on the host: from the runtimes and from the kernel side (\`/proc/*/ns/net\`, nsfs mounts)." "$N ls"
-show "\`-o wide\` adds each namespace's host-side veth and its bridge." "$N ls -o wide"
+show_trimmed ls "Every network namespace on the host: from the runtimes and from the kernel side (\`/proc/*/ns/net\`, nsfs mounts)." "$N ls"
+show_trimmed ls "\`-o wide\` adds each namespace's host-side veth and its bridge." "$N ls -o wide"
 
 echo $'\n### resolve' >>"$OUT"
 show "What a target is, in any runtime." "$N resolve web"
@@ -139,7 +249,7 @@ fi
 show "And this PID?" "$N whois $WEB_PID"
 
 echo $'\n### graph' >>"$OUT"
-show "The host's wiring as a tree (\`-o dot\` for Graphviz)." "$N graph -o text"
+show_trimmed graph "The host's wiring as a tree (\`-o dot\` for Graphviz)." "$N graph -o text"
 
 echo $'\n### version' >>"$OUT"
 show "" "$N version"
@@ -149,10 +259,27 @@ if [ $# -ge 1 ]; then
 import re, sys
 readme, block = sys.argv[1], open(sys.argv[2]).read()
 text = open(readme).read()
-new, n = re.subn(r"<!-- commands -->.*?<!-- /commands -->", lambda m: "<!-- commands -->\n" + block + "\n<!-- /commands -->", text, flags=re.S)
-if n != 1:
+m = re.search(r"<!-- commands -->\n(.*?)\n<!-- /commands -->", text, flags=re.S)
+if not m:
     sys.exit("examples: README has no <!-- commands --> ... <!-- /commands --> block")
-open(readme, "w").write(new)
+# Sections ("### name" to the next one) this script makes are replaced where
+# they stand; others in the block (written by hand from real runs, such as
+# diagnose's) are kept as they are, in their place.
+def sections(b):
+    parts = re.split(r"(?m)^(?=### )", b)
+    return parts[0], [(p.split("\n", 1)[0], p) for p in parts[1:]]
+_, old = sections(m.group(1))
+head, made = sections(block.rstrip("\n") + "\n")
+made_d = dict(made)
+out, used = [head], set()
+for name, part in old:
+    if name in made_d:
+        out.append(made_d[name]); used.add(name)
+    else:
+        out.append(part if part.endswith("\n") else part + "\n")
+out += [part for name, part in made if name not in used]
+body = "".join(out).rstrip("\n")
+open(readme, "w").write(text[:m.start()] + "<!-- commands -->\n" + body + "\n<!-- /commands -->" + text[m.end():])
 PY
 	echo "examples: updated $1" >&2
 else

@@ -16,10 +16,11 @@ fail() { echo "package-test: FAIL: $*" >&2; exit 1; }
 
 # What the checks need: man-db (man -w), bash-completion (its loader and
 # pkg-config file say where completions go), rpm (reads the .rpm), fish
-# (finds vendor completions by itself and can be asked for candidates).
+# (finds vendor completions by itself and can be asked for candidates), zsh.
 missing=()
 command -v rpm >/dev/null || missing+=(rpm)
 command -v fish >/dev/null || missing+=(fish)
+command -v zsh >/dev/null || missing+=(zsh)
 command -v man >/dev/null || missing+=(man-db)
 [ -f /usr/share/bash-completion/bash_completion ] || missing+=(bash-completion)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
@@ -68,6 +69,15 @@ words=$(bash -c '
 	echo "${COMPREPLY[*]}"') || fail "bash-completion could not load the completion"
 [[ $words == *version* ]] || fail "bash completion of 'nsdebug vers' gave: $words"
 echo "ok: bash-completion loads $compdir/nsdebug; 'nsdebug vers<TAB>' gives: $words"
+
+# zsh's compinit finds the file in Debian's vendor-completions (on $fpath)
+# and binds it to nsdebug; the shell-driven test (cmd/complete_shells_*)
+# types into it.
+zhome=$(mktemp -d)
+zfile=$(HOME=$zhome zsh -fc 'autoload -Uz compinit && compinit -u -D && whence -v $_comps[nsdebug]' 2>&1) || { rm -rf "$zhome"; fail "zsh: $zfile"; }
+rm -rf "$zhome"
+[[ $zfile == "_nsdebug is an autoload shell function from /usr/share/zsh/vendor-completions/_nsdebug" ]] || fail "zsh compinit: $zfile"
+echo "ok: zsh compinit binds nsdebug to /usr/share/zsh/vendor-completions/_nsdebug"
 
 # Fish finds the file in its vendor_completions.d without set-up.
 fishout=$(fish -c 'complete -C "nsdebug ls -o "' 2>&1) || fail "fish: $fishout"

@@ -298,6 +298,10 @@ install_packages() {
 	for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz tcpdump tshark podman uidmap catatonit libseccomp-dev pkg-config gcc libc6-dev; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "ok installed" >/dev/null || need+=("$p")
 	done
+	# The shells the completion tests type into (cmd/complete_shells_integration_test.go).
+	for p in zsh fish bash-completion; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "ok installed" >/dev/null || need+=("$p")
+	done
 	if [ ${#need[@]} -gt 0 ]; then
 		log "installing ${need[*]}"
 		export DEBIAN_FRONTEND=noninteractive

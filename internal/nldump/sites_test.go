@@ -21,7 +21,7 @@ var dumpCalls = map[string]bool{
 
 // productDirs are the packages whose source TestEveryDumpIsRetried reads
 // (test fixtures in internal/testbed and test/ make their own dumps).
-var productDirs = []string{"cmd", "enter", "inspect", "resolver", "internal/nsfs", "internal/procfs", "internal/sysctl", "internal/hostcheck"}
+var productDirs = []string{"cmd", "enter", "inspect", "resolver", "internal/nsfs", "internal/procfs", "sysctl", "internal/hostcheck"}
 
 // TestEveryDumpIsRetried reads nsdebug's source: every dump call (the
 // library's list calls, inspect's dumpSocket.dump, and any request built

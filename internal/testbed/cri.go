@@ -59,9 +59,14 @@ type PodContainer struct {
 // CRIClient dials the test bed's CRI socket; the caller closes the conn.
 func CRIClient(t testing.TB) (*grpc.ClientConn, cri.RuntimeServiceClient) {
 	t.Helper()
-	conn, err := grpc.NewClient("unix://"+ContainerdSock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return dialCRI(t, ContainerdSock)
+}
+
+func dialCRI(t testing.TB, sock string) (*grpc.ClientConn, cri.RuntimeServiceClient) {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		t.Fatalf("dial CRI at %s: %v", ContainerdSock, err)
+		t.Fatalf("dial CRI at %s: %v", sock, err)
 	}
 	return conn, cri.NewRuntimeServiceClient(conn)
 }

@@ -8,12 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -39,23 +37,13 @@ const (
 	KubeImage = CtrdImage
 )
 
-var (
-	kubeOnce sync.Once
-	kubeErr  error
-)
+var kubeBed = &bed{name: "Kubernetes test bed", setUp: "sudo make testbed testbed-kube", check: checkKube}
 
 // RequireKube fails (CI) or skips (elsewhere) t unless the test bed's
 // Kubernetes answers and its node is Ready.
 func RequireKube(t testing.TB) {
 	t.Helper()
-	kubeOnce.Do(func() { kubeErr = checkKube() })
-	if kubeErr != nil {
-		msg := "Kubernetes test bed not available: " + kubeErr.Error() + " (run: sudo make testbed testbed-kube)"
-		if InCI() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	kubeBed.require(t)
 }
 
 func checkKube() error {
@@ -256,11 +244,7 @@ func RunKubePod(t testing.TB, opts KubePodOptions) *KubePod {
 
 func kubeCRI(t testing.TB) (*grpc.ClientConn, cri.RuntimeServiceClient) {
 	t.Helper()
-	conn, err := grpc.NewClient("unix://"+KubeContainerdSock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("dial CRI at %s: %v", KubeContainerdSock, err)
-	}
-	return conn, cri.NewRuntimeServiceClient(conn)
+	return dialCRI(t, KubeContainerdSock)
 }
 
 // delete removes the pod object at once (grace 0), then waits for the

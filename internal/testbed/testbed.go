@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -32,35 +33,47 @@ const (
 // InCI reports whether CI=true.
 func InCI() bool { return os.Getenv("CI") == "true" }
 
-var (
-	checkOnce sync.Once
-	checkErr  error
-)
+// A bed is one part of the test bed that tests gate on. It is checked once
+// per test binary; a test that needs it and finds it missing fails (CI) or
+// skips (elsewhere), saying what is missing and what brings it up.
+type bed struct {
+	name, setUp string
+	check       func() error
+	once        sync.Once
+	err         error
+}
+
+func (b *bed) require(t testing.TB) {
+	t.Helper()
+	b.once.Do(func() { b.err = b.check() })
+	if b.err != nil {
+		b.missing(t, b.err.Error())
+	}
+}
+
+func (b *bed) missing(t testing.TB, why string) {
+	t.Helper()
+	msg := b.name + " not available: " + why + " (run: " + b.setUp + ")"
+	if InCI() {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+var runtimesBed = &bed{name: "integration test bed", setUp: "sudo make testbed", check: check}
 
 // Require fails (CI) or skips (elsewhere) t unless the whole test bed is up.
 func Require(t testing.TB) {
 	t.Helper()
-	checkOnce.Do(func() { checkErr = check() })
-	if checkErr != nil {
-		missing(t, checkErr.Error())
-	}
+	runtimesBed.require(t)
 }
 
 // RequireRoot fails (CI) or skips unless running as root.
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		missing(t, "needs root")
+		runtimesBed.missing(t, "needs root")
 	}
-}
-
-func missing(t testing.TB, why string) {
-	t.Helper()
-	msg := "integration test bed not available: " + why + " (run: sudo make testbed)"
-	if InCI() {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 }
 
 func check() error {
@@ -160,4 +173,18 @@ func (n *NetNS) StartProcess(t testing.TB, name string, args ...string) int {
 		}
 	}
 	return cmd.Process.Pid
+}
+
+// StressDuration is how long a stress test runs: $NSDEBUG_STRESS_SECONDS,
+// else 10 s in CI and 3 s elsewhere.
+func StressDuration() time.Duration {
+	if s := os.Getenv("NSDEBUG_STRESS_SECONDS"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil {
+			return time.Duration(n) * time.Second
+		}
+	}
+	if InCI() {
+		return 10 * time.Second
+	}
+	return 3 * time.Second
 }

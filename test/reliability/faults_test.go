@@ -20,33 +20,6 @@ import (
 	"github.com/nsdebug/nsdebug/internal/testbed"
 )
 
-// silentSocket listens on a unix socket, accepts, and never answers.
-func silentSocket(t *testing.T) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "silent.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		var conns []net.Conn
-		defer func() {
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	return sock
-}
-
 // Case 12: each runtime in turn absent or silent, and containerd and CRI
 // down together (as when the standalone containerd stops: its CRI plugin
 // goes with it): bounded by --timeout, the others still answer, and ls
@@ -57,7 +30,7 @@ func TestCase12_RuntimeFaults(t *testing.T) {
 	c := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "rel-fault"})
 	pod := testbed.RunPod(t, testbed.PodOptions{Namespace: "relfault", Containers: []string{"app"}})
 	ns := testbed.NewNetNS(t, "rel-fault")
-	silent := silentSocket(t)
+	silent := testbed.SilentSocket(t)
 	absent := filepath.Join(t.TempDir(), "absent.sock")
 	// Every netns ls must list whatever runtime is down, by inode.
 	want := map[string]uint64{

@@ -3,7 +3,6 @@ package reliability
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,9 +13,9 @@ import (
 
 	"github.com/nsdebug/nsdebug/inspect"
 	"github.com/nsdebug/nsdebug/internal/nsfs"
-	"github.com/nsdebug/nsdebug/internal/sysctl"
 	"github.com/nsdebug/nsdebug/internal/testbed"
 	"github.com/nsdebug/nsdebug/resolver"
+	"github.com/nsdebug/nsdebug/sysctl"
 )
 
 // Case 1: 500 goroutines enter and leave 50 namespaces concurrently through
@@ -58,14 +57,7 @@ func TestCase01_ConcurrentEntryAllThreadsComeHome(t *testing.T) {
 	}
 	res := resolver.New(resolver.Options{}) // netns: targets need no runtime
 
-	dur := 3 * time.Second
-	if s := os.Getenv("NSDEBUG_STRESS_SECONDS"); s != "" {
-		if n, err := strconv.Atoi(s); err == nil {
-			dur = time.Duration(n) * time.Second
-		}
-	} else if testbed.InCI() {
-		dur = 10 * time.Second
-	}
+	dur := testbed.StressDuration()
 	stop := time.Now().Add(dur)
 	var ops [3]atomic.Int64
 	var wrongMu sync.Mutex
