@@ -3,7 +3,6 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -301,21 +300,7 @@ func TestPodmanFaults(t *testing.T) {
 	testbed.Require(t)
 	pm := testbed.RunPodman(t, testbed.ContainerOpts{Prefix: "pmfault"})
 	d := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "pmfaultd"})
-	silent := filepath.Join(t.TempDir(), "silent.sock")
-	l, err := net.Listen("unix", silent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, never answered
-		}
-	}()
+	silent := testbed.SilentSocket(t)
 	absent := filepath.Join(t.TempDir(), "absent.sock")
 	for _, host := range []string{"unix://" + silent, "unix://" + absent} {
 		start := time.Now()

@@ -80,17 +80,22 @@ func InspectPodman(t testing.TB, name string) *Container {
 // root may open on these machines.
 const RootlessUser = "nsdbg-rootless"
 
+var rootlessBed = &bed{name: "rootless podman test bed", setUp: "sudo make testbed", check: func() error {
+	if _, err := user.Lookup(RootlessUser); err != nil {
+		return fmt.Errorf("user %s: %w", RootlessUser, err)
+	}
+	if out, err := AsRootless("podman", "image", "exists", PodmanImage).CombinedOutput(); err != nil {
+		return fmt.Errorf("podman image %s of %s: %v %s", PodmanImage, RootlessUser, err, out)
+	}
+	return nil
+}}
+
 // RequireRootlessPodman fails (CI) or skips unless the rootless user and
 // its image are there.
 func RequireRootlessPodman(t testing.TB) {
 	t.Helper()
 	Require(t)
-	if _, err := user.Lookup(RootlessUser); err != nil {
-		missing(t, "rootless podman user "+RootlessUser+": "+err.Error())
-	}
-	if out, err := AsRootless("podman", "image", "exists", PodmanImage).CombinedOutput(); err != nil {
-		missing(t, fmt.Sprintf("podman image %s of %s: %v %s", PodmanImage, RootlessUser, err, out))
-	}
+	rootlessBed.require(t)
 }
 
 // RootlessUID is RootlessUser's UID.
