@@ -106,10 +106,14 @@ func runDiagnose(cmd *cobra.Command, env *Env, opts diagnoseOptions) error {
 		return err
 	}
 	var results []*resolver.Result
+	// The host's rules are read while the targets are resolved.
+	var pre *diagnose.HostPrefetch
+	defer func() { pre.Close() }()
 	if opts.All {
 		if err := requireRoot(env); err != nil {
 			return err
 		}
+		pre = diagnose.StartHostPrefetch(cmd.Context(), "")
 		var warns []string
 		results, warns, err = diagnose.ResolveAll(cmd.Context(), env.Resolver())
 		if err != nil {
@@ -119,6 +123,7 @@ func runDiagnose(cmd *cobra.Command, env *Env, opts diagnoseOptions) error {
 			env.Warn("%s", w)
 		}
 	} else {
+		pre = diagnose.StartHostPrefetch(cmd.Context(), "")
 		t, err := resolver.ParseTarget(opts.Target)
 		if err != nil {
 			return err
@@ -135,7 +140,7 @@ func runDiagnose(cmd *cobra.Command, env *Env, opts diagnoseOptions) error {
 		}
 	}()
 	rep, warns := diagnose.Run(cmd.Context(), env.Resolver(), results, diagnose.Options{
-		Interval: opts.Interval, ProcRoot: env.Resolver().ProcRoot(),
+		Interval: opts.Interval, ProcRoot: env.Resolver().ProcRoot(), Prefetch: pre,
 		Selection: diagnose.Selection{Only: only, Skip: skip, Probe: opts.Probe},
 	})
 	if err := cmd.Context().Err(); err != nil {
@@ -167,6 +172,10 @@ const diagnoseJSONHelp = `JSON (-o json) field names are stable (schema_version 
   probe           whether --probe checks ran
   summary         {pass, warn, fail, skip}: counts over everything
   host            the host's checks, a target report with target "host"
+  nodes[]         the host checks again for each namespace other than the
+                  host's holding targets' veth peers and bridges (a kind
+                  node, a nested setup): a target report named by its path,
+                  plus forwards[] (the targets it forwards for)
   targets[]       one per namespace: {target, netns, summary, checks[],
                   warnings[]}; warnings are evidence that could not be read
   checks[]        {id, category, status (PASS, WARN, FAIL, SKIP), title,

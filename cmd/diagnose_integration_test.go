@@ -92,3 +92,56 @@ func waitFor(t *testing.T, pid int) {
 	}
 	t.Fatalf("pid %d: nothing listens on 80", pid)
 }
+
+// TestDiagnoseNodeNetns: the command on a netns whose veth peer is on a
+// bridge in another namespace (a node's) runs the host checks in that node:
+// its ip_forward 0 is a FAIL there (exit 1), while the host's own checks
+// still run once for the host.
+func TestDiagnoseNodeNetns(t *testing.T) {
+	testbed.RequireRoot(t)
+	node := testbed.NewNetNS(t, "dgcnode")
+	ctr := testbed.NewNetNS(t, "dgcctr")
+	node.Exec(t, "ip", "link", "add", "br0", "type", "bridge")
+	node.Exec(t, "ip", "link", "add", "vc0", "type", "veth", "peer", "name", "eth0", "netns", ctr.Name)
+	node.Exec(t, "ip", "link", "set", "vc0", "master", "br0")
+	node.Exec(t, "ip", "addr", "add", "10.246.0.1/24", "dev", "br0")
+	ctr.Exec(t, "ip", "addr", "add", "10.246.0.2/24", "dev", "eth0")
+	for _, d := range []string{"lo", "br0", "vc0"} {
+		node.Exec(t, "ip", "link", "set", d, "up")
+	}
+	for _, d := range []string{"lo", "eth0"} {
+		ctr.Exec(t, "ip", "link", "set", d, "up")
+	}
+	ctr.Exec(t, "ip", "route", "add", "default", "via", "10.246.0.1")
+	node.Exec(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+	target := "netns:" + ctr.Name
+	out, stderr, code := runEnv(t, nil, "diagnose", target, "-o", "json", "--interval", "50ms")
+	var v map[string]any
+	if err := json.Unmarshal([]byte(out), &v); err != nil || code != 1 {
+		t.Fatalf("json: %v, exit %d (want 1), stderr %q", err, code, stderr)
+	}
+	wantKeys(t, "report", v)
+	nodes := v["nodes"].([]any)
+	if len(nodes) != 1 {
+		t.Fatalf("nodes: %v", nodes)
+	}
+	n := wantKeys(t, "node", nodes[0])
+	if !strings.HasSuffix(n["target"].(string), "/netns/"+node.Name) || len(n["forwards"].([]any)) != 1 || n["forwards"].([]any)[0] != target {
+		t.Errorf("node %v %v, want %s forwarding for %s", n["target"], n["forwards"], node.Name, target)
+	}
+	status := map[string]string{}
+	for _, c := range n["checks"].([]any) {
+		c := c.(map[string]any)
+		status[c["id"].(string)] = c["status"].(string)
+	}
+	if status["host.ip_forward"] != "FAIL" {
+		t.Errorf("node host.ip_forward %q, want FAIL (node ip_forward=0): %s", status["host.ip_forward"], out)
+	}
+	if h := v["host"].(map[string]any); h["target"] != "host" || len(h["checks"].([]any)) == 0 {
+		t.Errorf("host report %v", h)
+	}
+	text, _, code := runEnv(t, nil, "diagnose", target, "--interval", "50ms")
+	if code != 1 || !strings.Contains(text, "(forwards for "+target+")") {
+		t.Errorf("text: exit %d, %s", code, text)
+	}
+}

@@ -12,9 +12,10 @@ import (
 // diagnoseSchema pins diagnose -o json's keys: every key of every object,
 // all always present (empty lists are [], a missing fix is null).
 var diagnoseSchema = map[string][]string{
-	"report":   {"schema_version", "interval", "probe", "summary", "host", "targets"},
+	"report":   {"schema_version", "interval", "probe", "summary", "host", "nodes", "targets"},
 	"summary":  {"pass", "warn", "fail", "skip"},
 	"target":   {"target", "netns", "summary", "checks", "warnings"},
+	"node":     {"target", "netns", "summary", "checks", "warnings", "forwards"},
 	"check":    {"id", "category", "status", "title", "evidence", "explanation", "fix", "depends_on", "probe", "duration_ms"},
 	"evidence": {"source", "key", "value", "expected"},
 	"fix":      {"summary", "commands"},
@@ -46,7 +47,8 @@ func wantKeys(t *testing.T, kind string, v any) map[string]any {
 
 func TestDiagnoseJSONFieldNames(t *testing.T) {
 	rep := &diagnose.Report{SchemaVersion: diagnose.SchemaVersion, Interval: "1s",
-		Host: diagnose.TargetReport{Target: "host", Checks: []diagnose.Result{}, Warnings: []string{}},
+		Host:  diagnose.TargetReport{Target: "host", Checks: []diagnose.Result{}, Warnings: []string{}},
+		Nodes: []diagnose.NodeReport{{TargetReport: diagnose.TargetReport{Target: "/run/netns/node", Netns: "net:[2]", Checks: []diagnose.Result{}, Warnings: []string{}}, Forwards: []string{"netns:c"}}},
 		Targets: []diagnose.TargetReport{{Target: "docker:web", Netns: "net:[1]", Warnings: []string{"x"}, Checks: []diagnose.Result{{
 			ID: "mtu", Category: "wiring", Status: diagnose.Fail, Title: "t", Evidence: []diagnose.Evidence{{Source: "s", Key: "k", Value: "v", Expected: "e"}},
 			Explanation: "why", Fix: &diagnose.Fix{Summary: "do", Commands: []string{"ip link"}}, DependsOn: []string{}, DurationMS: 0.1,
@@ -67,6 +69,7 @@ func TestDiagnoseJSONFieldNames(t *testing.T) {
 	}
 	wantKeys(t, "summary", r["summary"])
 	wantKeys(t, "target", r["host"])
+	wantKeys(t, "node", r["nodes"].([]any)[0])
 	tg := wantKeys(t, "target", r["targets"].([]any)[0])
 	wantKeys(t, "summary", tg["summary"])
 	c := wantKeys(t, "check", tg["checks"].([]any)[0])

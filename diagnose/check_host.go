@@ -16,7 +16,7 @@ func checkHostIPForward(f *Facts) Outcome {
 	if v != "1" {
 		return Outcome{Status: Fail, Evidence: []Evidence{e},
 			Explanation: "The host does not route between interfaces: containers on bridges reach only the host and each other, nothing beyond, and published ports do not work from outside.",
-			Fix:         fix("Turn forwarding on (and persist it in /etc/sysctl.d)", "sysctl -w net.ipv4.ip_forward=1")}
+			Fix:         fix("Turn forwarding on (and persist it in /etc/sysctl.d)", f.Host.in("sysctl -w net.ipv4.ip_forward=1"))}
 	}
 	return pass(e)
 }
@@ -28,13 +28,13 @@ func checkHostBridgeNF(f *Facts) Outcome {
 	if !ok {
 		return Outcome{Status: Warn, Evidence: []Evidence{ev(srcSysctl, "net.bridge.bridge-nf-call-iptables", "absent (br_netfilter not loaded)", "1")},
 			Explanation: "br_netfilter is not loaded: traffic between containers on one bridge skips iptables, so Kubernetes Service DNAT between pods on one node and Docker's inter-container rules do not apply.",
-			Fix:         fix("Load br_netfilter", "modprobe br_netfilter", "sysctl -w net.bridge.bridge-nf-call-iptables=1")}
+			Fix:         fix("Load br_netfilter", "modprobe br_netfilter", f.Host.in("sysctl -w net.bridge.bridge-nf-call-iptables=1"))}
 	}
 	e := ev(srcSysctl, "net.bridge.bridge-nf-call-iptables", v, "1")
 	if v != "1" {
 		return Outcome{Status: Warn, Evidence: []Evidence{e},
 			Explanation: "Bridged traffic skips iptables: pod-to-Service traffic between pods on one node is not DNATed.",
-			Fix:         fix("Turn it on", "sysctl -w net.bridge.bridge-nf-call-iptables=1")}
+			Fix:         fix("Turn it on", f.Host.in("sysctl -w net.bridge.bridge-nf-call-iptables=1"))}
 	}
 	return pass(e)
 }
@@ -68,7 +68,7 @@ func checkHostIPTablesBackends(f *Facts) Outcome {
 		why += " Their FORWARD policies disagree (" + pol(l) + " vs " + pol(n) + "): the stricter one silently wins."
 	}
 	return Outcome{Status: st, Evidence: evs, Explanation: why,
-		Fix: fix("Use one backend: move the other's rules over and flush it", "iptables-legacy-save", "iptables-nft-save", "update-alternatives --config iptables")}
+		Fix: fix("Use one backend: move the other's rules over and flush it", f.Host.in("iptables-legacy-save"), f.Host.in("iptables-nft-save"), "update-alternatives --config iptables")}
 }
 
 // Check 11d (per namespace): FORWARD policy DROP without an accept rule for
@@ -116,7 +116,7 @@ func checkForwardPolicy(f *Facts) Outcome {
 	return Outcome{Status: Fail, Evidence: evs,
 		Explanation: strings.Join(bad, "; ") + ": traffic the host forwards from or to this container (to other hosts, and between bridged containers when br_netfilter is on) is dropped.",
 		Fix: fix("Accept the bridge's traffic in FORWARD (the runtime normally does; Docker sets the policy to DROP)",
-			"iptables -I FORWARD -i "+br+" -j ACCEPT", "iptables -I FORWARD -o "+br+" -j ACCEPT")}
+			h.inAll("iptables -I FORWARD -i "+br+" -j ACCEPT", "iptables -I FORWARD -o "+br+" -j ACCEPT")...)}
 }
 
 // acceptRulesFor lists filter rules that accept traffic in or out of br
@@ -237,6 +237,7 @@ func checkHostSubnetOverlap(f *Facts) Outcome {
 	}
 	var evs []Evidence
 	var bad []string
+	var cniFiles []string
 	for _, s := range f.Host.Subnets {
 		_, sn, err := net.ParseCIDR(s.Subnet)
 		if err != nil || sn.IP.To4() == nil {
@@ -258,12 +259,19 @@ func checkHostSubnetOverlap(f *Facts) Outcome {
 		evs = append(evs, ev("host routes", s.Network+" "+s.Subnet+" ("+s.Bridge+")", orNone(strings.Join(clash, ", ")), "no route through another device"))
 		if len(clash) > 0 {
 			bad = append(bad, s.Network)
+			if s.Source != "" {
+				cniFiles = append(cniFiles, s.Source)
+			}
 		}
 	}
 	if len(bad) == 0 {
 		return pass(evs...)
 	}
+	cmds := []string{`echo '{"bip": "10.200.0.1/24"}' > /etc/docker/daemon.json   # then restart dockerd`}
+	if len(cniFiles) > 0 {
+		cmds = []string{"$EDITOR " + cniFiles[0] + "   # a free ipam range; pods get it when re-created"}
+	}
 	return Outcome{Status: Fail, Evidence: evs,
 		Explanation: "Network " + strings.Join(bad, ", ") + " overlaps a host route through another device: replies to those addresses leave by the wrong interface (a VPN or a LAN using 172.17.0.0/16).",
-		Fix:         fix("Move the runtime's network to a free range", `echo '{"bip": "10.200.0.1/24"}' > /etc/docker/daemon.json   # then restart dockerd`)}
+		Fix:         fix("Move the runtime's network to a free range", cmds...)}
 }

@@ -2,6 +2,8 @@ package diagnose
 
 import (
 	"fmt"
+	"net"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -317,34 +319,85 @@ func checkIPv6Localhost(f *Facts) Outcome {
 }
 
 // Check 15: hairpin: a container reaching its own published port through
-// the host needs hairpin_mode on its bridge port when the userland proxy is
-// off (the kernel then sends the frame back out the port it came in by).
+// the host needs hairpin_mode on its bridge port when no userland proxy
+// carries that traffic (with br_netfilter the DNATed frame goes back out the
+// port it came in by, which a bridge refuses without hairpin). Docker says
+// whether its proxy is on; any other published port is a kernel DNAT rule in
+// the forwarding namespace (CNI portmap, a node's own rules): no proxy.
 func checkHairpin(f *Facts) Outcome {
-	if f.Runtime != "docker" {
-		return skip("only Docker's userland proxy is known")
-	}
-	if f.Net == nil || len(f.Net.Ports) == 0 {
-		return skip("the runtime publishes no ports for this target")
-	}
-	if f.Host.UserlandProxy != "false" {
-		return skip("userland-proxy is on (" + f.Host.ProxySource + "): docker-proxy handles hairpin traffic")
-	}
 	var evs []Evidence
+	if f.Runtime == "docker" {
+		if f.Net == nil || len(f.Net.Ports) == 0 {
+			return skip("the runtime publishes no ports for this target")
+		}
+		if f.Host.UserlandProxy != "false" {
+			return skip("userland-proxy is on (" + f.Host.ProxySource + "): docker-proxy handles hairpin traffic")
+		}
+	} else {
+		dnat := dnatTo(f.Host, f.containerIPs())
+		if len(dnat) == 0 {
+			return skip("no DNAT rule in the forwarding namespace publishes a port of this target")
+		}
+		evs = append(evs, ev(srcIPTables, "DNAT rules to this target", strings.Join(dnat, "; "), ""))
+	}
 	var off []string
+	read := 0
 	for _, l := range f.hostVeths() {
 		v, ok := f.Host.Hairpin[l.Peer.Name]
 		if !ok {
 			continue
 		}
-		evs = append(evs, ev("host /sys brport", l.Peer.Name+" hairpin_mode", v, "1"))
+		read++
+		evs = append(evs, ev("bridge port (netlink)", l.Peer.Name+" hairpin_mode", v, "1"))
 		if v != "1" {
 			off = append(off, l.Peer.Name)
 		}
 	}
+	if read == 0 {
+		return skip("no bridge port of this target's veths found in the forwarding namespace", evs...)
+	}
 	if len(off) == 0 {
 		return pass(evs...)
 	}
+	why := "userland-proxy is off"
+	if f.Runtime != "docker" {
+		why = "its published ports are kernel DNAT rules (no userland proxy)"
+	}
 	return Outcome{Status: Fail, Evidence: evs,
-		Explanation: "userland-proxy is off and hairpin_mode is off on " + strings.Join(off, ", ") + ": the container cannot reach its own published port through the host's address.",
-		Fix:         fix("Turn hairpin mode on for the bridge port", "ip link set "+off[0]+" type bridge_slave hairpin on")}
+		Explanation: why + " and hairpin_mode is off on " + strings.Join(off, ", ") + ": the container cannot reach its own published port through the host's address.",
+		Fix:         fix("Turn hairpin mode on for the bridge port", f.Host.in("ip link set "+off[0]+" type bridge_slave hairpin on"))}
+}
+
+// dnatTo lists h's nat rules (both backends) that DNAT to one of ips, as
+// "backend chain: rule".
+func dnatTo(h *HostFacts, ips []string) []string {
+	var out []string
+	for _, name := range []string{"nft", "legacy"} {
+		rs := h.IPTables[name]
+		if rs == nil || rs.Tables["nat"] == nil {
+			continue
+		}
+		for cname, c := range rs.Tables["nat"].Chains {
+			for _, r := range c.Rules {
+				if !strings.Contains(r, "-j DNAT") {
+					continue
+				}
+				f := strings.Fields(r)
+				for i := 0; i+1 < len(f); i++ {
+					if f[i] != "--to-destination" {
+						continue
+					}
+					to, _, _ := strings.Cut(strings.Trim(f[i+1], "[]"), ":")
+					if h, _, err := net.SplitHostPort(f[i+1]); err == nil {
+						to = h
+					}
+					if contains(ips, to) {
+						out = append(out, name+" "+cname+": "+r)
+					}
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -210,14 +210,25 @@ type TargetReport struct {
 	Warnings []string `json:"warnings"`
 }
 
+// NodeReport is the host checks of a namespace other than the host's that
+// holds targets' veth peers (a kind node, a nested setup's node netns).
+type NodeReport struct {
+	TargetReport
+	// Forwards: the targets it forwards for.
+	Forwards []string `json:"forwards"`
+}
+
 // Report is `nsdebug diagnose -o json`; field names pinned by a test.
 type Report struct {
-	SchemaVersion int            `json:"schema_version"`
-	Interval      string         `json:"interval"`
-	Probe         bool           `json:"probe"`
-	Summary       Summary        `json:"summary"`
-	Host          TargetReport   `json:"host"`
-	Targets       []TargetReport `json:"targets"`
+	SchemaVersion int          `json:"schema_version"`
+	Interval      string       `json:"interval"`
+	Probe         bool         `json:"probe"`
+	Summary       Summary      `json:"summary"`
+	Host          TargetReport `json:"host"`
+	// Nodes: the host checks again for each namespace other than the
+	// host's that holds targets' veth peers (kind nodes, nested setups).
+	Nodes   []NodeReport   `json:"nodes"`
+	Targets []TargetReport `json:"targets"`
 }
 
 // Finish fills the summaries.
@@ -225,6 +236,15 @@ func (r *Report) Finish() {
 	r.Host.Summary = Summary{}
 	r.Host.Summary.add(r.Host.Checks)
 	r.Summary = r.Host.Summary
+	for i := range r.Nodes {
+		n := &r.Nodes[i]
+		n.Summary = Summary{}
+		n.Summary.add(n.Checks)
+		r.Summary.Pass += n.Summary.Pass
+		r.Summary.Warn += n.Summary.Warn
+		r.Summary.Fail += n.Summary.Fail
+		r.Summary.Skip += n.Summary.Skip
+	}
 	for i := range r.Targets {
 		t := &r.Targets[i]
 		t.Summary = Summary{}

@@ -41,13 +41,39 @@ func (f *Facts) uplinks() []inspect.Link {
 	return out
 }
 
-// hostVeths are the uplinks whose veth peer is in the host's namespace.
+// hostVeths are the uplinks whose veth peer is in the forwarding
+// namespace, f.Host's: the host's, or a node namespace's.
 func (f *Facts) hostVeths() []inspect.Link {
 	var out []inspect.Link
 	for _, l := range f.uplinks() {
-		if l.Peer != nil && l.Peer.Netns.Host {
+		if l.Peer == nil || l.Peer.Netns.Same {
+			continue
+		}
+		if f.Host != nil && f.Host.Node {
+			if l.Peer.Netns.Inode == f.Host.Inode {
+				out = append(out, l)
+			}
+		} else if l.Peer.Netns.Host {
 			out = append(out, l)
 		}
+	}
+	return out
+}
+
+// in makes a fix command run where h's facts come from: as is on the host,
+// through nsenter in a node namespace.
+func (h *HostFacts) in(cmd string) string {
+	if h == nil || !h.Node || strings.HasPrefix(cmd, "#") {
+		return cmd
+	}
+	return "nsenter --net=" + h.Path + " " + cmd
+}
+
+// inAll is in for each command.
+func (h *HostFacts) inAll(cmds ...string) []string {
+	out := make([]string, len(cmds))
+	for i, c := range cmds {
+		out[i] = h.in(c)
 	}
 	return out
 }

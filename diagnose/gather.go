@@ -61,18 +61,36 @@ type HostFacts struct {
 	UserlandProxy string
 	ProxySource   string
 	DockerProxies []DockerProxy
-	// Hairpin by host bridge port name (/sys/class/net/X/brport/hairpin_mode).
+	// Hairpin by bridge port name: IFLA_BRPORT_MODE from an AF_BRIDGE link
+	// dump, "1" or "0" (what /sys/class/net/X/brport/hairpin_mode shows,
+	// read by netlink because /sys shows only the namespace it was mounted
+	// in).
 	Hairpin map[string]string
 	// Netns: every namespace's addresses, for address conflicts.
 	Peers []PeerAddrs
 	// Subnets: runtime networks' subnets with their bridge (Docker
-	// networks; the CNI bridge from its conflist is not read).
+	// networks, and the CNI configuration's host-local ranges).
 	Subnets       []SubnetOwner
 	Before, After Counters
 	// AdminUp: the host links' IFF_UP.
 	AdminUp map[string]bool
 	// PeersErr: why the namespaces on the bridges could not be read.
 	PeersErr string
+	// Node: these are the facts of a namespace other than the host's that
+	// holds targets' veth peers and bridges (a kind node, a pod's node
+	// netns): it does their forwarding, so its sysctls and rules are the
+	// ones that count for them. Path and Inode name it; Forwards lists
+	// the targets it serves.
+	Node     bool
+	Path     string
+	Inode    uint64
+	Forwards []string
+	ns       *nsfs.Netns
+	// veths: the namespace's veths with their peers, from gatherHost's
+	// link dump (closed linksRead), so that the address-conflict scan does
+	// not dump the links again.
+	veths     []hostVeth
+	linksRead chan struct{}
 }
 
 // DockerProxy is one docker-proxy process: it owns a published host port
@@ -103,6 +121,8 @@ type SubnetOwner struct {
 	Network string
 	Subnet  string
 	Bridge  string
+	// Source: the CNI configuration file it came from ("" for Docker).
+	Source string
 }
 
 // Target is one namespace to diagnose.
@@ -123,12 +143,14 @@ type GatherOptions struct {
 	// DockerProxies: look for dockerd and docker-proxy in /proc (a Docker
 	// target publishes ports).
 	DockerProxies bool
+	// Prefetch: the host's rules, already being read (nil: read them here).
+	Prefetch *HostPrefetch
 }
 
 // Gather reads the evidence of every target and of the host. Counters are
 // read at the start and once more when Interval has passed since then: one
 // interval for all namespaces, which are read in parallel meanwhile.
-func Gather(ctx context.Context, targets []Target, opts GatherOptions) ([]*Facts, *HostFacts) {
+func Gather(ctx context.Context, targets []Target, opts GatherOptions) ([]*Facts, *HostFacts, []*HostFacts) {
 	if opts.ProcRoot == "" {
 		opts.ProcRoot = "/proc"
 	}
@@ -145,8 +167,20 @@ func Gather(ctx context.Context, targets []Target, opts GatherOptions) ([]*Facts
 		}
 		nss[i] = t.Res.NS
 	}
-	host := &HostFacts{Sysctl: map[string]string{}, Hairpin: map[string]string{}}
+	host := &HostFacts{Sysctl: map[string]string{}, Hairpin: map[string]string{}, ns: opts.HostNS, linksRead: make(chan struct{})}
+	if opts.HostNS != nil {
+		host.Path, host.Inode = opts.HostNS.Path, opts.HostNS.ID.Inode
+	}
 
+	// The host's reads first: its forks are the longest wait.
+	var wg sync.WaitGroup
+	if opts.HostFacts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gatherHost(ctx, opts, host, true)
+		}()
+	}
 	// First counter read: one thread visits every namespace in turn.
 	all := append(append([]*nsfs.Netns{}, nss...), opts.HostNS)
 	before := make([]Counters, len(all))
@@ -156,14 +190,6 @@ func Gather(ctx context.Context, targets []Target, opts GatherOptions) ([]*Facts
 	}
 	host.Before = before[len(all)-1]
 
-	var wg sync.WaitGroup
-	if opts.HostFacts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			gatherHost(ctx, opts, host)
-		}()
-	}
 	sem := make(chan struct{}, opts.Workers)
 	var tw sync.WaitGroup
 	for i := range targets {
@@ -175,22 +201,47 @@ func Gather(ctx context.Context, targets []Target, opts GatherOptions) ([]*Facts
 		}(i)
 	}
 	tw.Wait()
+	// A target whose veth peers live in a namespace other than the host's
+	// is forwarded by that namespace: its host-side facts are read there.
+	nodes := forwarders(facts, host)
+	var nw sync.WaitGroup
+	for _, n := range nodes {
+		nw.Add(1)
+		go func() {
+			defer nw.Done()
+			if opts.HostFacts {
+				gatherHost(ctx, opts, n, false)
+			}
+		}()
+	}
+	nw.Wait()
 	// Address conflicts: the namespaces on the targets' bridges, read
 	// while the host's evidence still comes in.
-	if opts.HostNS != nil {
+	for _, hf := range append([]*HostFacts{host}, nodes...) {
+		if hf.ns == nil {
+			continue
+		}
 		bridges := map[string]bool{}
 		for _, f := range facts {
+			if f.Host != hf {
+				continue
+			}
 			for _, l := range f.hostVeths() {
 				if l.Peer.Bridge != "" {
 					bridges[l.Peer.Bridge] = true
 				}
 			}
 		}
-		peers, err := bridgePeers(opts.HostNS, bridges, opts.ProcRoot)
+		var veths []hostVeth
+		if opts.HostFacts {
+			<-hf.linksRead
+			veths = hf.veths
+		}
+		peers, err := bridgePeers(hf.ns, veths, bridges, opts.ProcRoot)
 		if err != nil {
-			host.PeersErr = err.Error()
+			hf.PeersErr = err.Error()
 		} else {
-			host.Peers = peers
+			hf.Peers = peers
 		}
 	}
 	wg.Wait()
@@ -205,10 +256,58 @@ func Gather(ctx context.Context, targets []Target, opts GatherOptions) ([]*Facts
 	readAllCounters(all, after)
 	for i := range facts {
 		facts[i].After = after[i]
-		facts[i].Host = host
 	}
 	host.After = after[len(all)-1]
-	return facts, host
+	for _, n := range nodes {
+		n.ns.Close()
+		n.ns = nil
+	}
+	return facts, host, nodes
+}
+
+// forwarders points each target's Host at the namespace holding its veth
+// peers: the host's when any peer is there (Docker, CRI), else the one
+// other namespace its first peer lives in, opened once per namespace.
+// It returns those other namespaces' facts, still to be gathered.
+func forwarders(facts []*Facts, host *HostFacts) []*HostFacts {
+	byInode := map[uint64]*HostFacts{}
+	var nodes []*HostFacts
+	for _, f := range facts {
+		f.Host = host
+		var other *inspect.PeerNetns
+		onHost := false
+		for _, l := range f.uplinks() {
+			if l.Peer == nil || l.Peer.Netns.Same {
+				continue
+			}
+			if l.Peer.Netns.Host || (host.ns != nil && l.Peer.Netns.Inode == host.Inode) {
+				onHost = true
+			} else if other == nil && l.Peer.Netns.Path != "" {
+				other = &l.Peer.Netns
+			}
+		}
+		if onHost || other == nil {
+			continue
+		}
+		n, ok := byInode[other.Inode]
+		if !ok {
+			ns, err := nsfs.Open(other.Path)
+			if err != nil || ns.ID.Inode != other.Inode {
+				if err == nil {
+					ns.Close()
+					err = fmt.Errorf("%s is no longer net:[%d]", other.Path, other.Inode)
+				}
+				f.Missing["forwarder"] = "forwarder: the namespace holding the veth peer: " + err.Error()
+				continue
+			}
+			n = &HostFacts{Sysctl: map[string]string{}, Hairpin: map[string]string{}, Node: true, Path: other.Path, Inode: other.Inode, ns: ns, Report: &inspect.Report{}, linksRead: make(chan struct{})}
+			byInode[other.Inode] = n
+			nodes = append(nodes, n)
+		}
+		n.Forwards = append(n.Forwards, f.Target)
+		f.Host = n
+	}
+	return nodes
 }
 
 // readAllCounters reads every namespace's counters, a few threads at once.
@@ -323,42 +422,68 @@ func readContainerFile(res *resolver.Result, procRoot, hostPath, inside string) 
 	return string(b), ""
 }
 
-func gatherHost(ctx context.Context, opts GatherOptions, h *HostFacts) {
+// gatherHost reads the forwarding side's facts in h's namespace: the
+// host's (isHost: nsdebug runs there, so files and tools are read
+// directly) or a node namespace's (through enter/).
+func gatherHost(ctx context.Context, opts GatherOptions, h *HostFacts, isHost bool) {
+	ns := h.ns
+	linksDone := false
+	defer func() {
+		if !linksDone {
+			close(h.linksRead)
+		}
+	}()
 	ipt := make(chan struct{})
 	go func() {
 		defer close(ipt)
-		h.IPTables, h.IPTablesErr = readIPTables(ctx)
+		switch {
+		case isHost && opts.Prefetch != nil:
+			p := opts.Prefetch.wait()
+			h.IPTables, h.IPTablesErr = p.ipt, p.iptErr
+		case isHost:
+			h.IPTables, h.IPTablesErr = readIPTables(ctx, nil)
+		default:
+			h.IPTables, h.IPTablesErr = readIPTables(ctx, ns)
+		}
 	}()
-	if opts.HostNS != nil {
+	if ns != nil {
 		// Routes through inspect; links read here: inspect would name every
 		// host veth's peer namespace, which costs a visit to each.
-		if rep, err := inspect.Inspect(ctx, opts.HostNS, inspect.Options{Sections: []string{"routes"}, ProcRoot: opts.ProcRoot}); err == nil {
+		if rep, err := inspect.Inspect(ctx, ns, inspect.Options{Sections: []string{"routes"}, ProcRoot: opts.ProcRoot}); err == nil {
 			h.Report = rep
-			h.Report.Links, h.AdminUp, _, err = readLinks(opts.HostNS)
+			h.Report.Links, h.AdminUp, h.veths, err = readLinks(ns)
 			if err != nil {
 				h.Report.Warnings = append(h.Report.Warnings, "links: "+err.Error())
 			}
+		}
+		linksDone = true
+		close(h.linksRead)
+		if hp, err := readHairpin(ns); err == nil {
+			h.Hairpin = hp
+		} else if h.Report != nil {
+			h.Report.Warnings = append(h.Report.Warnings, "hairpin: "+err.Error())
 		}
 	}
 	if h.Report == nil {
 		h.Report = &inspect.Report{}
 	}
-	for _, k := range []string{"net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.netfilter.nf_conntrack_count", "net.netfilter.nf_conntrack_max"} {
-		if v, err := readSysctl(k); err == nil {
-			h.Sysctl[k] = v
+	keys := []string{"net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.netfilter.nf_conntrack_count", "net.netfilter.nf_conntrack_max"}
+	read := func() error {
+		for _, k := range keys {
+			if v, err := readSysctl(k); err == nil {
+				h.Sysctl[k] = v
+			}
 		}
+		return nil
+	}
+	if isHost || ns == nil {
+		_ = read()
+	} else if err := enter.Do(ns, read); err != nil {
+		h.Report.Warnings = append(h.Report.Warnings, "sysctls: "+err.Error())
 	}
 	<-ipt
-	if opts.DockerProxies {
+	if opts.DockerProxies && isHost {
 		h.UserlandProxy, h.ProxySource, h.DockerProxies = dockerProxyFacts(opts.ProcRoot)
-	}
-	for _, l := range h.Report.Links {
-		if l.Master == "" {
-			continue
-		}
-		if b, err := os.ReadFile("/sys/class/net/" + l.Name + "/brport/hairpin_mode"); err == nil {
-			h.Hairpin[l.Name] = strings.TrimSpace(string(b))
-		}
 	}
 }
 

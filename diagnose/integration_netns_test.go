@@ -459,3 +459,33 @@ func TestHostSubnetOverlap(t *testing.T) {
 	r := expectOnly(t, before, after, "host.subnet_overlap", Fail, nil)
 	hasEvidence(t, r, subnet, part+" dev "+d)
 }
+
+// TestHostSubnetOverlapCNI: the CNI bridge's range, from the test bed's own
+// /etc/cni/net.d (the one containerd's CRI gives pods addresses from),
+// overlapped by a host route through another device.
+func TestHostSubnetOverlapCNI(t *testing.T) {
+	testbed.RequireRoot(t)
+	const conf, subnet, br = "/etc/cni/net.d/10-nsdebug-testbed.conflist", "10.99.0.0/16", "nsdbg-cni0"
+	if b, err := os.ReadFile(conf); err != nil || !strings.Contains(string(b), subnet) || !strings.Contains(string(b), br) {
+		t.Fatalf("test bed CNI configuration %s (want %s on %s): %v", conf, subnet, br, err)
+	}
+	ns, _ := loNetns(t)
+	target := "netns:" + ns.Name
+	before, _ := diag(t, target, diagOpts{})
+	hasEvidence(t, before["host.subnet_overlap"], "cni nsdebug-testbed "+subnet+" ("+br+")", "none")
+	// The top /28 of the range (host-local hands out from the bottom),
+	// through a device of the test's own, for as long as the test runs.
+	const part = "10.99.255.240/28"
+	d := shortName("dgd")
+	mustRun(t, "ip", "link", "add", d, "type", "veth", "peer", "name", d+"p")
+	t.Cleanup(func() { testbed.Run("ip", "link", "del", d) })
+	mustRun(t, "ip", "link", "set", d+"p", "up")
+	mustRun(t, "ip", "link", "set", d, "up")
+	mustRun(t, "ip", "route", "add", part, "dev", d)
+	after, _ := diag(t, target, diagOpts{})
+	r := expectOnly(t, before, after, "host.subnet_overlap", Fail, nil)
+	hasEvidence(t, r, "cni nsdebug-testbed "+subnet+" ("+br+")", part+" dev "+d)
+	if r.Fix == nil || !strings.Contains(strings.Join(r.Fix.Commands, " "), conf) {
+		t.Errorf("fix %+v does not name %s", r.Fix, conf)
+	}
+}

@@ -86,6 +86,12 @@ func diag(t *testing.T, target string, o diagOpts) (map[string]Result, *Report) 
 	for _, c := range append(append([]Result{}, rep.Host.Checks...), rep.Targets[0].Checks...) {
 		out[c.ID] = c
 	}
+	// A node forwarding for the target: its host checks as node:ID.
+	for _, n := range rep.Nodes {
+		for _, c := range n.Checks {
+			out["node:"+c.ID] = c
+		}
+	}
 	return out, rep
 }
 

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"net"
+	"strings"
 
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -27,14 +28,17 @@ type hostVeth struct {
 // opening it (opening every namespace on a host with 500 netns to find the
 // few on a bridge was most of a single target's time). Only when an address
 // shows up twice on one bridge are the namespaces named, by a scan.
-func bridgePeers(host *nsfs.Netns, bridges map[string]bool, procRoot string) ([]PeerAddrs, error) {
+func bridgePeers(host *nsfs.Netns, veths []hostVeth, bridges map[string]bool, procRoot string) ([]PeerAddrs, error) {
 	peers := []PeerAddrs{}
 	if len(bridges) == 0 {
 		return peers, nil
 	}
-	_, _, veths, err := readLinks(host)
-	if err != nil {
-		return nil, err
+	var err error
+	if veths == nil {
+		// Not read yet (gatherHost did not run, or its dump failed).
+		if _, _, veths, err = readLinks(host); err != nil {
+			return nil, err
+		}
 	}
 	var sock *nl.NetlinkSocket
 	if err := enter.Do(host, func() error {
@@ -172,4 +176,59 @@ func nameNsids(host *nsfs.Netns, ids map[int]bool, procRoot string, peers []Peer
 			peers[i].Label, peers[i].Netns = l, inode[peers[i].NetnsID]
 		}
 	}
+}
+
+// readHairpin dumps ns's bridge ports (an AF_BRIDGE link dump lists only
+// them, each with its IFLA_PROTINFO) and returns their hairpin mode by name.
+// One dump for all ports; netlink's LinkGetProtinfo does one per port.
+func readHairpin(ns *nsfs.Netns) (map[string]string, error) {
+	var sock *nl.NetlinkSocket
+	if err := enter.Do(ns, func() error {
+		var err error
+		sock, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	defer sock.Close()
+	msgs, err := nldump.Retry(func() ([][]byte, error) {
+		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: sock}}
+		req.AddData(nl.NewIfInfomsg(unix.AF_BRIDGE))
+		return req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, m := range msgs {
+		if len(m) < unix.SizeofIfInfomsg {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+		if err != nil {
+			continue
+		}
+		name, mode := "", ""
+		for _, a := range attrs {
+			switch a.Attr.Type &^ unix.NLA_F_NESTED {
+			case unix.IFLA_IFNAME:
+				name = strings.TrimRight(string(a.Value), "\x00")
+			case unix.IFLA_PROTINFO:
+				inner, err := nl.ParseRouteAttr(a.Value)
+				if err != nil {
+					continue
+				}
+				for _, b := range inner {
+					if b.Attr.Type&^unix.NLA_F_NESTED == nl.IFLA_BRPORT_MODE && len(b.Value) > 0 {
+						mode = itoa(int(b.Value[0]))
+					}
+				}
+			}
+		}
+		if name != "" && mode != "" {
+			out[name] = mode
+		}
+	}
+	return out, nil
 }

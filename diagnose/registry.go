@@ -24,10 +24,10 @@ var registry = []Check{
 	{ID: "rp_filter", Category: "routing", Title: "Reverse-path filter fits the routes", Inputs: []string{"rp_filter all and per interface", "routes", "TcpExt.IPReversePathFilter twice"}, Run: checkRPFilter},
 	{ID: "addr.conflict", Category: "wiring", Title: "No other namespace on the bridge has this address", Inputs: []string{"every namespace's addresses and host veth bridge"}, Run: checkAddrConflict},
 	{ID: "ipv6.localhost", Category: "dns", Title: "localhost resolves to an address that works", Inputs: []string{"container /etc/hosts", "addresses", "sock_diag"}, Run: checkIPv6Localhost},
-	{ID: "hairpin", Category: "wiring", Title: "Hairpin mode where the userland proxy is off", Inputs: []string{"dockerd userland-proxy", "brport hairpin_mode"}, Run: checkHairpin},
+	{ID: "hairpin", Category: "wiring", Title: "Hairpin mode where the userland proxy is off", Inputs: []string{"dockerd userland-proxy", "forwarding netns nat DNAT rules to the target", "bridge port hairpin mode (netlink)"}, Run: checkHairpin},
 
 	{ID: "host.ip_forward", Category: "host", Title: "Host forwards IPv4", Scope: ScopeHost, Inputs: []string{"net.ipv4.ip_forward"}, Run: checkHostIPForward},
 	{ID: "host.bridge_nf", Category: "host", Title: "Bridged traffic passes iptables", Scope: ScopeHost, Inputs: []string{"net.bridge.bridge-nf-call-iptables"}, Run: checkHostBridgeNF},
 	{ID: "host.iptables_backends", Category: "host", Title: "One iptables backend holds the rules", Scope: ScopeHost, Inputs: []string{"iptables-legacy-save", "iptables-nft-save"}, Run: checkHostIPTablesBackends},
-	{ID: "host.subnet_overlap", Category: "host", Title: "Runtime subnets do not overlap host routes", Scope: ScopeHost, Inputs: []string{"Docker network subnets", "host routes"}, Run: checkHostSubnetOverlap},
+	{ID: "host.subnet_overlap", Category: "host", Title: "Runtime subnets do not overlap host routes", Scope: ScopeHost, Inputs: []string{"Docker network subnets", "CNI configuration host-local ranges (/etc/cni/net.d)", "host routes"}, Run: checkHostSubnetOverlap},
 }

@@ -22,10 +22,13 @@ var marks = map[Status]struct{ mark, color string }{
 // under every check with verbose), a summary at the end.
 func (r *Report) WriteText(w io.Writer, color, verbose bool) error {
 	var b strings.Builder
-	section := func(t TargetReport) {
+	section := func(t TargetReport, forwards []string) {
 		head := t.Target
 		if t.Netns != "" {
 			head += "  " + t.Netns
+		}
+		if len(forwards) > 0 {
+			head += "  (forwards for " + strings.Join(forwards, ", ") + ")"
 		}
 		b.WriteString(output.Paint(color, output.Bold, head) + "\n")
 		width := 0
@@ -70,10 +73,13 @@ func (r *Report) WriteText(w io.Writer, color, verbose bool) error {
 		b.WriteString("\n")
 	}
 	if len(r.Host.Checks) > 0 {
-		section(r.Host)
+		section(r.Host, nil)
+	}
+	for _, n := range r.Nodes {
+		section(n.TargetReport, n.Forwards)
 	}
 	for _, t := range r.Targets {
-		section(t)
+		section(t, nil)
 	}
 	s := r.Summary
 	fmt.Fprintf(&b, "%d passed, %d warnings, %d failed, %d skipped (%d targets, counters over %s)\n", s.Pass, s.Warn, s.Fail, s.Skip, len(r.Targets), r.Interval)

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -16,6 +17,12 @@ type Options struct {
 	Interval  time.Duration
 	Selection Selection
 	ProcRoot  string
+	// CNIConfDir: the CNI network configurations whose ranges the subnet
+	// overlap check reads ("" is DefaultCNIConfDir).
+	CNIConfDir string
+	// Prefetch: StartHostPrefetch's reads, started before resolving (nil:
+	// Run starts them itself).
+	Prefetch *HostPrefetch
 }
 
 // ParseIDs checks a --check/--skip list against the registry.
@@ -44,6 +51,11 @@ func ParseIDs(in []string) ([]string, error) {
 // close) and the host.
 func Run(ctx context.Context, r *resolver.Resolver, results []*resolver.Result, opts Options) (*Report, []string) {
 	var warnings []string
+	pre := opts.Prefetch
+	if pre == nil {
+		pre = StartHostPrefetch(ctx, opts.CNIConfDir)
+		defer pre.Close()
+	}
 	host, err := inspect.OpenHost(r)
 	if err != nil {
 		warnings = append(warnings, "cannot open the host network namespace (host-side checks skip): "+err.Error())
@@ -106,10 +118,13 @@ func Run(ctx context.Context, r *resolver.Resolver, results []*resolver.Result, 
 	if procRoot == "" {
 		procRoot = "/proc"
 	}
-	facts, hf := Gather(ctx, targets, GatherOptions{Interval: opts.Interval, Probe: opts.Selection.Probe, ProcRoot: procRoot, HostNS: host, HostFacts: true, DockerProxies: proxies})
+	facts, hf, nodes := Gather(ctx, targets, GatherOptions{Interval: opts.Interval, Probe: opts.Selection.Probe, ProcRoot: procRoot, HostNS: host, HostFacts: true, DockerProxies: proxies, Prefetch: pre})
 	d := <-desc
 	hf.Subnets = d.subnets
 	warnings = append(warnings, d.warnings...)
+	p := pre.wait()
+	hf.Subnets = append(hf.Subnets, p.cni...)
+	warnings = append(warnings, p.cniWarn...)
 	if hf.PeersErr != "" {
 		warnings = append(warnings, "listing the namespaces on the bridges (address conflicts): "+hf.PeersErr)
 	}
@@ -123,6 +138,18 @@ func Run(ctx context.Context, r *resolver.Resolver, results []*resolver.Result, 
 		rep.Host.Warnings = append(rep.Host.Warnings, k+" iptables: "+v)
 	}
 	sort.Strings(rep.Host.Warnings)
+	// Node namespaces forwarding for targets: the host checks once each,
+	// on their own sysctls, rules and bridge ports.
+	rep.Nodes = []NodeReport{}
+	for _, n := range nodes {
+		nf := &Facts{Target: n.Path, Report: n.Report, Host: n, Interval: opts.Interval, Missing: map[string]string{}}
+		tr := TargetReport{Target: n.Path, Netns: fmt.Sprintf("net:[%d]", n.Inode), Checks: Evaluate(nf, ScopeHost, opts.Selection), Warnings: append([]string{}, n.Report.Warnings...)}
+		for k, v := range n.IPTablesErr {
+			tr.Warnings = append(tr.Warnings, k+" iptables: "+v)
+		}
+		sort.Strings(tr.Warnings)
+		rep.Nodes = append(rep.Nodes, NodeReport{TargetReport: tr, Forwards: n.Forwards})
+	}
 	for i, f := range facts {
 		tr := TargetReport{Target: f.Target, Netns: results[i].NS.ID.String(), Checks: Evaluate(f, ScopeNetns, opts.Selection), Warnings: []string{}}
 		for _, m := range f.Missing {

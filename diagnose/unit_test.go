@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -279,5 +280,36 @@ func TestThresholdsDocumented(t *testing.T) {
 		if !strings.Contains(readme, "| `"+c.ID+"` |") {
 			t.Errorf("README's check table lacks `%s`", c.ID)
 		}
+	}
+}
+
+func TestCNISubnets(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		// A conflist: bridge + portmap; ranges, two sets.
+		"10-a.conflist": `{"cniVersion":"1.0.0","name":"a","plugins":[{"type":"bridge","bridge":"br-a","ipam":{"type":"host-local","ranges":[[{"subnet":"10.1.0.0/16"}],[{"subnet":"fd00:1::/64"}]]}},{"type":"portmap"}]}`,
+		// A single-plugin .conf with the old ipam.subnet and the default bridge.
+		"20-b.conf": `{"cniVersion":"0.3.1","name":"b","type":"bridge","ipam":{"type":"host-local","subnet":"10.2.0.0/24"}}`,
+		// Not a bridge: left out.
+		"30-c.conflist": `{"name":"c","plugins":[{"type":"ptp","ipam":{"type":"host-local","subnet":"10.3.0.0/24"}}]}`,
+		"40-bad.json":   `{`,
+		"README":        `not a configuration`,
+	}
+	for n, c := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, warns := cniSubnets(dir)
+	var s []string
+	for _, o := range got {
+		s = append(s, o.Network+" "+o.Subnet+" "+o.Bridge+" "+filepath.Base(o.Source))
+	}
+	want := "cni a 10.1.0.0/16 br-a 10-a.conflist|cni a fd00:1::/64 br-a 10-a.conflist|cni b 10.2.0.0/24 cni0 20-b.conf"
+	if strings.Join(s, "|") != want {
+		t.Errorf("got %q\nwant %q", strings.Join(s, "|"), want)
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], "40-bad.json") {
+		t.Errorf("warnings %q, want one for 40-bad.json", warns)
 	}
 }
