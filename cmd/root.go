@@ -222,11 +222,13 @@ func requireRoot(env *Env) error {
 		return nserr.New(nserr.ErrPermission, "nsdebug must run as root (it reads other processes' namespaces and talks to the runtimes' sockets); try: sudo nsdebug ...")
 	}
 	var missing []string
+	eff, known := effectiveCaps()
 	for _, c := range []struct {
 		bit  uint
 		name string
 	}{{unix.CAP_SYS_ADMIN, "CAP_SYS_ADMIN"}, {unix.CAP_SYS_PTRACE, "CAP_SYS_PTRACE"}} {
-		if !hasCap(c.bit) {
+		// Unreadable status: let the operation itself fail.
+		if known && eff&(1<<c.bit) == 0 {
 			missing = append(missing, c.name)
 		}
 	}
@@ -240,21 +242,22 @@ func requireRoot(env *Env) error {
 	return hostcheck.Check(procRoot)
 }
 
-func hasCap(bit uint) bool {
+// effectiveCaps is this thread's CapEff mask, read once for every bit
+// requireRoot checks; known is false when it cannot be read.
+func effectiveCaps() (mask uint64, known bool) {
 	b, err := os.ReadFile("/proc/thread-self/status")
 	if err != nil {
-		return true // cannot tell; let the operation itself fail
+		return 0, false
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			var mask uint64
 			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%x", &mask); err != nil {
-				return true
+				return 0, false
 			}
-			return mask&(1<<bit) != 0
+			return mask, true
 		}
 	}
-	return true
+	return 0, false
 }
 
 // Main runs nsdebug with args and returns the process exit status. It is the

@@ -280,7 +280,8 @@ func dropOrphanRecords(stateDir, dir string) {
 	}
 }
 
-var dockerNetnsName = regexp.MustCompile(`^[0-9a-f]{12}$`)
+// Compiled on first use (unlink --stale), not at every start-up (issue 13).
+var dockerNetnsName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{12}$`) })
 
 func (o StaleOptions) staleIn(dir string, docker bool, stateDir string, scan procfs.ScanResult, mounts []procfs.Mount, rep *StaleReport) error {
 	lk, err := lockDir(dir)
@@ -296,7 +297,7 @@ func (o StaleOptions) staleIn(dir string, docker bool, stateDir string, scan pro
 	for _, name := range names {
 		path := filepath.Join(dir, name)
 		keep := func(why string) { rep.Kept = append(rep.Kept, Kept{Name: name, Path: path, Reason: why}) }
-		if docker && !dockerNetnsName.MatchString(name) {
+		if docker && !dockerNetnsName().MatchString(name) {
 			// "default" (the host's), swarm's ingress_sbox, lb_*, 1-*:
 			// Docker's own, not a container's.
 			keep("Docker's own netns file, not a container's")

@@ -37,10 +37,25 @@ printf 'module empty\n\ngo 1.21\n' >"$WORK/empty-src/go.mod"
 printf 'package main\n\nfunc main() {}\n' >"$WORK/empty-src/main.go"
 (cd "$WORK/empty-src" && CGO_ENABLED=0 GOFLAGS= $GO build -trimpath -ldflags '-s -w' -o "$WORK/empty.built" .)
 cp "$WORK/empty.built" "$WORK/empty-go"
+# The libraries' own floor: an empty main() linking every package nsdebug
+# imports from outside its module (the Docker, containerd and CRI clients,
+# gRPC, cobra, netlink, gopacket), so that their package inits, and nothing
+# of nsdebug's, run. What nsdebug's start-up cannot go below while it keeps
+# those libraries (issue 13).
+mkdir "$WORK/libs-src"
+{
+	printf 'package main\n\nimport (\n'
+	$GO list -tags "${TAGS:-grpcnotrace}" -deps -f '{{if (and (not .Standard) (eq .Module.Path "github.com/nsdebug/nsdebug"))}}{{join .Imports "\n"}}{{end}}' ./cmd/nsdebug |
+		sort -u | grep -v '^github.com/nsdebug/' | grep '\.' | sed 's/.*/\t_ "&"/'
+	printf ')\n\nfunc main() {}\n'
+} >"$WORK/libs-src/main.go"
+CGO_ENABLED=0 $GO build -tags "${TAGS:-grpcnotrace}" -trimpath -ldflags '-s -w' -o "$WORK/libs.built" "$WORK/libs-src/main.go"
+cp "$WORK/libs.built" "$WORK/libs-floor"
 cp "$NSDEBUG" "$WORK/nsdebug"
 NSDEBUG=$WORK/nsdebug
 EMPTY_GO=$WORK/empty-go
-export NSDEBUG EMPTY_GO
+LIBS_FLOOR=$WORK/libs-floor
+export NSDEBUG EMPTY_GO LIBS_FLOOR
 
 # A busy host, shared by every section: BENCH_NETNS_COUNT named netns and
 # BENCH_CONTAINERS Docker containers (bridge network). Sections use

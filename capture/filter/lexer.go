@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // tokKind is the lexical class of a token, following libpcap's scanner:
@@ -30,15 +31,22 @@ type token struct {
 	esc  bool   // \name: a name even if it is a keyword
 }
 
-var (
-	// Same shapes as libpcap's scanner.l; the longest match wins and, on a
-	// tie, the earlier pattern (numbers and addresses before names).
-	reNum = regexp.MustCompile(`^(0[xX][0-9A-Fa-f]+|[0-9]+)`)
-	reHID = regexp.MustCompile(`^[0-9]+(\.[0-9]+){1,3}`)
-	reV6  = regexp.MustCompile(`^[0-9A-Fa-f:][0-9A-Fa-f:.]*`)
-	reEID = regexp.MustCompile(`^([0-9A-Fa-f]{1,2}(:[0-9A-Fa-f]{1,2}){5}|[0-9A-Fa-f]{1,2}(-[0-9A-Fa-f]{1,2}){5}|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}|[0-9A-Fa-f]{12})`)
-	reID  = regexp.MustCompile(`^[A-Za-z0-9]([-_.A-Za-z0-9]*[.A-Za-z0-9])?`)
-)
+// lexPatterns have the same shapes as libpcap's scanner.l; the longest match
+// wins and, on a tie, the earlier pattern (numbers and addresses before
+// names). Compiled on first use: only capture filters need them, and
+// compiling them at package init cost every nsdebug command's start-up
+// (issue 13).
+type lexPatterns struct{ num, hid, v6, eid, id *regexp.Regexp }
+
+var patterns = sync.OnceValue(func() *lexPatterns {
+	return &lexPatterns{
+		num: regexp.MustCompile(`^(0[xX][0-9A-Fa-f]+|[0-9]+)`),
+		hid: regexp.MustCompile(`^[0-9]+(\.[0-9]+){1,3}`),
+		v6:  regexp.MustCompile(`^[0-9A-Fa-f:][0-9A-Fa-f:.]*`),
+		eid: regexp.MustCompile(`^([0-9A-Fa-f]{1,2}(:[0-9A-Fa-f]{1,2}){5}|[0-9A-Fa-f]{1,2}(-[0-9A-Fa-f]{1,2}){5}|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}|[0-9A-Fa-f]{12})`),
+		id:  regexp.MustCompile(`^[A-Za-z0-9]([-_.A-Za-z0-9]*[.A-Za-z0-9])?`),
+	}
+})
 
 var twoCharOps = []string{"&&", "||", "<<", ">>", "<=", ">=", "==", "!="}
 
@@ -100,21 +108,22 @@ func isAlnum(c byte) bool {
 // lexWord returns the longest address, number or name at the start of s.
 func lexWord(s string) (token, int) {
 	best, bestN := token{}, 0
+	re := patterns()
 	try := func(kind tokKind, m string) {
 		if len(m) > bestN {
 			best, bestN = token{kind: kind, text: m}, len(m)
 		}
 	}
-	if m := reNum.FindString(s); m != "" {
+	if m := re.num.FindString(s); m != "" {
 		try(tNum, m)
 	}
-	if m := reEID.FindString(s); m != "" {
+	if m := re.eid.FindString(s); m != "" {
 		try(tEID, m)
 	}
-	if m := reHID.FindString(s); m != "" {
+	if m := re.hid.FindString(s); m != "" {
 		try(tHID, m)
 	}
-	if m := reV6.FindString(s); m != "" {
+	if m := re.v6.FindString(s); m != "" {
 		// Shrink to the longest prefix that is an IPv6 address with "::" or
 		// eight groups (so "0:1" in ether[0:1] is not one).
 		for n := len(m); n > 0; n-- {
@@ -128,7 +137,7 @@ func lexWord(s string) (token, int) {
 			}
 		}
 	}
-	if m := reID.FindString(s); m != "" {
+	if m := re.id.FindString(s); m != "" {
 		try(tID, m)
 	}
 	if best.kind == tNum {

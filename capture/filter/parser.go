@@ -21,7 +21,7 @@ func parse(expr string) (node, error) {
 	}
 	// Number keywords (tcp-syn, icmptype ...) are numbers to the grammar.
 	for i := range toks {
-		if toks[i].kind == tID && reNum.FindString(toks[i].text) == toks[i].text {
+		if toks[i].kind == tID && patterns().num.FindString(toks[i].text) == toks[i].text {
 			if numBase(toks[i].text) == 8 {
 				return nil, errAt(toks[i].pos, "number %s contains non-octal digit", toks[i].text)
 			}

@@ -10,6 +10,10 @@ compare "exec docker:X -- true vs docker exec X true" 0.3 \
 # ip netns exec does the same /sys remount in a private mount namespace.
 compare "exec netns:N -- true vs ip netns exec N true" 2 \
 	"$NSDEBUG exec netns:$BENCH_NETNS -- true" "ip netns exec $BENCH_NETNS true"
+# nsdebug's start-up alone (the version row) against the same baseline:
+# what of exec's budget the start-up takes before exec does anything.
+compare "(floor) version vs ip netns exec N true" - "$NSDEBUG version" "ip netns exec $BENCH_NETNS true" report
+compare "(floor) version vs nsenter -t N -n true" - "$NSDEBUG version" "nsenter -t $BENCH_PID -n true" report
 # Where the time goes: exec without the mount namespace work (what nsenter -n
 # does), against the same nsenter.
 compare "(like for like) exec --no-sysfs --host-dns pid:N vs nsenter" - \
