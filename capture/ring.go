@@ -63,18 +63,22 @@ const (
 // rawPacket is one packet as the kernel handed it over; data points into
 // the ring and is valid only until the block is released.
 type rawPacket struct {
-	ts       time.Time
-	data     []byte // from the link header (SOCK_RAW) or network header (cooked)
-	wireLen  int
-	ifindex  int
-	protocol uint16 // ethertype, host order
-	hatype   uint16
-	pkttype  uint8
-	addr     []byte
-	vlanTCI  uint16
-	vlanTPID uint16
-	vlanOK   bool
+	sec, nsec uint32 // the kernel's timestamp
+	data      []byte // from the link header (SOCK_RAW) or network header (cooked)
+	wireLen   int
+	ifindex   int
+	protocol  uint16 // ethertype, host order
+	hatype    uint16
+	pkttype   uint8
+	addr      []byte
+	vlanTCI   uint16
+	vlanTPID  uint16
+	vlanOK    bool
 }
+
+func (p *rawPacket) ts() time.Time { return time.Unix(int64(p.sec), int64(p.nsec)) }
+
+func (p *rawPacket) unixNano() uint64 { return uint64(p.sec)*1e9 + uint64(p.nsec) }
 
 // ringSocket is one AF_PACKET socket with a TPACKET_V3 receive ring.
 type ringSocket struct {
@@ -91,6 +95,14 @@ type ringSocket struct {
 
 	// Kernel counters, accumulated: PACKET_STATISTICS resets on each read.
 	recv, drops uint64
+
+	// user, when the kernel refused the filter as too big: the socket
+	// passes every packet and this program (for the link type of the
+	// frames handed out) filters them here, as libpcap does. userPassed
+	// counts the packets it accepted; userLen is its length.
+	user       *bpf.VM
+	userLen    int
+	userPassed uint64
 }
 
 // Sockets are opened with protocol 0 (they receive nothing), get the
@@ -101,8 +113,10 @@ var rejectAll = []bpf.RawInstruction{{Op: 0x06, K: 0}} // ret #0
 
 // openRing opens a capture socket inside ns on ifindex (0: every
 // interface, as -i any), cooked (SOCK_DGRAM) or with link headers, a ring of
-// ringBytes and prog as its filter.
-func openRing(ns *nsfs.Netns, ifindex int, cooked bool, ringBytes int, promisc bool, prog []bpf.RawInstruction) (*ringSocket, error) {
+// ringBytes and prog as its filter. If the kernel refuses prog as too big,
+// userProg (nil: no fallback) gives the program to run in user space over
+// the frames as handed out.
+func openRing(ns *nsfs.Netns, ifindex int, cooked bool, ringBytes int, promisc bool, prog []bpf.RawInstruction, userProg func() ([]bpf.RawInstruction, error)) (*ringSocket, error) {
 	typ := unix.SOCK_RAW
 	if cooked {
 		typ = unix.SOCK_DGRAM
@@ -112,7 +126,7 @@ func openRing(ns *nsfs.Netns, ifindex int, cooked bool, ringBytes int, promisc b
 		return nil, fmt.Errorf("open packet socket: %w", err)
 	}
 	s := &ringSocket{fd: fd, cooked: cooked}
-	if err := s.setup(ifindex, ringBytes, promisc, prog); err != nil {
+	if err := s.setup(ifindex, ringBytes, promisc, prog, userProg); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -133,7 +147,7 @@ func openRing(ns *nsfs.Netns, ifindex int, cooked bool, ringBytes int, promisc b
 	return s, nil
 }
 
-func (s *ringSocket) setup(ifindex, ringBytes int, promisc bool, prog []bpf.RawInstruction) error {
+func (s *ringSocket) setup(ifindex, ringBytes int, promisc bool, prog []bpf.RawInstruction, userProg func() ([]bpf.RawInstruction, error)) error {
 	if err := attach(s.fd, rejectAll); err != nil {
 		return fmt.Errorf("attach reject-all filter: %w", err)
 	}
@@ -180,9 +194,57 @@ func (s *ringSocket) setup(ifindex, ringBytes int, promisc bool, prog []bpf.RawI
 	if _, err := unix.GetsockoptTpacketStatsV3(s.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err != nil {
 		return fmt.Errorf("packet statistics: %w", err)
 	}
-	if err := attach(s.fd, prog); err != nil {
-		return fmt.Errorf("attach filter: %w", err)
+	err = attach(s.fd, prog)
+	if err == nil || !tooBig(err, prog) || userProg == nil {
+		if err != nil {
+			return fmt.Errorf("attach filter: %w", err)
+		}
+		return nil
 	}
+	return s.filterInUserSpace(err, userProg)
+}
+
+// KernelMaxInsns is BPF_MAXINSNS, the most classic BPF instructions a
+// socket filter may have (more: EINVAL).
+const KernelMaxInsns = 4096
+
+// tooBig tells whether the kernel refused a filter for its size rather than
+// its content. Besides BPF_MAXINSNS, the kernel charges a socket filter,
+// once converted to eBPF, to the socket's option memory, bounded by the
+// netns's net.core.optmem_max (128 KiB by default since Linux 6.9, 20 KiB
+// before): ENOMEM. A load of packet data converts to about 14 eBPF
+// instructions (112 bytes), so about 1,160 loads fit in 128 KiB and 180
+// in 20 KiB; most other instructions take 8 or 16 bytes.
+func tooBig(err error, prog []bpf.RawInstruction) bool {
+	return errors.Is(err, unix.ENOMEM) || (errors.Is(err, unix.EINVAL) && len(prog) > KernelMaxInsns)
+}
+
+// filterInUserSpace is libpcap's answer to a filter the kernel refuses:
+// the socket takes every packet and the program runs here, in
+// golang.org/x/net/bpf's VM.
+func (s *ringSocket) filterInUserSpace(kerr error, userProg func() ([]bpf.RawInstruction, error)) error {
+	refused := func(why any) error {
+		return fmt.Errorf("the kernel refuses the filter as too big (%w; net.core.optmem_max) and it cannot run in user space: %v", kerr, why)
+	}
+	raw, err := userProg()
+	if err != nil {
+		return refused(err)
+	}
+	ins, ok := bpf.Disassemble(raw)
+	if !ok {
+		return refused("x/net/bpf cannot decode it")
+	}
+	vm, err := bpf.NewVM(ins)
+	if err != nil {
+		// x/net/bpf runs no ancillary load but the length: on Ethernet,
+		// inbound/outbound read the kernel's packet type.
+		return refused(fmt.Sprintf("%v (inbound/outbound need the kernel's packet type)", err))
+	}
+	// Every packet, whole: the user-space program applies -s.
+	if err := attach(s.fd, []bpf.RawInstruction{{Op: 0x06, K: 0xffffffff}}); err != nil {
+		return fmt.Errorf("attach accept-all filter: %w", err)
+	}
+	s.user, s.userLen = vm, len(raw)
 	return nil
 }
 
@@ -213,14 +275,12 @@ func (s *ringSocket) release(i int) {
 // netns with it).
 var errIfaceGone = errors.New("interface went away")
 
-// wait blocks until a block is ready or timeout passes; ready reports a
-// block to read.
-func (s *ringSocket) wait(timeout time.Duration) (ready bool, err error) {
+// wait blocks until a block is ready or kick is called; ready reports a
+// block to read. No timer runs while it waits: each one that fires wakes
+// the runtime's monitor thread too.
+func (s *ringSocket) wait() (ready bool, err error) {
 	if s.blockStatus(s.cur)&unix.TP_STATUS_USER != 0 {
 		return true, nil
-	}
-	if err := s.file.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return false, fmt.Errorf("packet socket: %w", err)
 	}
 	var sockErr error
 	err = s.raw.Read(func(uintptr) bool {
@@ -228,7 +288,7 @@ func (s *ringSocket) wait(timeout time.Duration) (ready bool, err error) {
 			return true
 		}
 		// Woken without a block: an error (the interface went away)?
-		if serr, _ := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR); serr != 0 {
+		if serr := s.soError(); serr != 0 {
 			sockErr = unix.Errno(serr)
 			return true
 		}
@@ -245,6 +305,14 @@ func (s *ringSocket) wait(timeout time.Duration) (ready bool, err error) {
 		return false, fmt.Errorf("packet socket: %w", sockErr)
 	}
 	return s.blockStatus(s.cur)&unix.TP_STATUS_USER != 0, nil
+}
+
+// kick makes wait return now, and at once from then on (the capture is
+// stopping, or the interface's target went away). Safe from any goroutine.
+func (s *ringSocket) kick() {
+	if s.file != nil {
+		_ = s.file.SetReadDeadline(time.Unix(1, 0))
+	}
 }
 
 // readBlock calls fn for every packet of the current block, if the kernel
@@ -269,15 +337,16 @@ func (s *ringSocket) readBlock(fn func(*rawPacket) bool) int {
 		if mac+snap > len(h) {
 			break // corrupt: never read past the block
 		}
-		p = rawPacket{
-			ts:       time.Unix(int64(ne.Uint32(h[pktSecOff:])), int64(ne.Uint32(h[pktNsecOff:]))),
-			data:     h[mac : mac+snap],
-			wireLen:  int(ne.Uint32(h[pktLenOff:])),
-			protocol: binary.BigEndian.Uint16(h[pktSllOff+sllProtocolOff:]),
-			ifindex:  int(int32(ne.Uint32(h[pktSllOff+sllIfindexOff:]))),
-			hatype:   ne.Uint16(h[pktSllOff+sllHatypeOff:]),
-			pkttype:  h[pktSllOff+sllPkttypeOff],
-		}
+		// Filled in place: a composite literal would zero and copy the
+		// whole struct for every packet.
+		p.sec, p.nsec = ne.Uint32(h[pktSecOff:]), ne.Uint32(h[pktNsecOff:])
+		p.data = h[mac : mac+snap]
+		p.wireLen = int(ne.Uint32(h[pktLenOff:]))
+		p.protocol = binary.BigEndian.Uint16(h[pktSllOff+sllProtocolOff:])
+		p.ifindex = int(int32(ne.Uint32(h[pktSllOff+sllIfindexOff:])))
+		p.hatype = ne.Uint16(h[pktSllOff+sllHatypeOff:])
+		p.pkttype = h[pktSllOff+sllPkttypeOff]
+		p.vlanOK = false
 		halen := min(int(h[pktSllOff+sllHalenOff]), 8)
 		p.addr = h[pktSllOff+sllAddrOff : pktSllOff+sllAddrOff+halen]
 		if status&unix.TP_STATUS_VLAN_VALID != 0 {
@@ -306,12 +375,24 @@ func (s *ringSocket) readBlock(fn func(*rawPacket) bool) int {
 // stats reads the kernel's counters since the last call and adds them up:
 // recv is every packet the filter accepted (the kernel counts the dropped
 // ones in it too), drops those the full ring had no room for.
+//
+// With the filter in user space the kernel's count is of every packet, so
+// recv is the packets the program accepted plus the kernel's drops (which
+// it could not queue, matching or not: counted as the kernel counts them).
 func (s *ringSocket) stats() (recv, drops uint64) {
 	if !s.closed {
 		if st, err := unix.GetsockoptTpacketStatsV3(s.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
 			s.recv += uint64(st.Packets)
 			s.drops += uint64(st.Drops)
 		}
+	}
+	return s.counts()
+}
+
+// counts are the accumulated counters (see stats).
+func (s *ringSocket) counts() (recv, drops uint64) {
+	if s.user != nil {
+		return s.userPassed + s.drops, s.drops
 	}
 	return s.recv, s.drops
 }
@@ -331,4 +412,17 @@ func (s *ringSocket) close() {
 	} else {
 		unix.Close(s.fd)
 	}
+}
+
+// soError reads (and clears) the socket's pending error, as
+// getsockopt(SO_ERROR), without entering the scheduler's system call
+// state: see rawFile for why.
+func (s *ringSocket) soError() int {
+	var v int32
+	l := uint32(4)
+	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(s.fd), unix.SOL_SOCKET, unix.SO_ERROR, uintptr(unsafe.Pointer(&v)), uintptr(unsafe.Pointer(&l)), 0)
+	if e != 0 {
+		return int(e)
+	}
+	return int(v)
 }

@@ -97,7 +97,7 @@ func (s *pcapngSink) maybeFlush() error {
 // blocks stay in order); packet blocks are encoded here in one piece: the
 // per-packet path is the capture's hot loop.
 func NewPcapngSink(w io.Writer) Sink {
-	return &pcapngSink{w: w, out: make([]byte, 0, sinkBuffer+BlockSize), opt: pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{
+	return &pcapngSink{w: fastWriter(w), out: make([]byte, 0, sinkBuffer+BlockSize), opt: pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{
 		OS:          runtime.GOOS,
 		Application: "nsdebug " + version.Version,
 	}}}
@@ -147,7 +147,7 @@ func (s *pcapngSink) WritePacket(p *Packet) error {
 	start := len(s.out)
 	s.out = append(s.out, make([]byte, 28)...)
 	s.out = append(s.out, p.Data...)
-	s.finishEPB(start, p.Iface, p.TS, p.WireLen, p.Dir)
+	s.finishEPB(start, p.Iface, uint64(p.TS.UnixNano()), p.WireLen, p.Dir)
 	return s.maybeFlush()
 }
 
@@ -164,19 +164,18 @@ func (s *pcapngSink) writeFrame(iface int, p *rawPacket, lt filter.LinkType, sna
 	s.out = append(s.out, make([]byte, 28)...)
 	frame, wire := buildFrame(s.out[len(s.out):], p, lt)
 	s.out = s.out[:len(s.out)+min(len(frame), snap)]
-	s.finishEPB(start, iface, p.ts, wire, direction(p.pkttype))
+	s.finishEPB(start, iface, p.unixNano(), wire, direction(p.pkttype))
 	return s.maybeFlush()
 }
 
 // finishEPB fills in the block header before the data at s.out[start+28:]
 // and appends padding, the epb_flags option and the trailer.
-func (s *pcapngSink) finishEPB(start, iface int, ts time.Time, wire int, d Direction) {
+func (s *pcapngSink) finishEPB(start, iface int, nanos uint64, wire int, d Direction) {
 	caplen := len(s.out) - start - 28
 	pad := (4 - caplen&3) & 3
 	total := epbFixedLen + caplen + pad
 	le := binary.LittleEndian
 	h := s.out[start:]
-	nanos := uint64(ts.UnixNano())
 	le.PutUint32(h[0:], epbType)
 	le.PutUint32(h[4:], uint32(total))
 	le.PutUint32(h[8:], uint32(iface))
@@ -229,7 +228,7 @@ type pcapSink struct {
 
 // NewPcapSink writes pcap to w.
 func NewPcapSink(w io.Writer) Sink {
-	bw := bufio.NewWriterSize(w, 256<<10)
+	bw := bufio.NewWriterSize(fastWriter(w), 256<<10)
 	return &pcapSink{bw: bw, w: pcapgo.NewWriter(bw)}
 }
 

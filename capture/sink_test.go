@@ -208,7 +208,7 @@ func TestPcapngWriteFrameEqualsWritePacket(t *testing.T) {
 		sa, sb := NewPcapngSink(&a), NewPcapngSink(&b).(*pcapngSink)
 		sa.AddInterface(Iface{Name: "eth0", LinkType: filter.EN10MB, SnapLen: snap})
 		sb.AddInterface(Iface{Name: "eth0", LinkType: filter.EN10MB, SnapLen: snap})
-		raw := &rawPacket{data: p.data, wireLen: len(p.data), ts: ts, pkttype: 4, vlanOK: true, vlanTCI: 7, vlanTPID: 0x8100}
+		raw := &rawPacket{data: p.data, wireLen: len(p.data), sec: 1700000000, nsec: 5, pkttype: 4, vlanOK: true, vlanTCI: 7, vlanTPID: 0x8100}
 		frame, wire := buildFrame(nil, raw, filter.EN10MB)
 		sa.WritePacket(&Packet{TS: ts, Data: frame[:min(len(frame), snap)], WireLen: wire, Dir: DirOut})
 		if err := sb.writeFrame(0, raw, filter.EN10MB, snap); err != nil {

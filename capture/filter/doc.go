@@ -32,8 +32,12 @@
 // An empty expression accepts every packet (returns snaplen); snaplen <= 0
 // means 262144, tcpdump's default. Errors are *SyntaxError with the byte
 // offset in the expression; an unknown or unsupported primitive is named.
-// A program may be refused by the kernel with ENOMEM when it is larger
-// than the socket option memory (net.core.optmem_max) allows.
+// A program has at most 4096 instructions (BPF_MAXINSNS), but the kernel
+// may still refuse it with ENOMEM: it charges the program, converted to
+// eBPF, to the socket's option memory (net.core.optmem_max, 128 KiB by
+// default since Linux 6.9), and a load of packet data converts to about
+// 14 eBPF instructions. Package capture then runs the program for the
+// frames' link type (Compile) in user space.
 //
 // # Syntax
 //

@@ -2,6 +2,7 @@ package filter
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -12,10 +13,14 @@ import (
 
 // FuzzCompile: no expression makes the compiler panic; every expression it
 // accepts gives, for every link type and socket kind, a program that
-// golang.org/x/net/bpf disassembles and reassembles to the same bytes,
-// that fits the kernel's limit, and that the kernel accepts
-// (SO_ATTACH_FILTER on a throwaway UDP socket); every error is a
-// *SyntaxError.
+// golang.org/x/net/bpf disassembles and reassembles to the same bytes and
+// that has at most BPF_MAXINSNS instructions; the kernel accepts it
+// (SO_ATTACH_FILTER on a throwaway UDP socket) or refuses it only as too
+// big for the socket's option memory (ENOMEM: net.core.optmem_max), and
+// then the program for the frames' link type, which capture runs in user
+// space instead, runs in x/net/bpf's VM (unless it needs the kernel's
+// packet type: inbound/outbound on Ethernet, which capture then reports
+// as an error); every error is a *SyntaxError.
 func FuzzCompile(f *testing.F) {
 	if fh, err := os.Open("testdata/exprs.txt"); err == nil {
 		sc := bufio.NewScanner(fh)
@@ -40,7 +45,7 @@ func FuzzCompile(f *testing.F) {
 	}
 	defer unix.Close(fd)
 	f.Fuzz(func(t *testing.T, expr string) {
-		check := func(what string, prog []bpf.RawInstruction, err error) {
+		check := func(what string, prog []bpf.RawInstruction, err error, userLT LinkType) {
 			if err != nil {
 				if _, ok := err.(*SyntaxError); !ok {
 					t.Fatalf("%s %q: error %T is not a *SyntaxError: %v", what, expr, err, err)
@@ -58,26 +63,54 @@ func FuzzCompile(f *testing.F) {
 			if err != nil || !sameProgram(again, prog) {
 				t.Fatalf("%s %q: x/net/bpf does not reassemble it (%v)\n%s", what, expr, err, dump(prog))
 			}
-			if err := attach(fd, prog); err != nil && err != unix.ENOMEM {
-				// ENOMEM: larger than the socket's option memory
-				// (net.core.optmem_max), not a malformed program
+			err = attach(fd, prog)
+			switch {
+			case err == unix.ENOMEM:
+				// Larger than the socket's option memory: capture
+				// filters in user space with the link type's program.
+				checkUserSpace(t, what, expr, userLT)
+			case err != nil:
 				t.Fatalf("%s %q: the kernel refuses the program: %v\n%s", what, expr, err, dump(prog))
 			}
 		}
 		for _, lt := range []LinkType{EN10MB, LinuxSLL, LinuxSLL2, Raw} {
 			p, err := Compile(expr, lt, 0)
-			check(lt.String(), p, err)
+			check(lt.String(), p, err, lt)
 			if err == nil {
 				checkOptimizer(t, expr, lt, p, fuzzPackets)
 			}
 		}
 		p, err := CompileForSocket(expr, EN10MB, false, 0)
-		check("EN10MB socket", p, err)
+		check("EN10MB socket", p, err, EN10MB)
 		p, err = CompileForSocket(expr, LinuxSLL2, true, 0)
-		check("SLL2 cooked", p, err)
+		check("SLL2 cooked", p, err, LinuxSLL2)
 		p, err = CompileForSocket(expr, LinuxSLL, true, 0)
-		check("SLL cooked", p, err)
+		check("SLL cooked", p, err, LinuxSLL)
 	})
+}
+
+// checkUserSpace: the program capture runs in user space when the kernel
+// refuses a filter as too big (capture.filterInUserSpace) runs in
+// x/net/bpf's VM, unless it loads the kernel's packet type (inbound or
+// outbound on Ethernet), which the VM cannot.
+func checkUserSpace(t *testing.T, what, expr string, lt LinkType) {
+	t.Helper()
+	p, err := Compile(expr, lt, 0)
+	if err != nil {
+		t.Fatalf("%s %q: too big for the kernel, and no %s program for user space: %v", what, expr, lt, err)
+	}
+	ins, ok := bpf.Disassemble(p)
+	if !ok {
+		t.Fatalf("%s %q: x/net/bpf cannot disassemble the %s program", what, expr, lt)
+	}
+	if _, err := bpf.NewVM(ins); err != nil {
+		for _, r := range p {
+			if r.Op&0xe7 == clsLD|modeABS && r.K == skfADOff+skfADPktType {
+				return
+			}
+		}
+		t.Fatalf("%s %q: too big for the kernel, and x/net/bpf's VM refuses the %s program: %v\n%s", what, expr, lt, err, dump(p))
+	}
 }
 
 // sameProgram: equal, except that x/net/bpf writes every ancillary load as
@@ -133,4 +166,64 @@ func TestOptimizerKeepsSemantics(t *testing.T) {
 			}
 		}
 	}
+}
+
+// bigExpr is 150 host terms: an Ethernet socket program of about 3,500
+// instructions, too big for the kernel's default 128 KiB of option memory.
+// (Compiling it takes half a second, too slow for a fuzz seed.)
+func bigExpr() string {
+	hosts := make([]string, 150)
+	for i := range hosts {
+		hosts[i] = fmt.Sprintf("host 10.77.%d.%d", i/200, 1+i%200)
+	}
+	return strings.Join(hosts, " or ")
+}
+
+// TestTooBigForKernelRunsInUserSpace: the fuzz target's user-space check on
+// programs the kernel does refuse (ENOMEM): the program for the frames'
+// link type runs in x/net/bpf's VM, and gives the kernel program's verdict
+// on the corpus; with inbound (the kernel's packet type, which the VM
+// cannot load) checkUserSpace accepts the VM's refusal.
+func TestTooBigForKernelRunsInUserSpace(t *testing.T) {
+	fd := udpSocket(t)
+	pkts := genCorpus()
+	for _, expr := range []string{bigExpr(), bigExpr() + " or inbound"} {
+		p, err := CompileForSocket(expr, EN10MB, false, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := attach(fd, p); err != unix.ENOMEM {
+			t.Fatalf("%d instructions: the kernel says %v, want ENOMEM (net.core.optmem_max above 128 KiB? the test needs the default)", len(p), err)
+		}
+		checkUserSpace(t, "EN10MB socket", expr, EN10MB)
+	}
+	// Two of the corpus's addresses among the 150, so that some packets match.
+	user, err := Compile(bigExpr()+" or host 10.1.2.3 or dst host 192.168.1.1", EN10MB, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, _ := bpf.Disassemble(user)
+	vm, err := bpf.NewVM(ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	matched := 0
+	for _, pk := range pkts {
+		data, ok := pk.asLinkType(EN10MB)
+		if !ok {
+			continue
+		}
+		want, err := runBPF(user, data, meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := vm.Run(data)
+		if err != nil || uint32(got) != want {
+			t.Fatalf("%s: x/net/bpf's VM says %d (%v), nsdebug's interpreter %d", pk.name, got, err, want)
+		}
+		if got > 0 {
+			matched++
+		}
+	}
+	t.Logf("%d of %d packets matched", matched, len(pkts))
 }

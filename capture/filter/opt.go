@@ -340,5 +340,47 @@ func optimize(items []item) ([]item, bool) {
 		carry = nil
 		out = append(out, it)
 	}
+	if changed {
+		return out, true
+	}
+	return deadLoads(out)
+}
+
+// deadLoads drops a load into A that the next instruction, a load into A
+// too, overwrites unread: what is left of a test whose jump was decided
+// (`host` reloads ldh [12] for each of its parts). Only where the dropped
+// load cannot reject a packet the next one accepts: it cannot fail (an
+// immediate, scratch, length or ancillary load), or it is an absolute load
+// that ends no later than the next, also absolute, load. A separate pass:
+// the redundant-load step above judged the next load with this one in
+// place. Every such load is a packet load the kernel charges 112 bytes of
+// option memory for (see package capture).
+func deadLoads(items []item) ([]item, bool) {
+	size := func(op uint16) uint32 { return map[uint16]uint32{szW: 4, szH: 2, szB: 1}[op&0x18] }
+	out := make([]item, 0, len(items))
+	var carry []label
+	changed := false
+	for i, it := range items {
+		if i+1 < len(items) && !it.sym && !items[i+1].sym &&
+			it.ins.Op&0x07 == clsLD && items[i+1].ins.Op&0x07 == clsLD {
+			a, b := it.ins, items[i+1].ins
+			safe := false
+			switch a.Op & 0xe0 {
+			case modeIMM, modeMEM, modeLEN:
+				safe = true
+			case modeABS:
+				safe = a.K >= skfADOff ||
+					(b.Op&0xe0 == modeABS && b.K < skfADOff && uint64(b.K)+uint64(size(b.Op)) >= uint64(a.K)+uint64(size(a.Op)))
+			}
+			if safe {
+				carry = append(carry, it.at...)
+				changed = true
+				continue
+			}
+		}
+		it.at = append(carry, it.at...)
+		carry = nil
+		out = append(out, it)
+	}
 	return out, changed
 }

@@ -16,9 +16,17 @@ import (
 
 // attach loads prog into the kernel on a throwaway UDP socket: the kernel's
 // classic BPF checker is the same for every socket type, and needs no
-// privilege for a socket of one's own.
+// privilege for a socket of one's own. While it replaces a filter the
+// kernel charges the old and the new one together to the socket's option
+// memory (net.core.optmem_max), so a 1-instruction filter goes first, as
+// capture's reject-all one does: the limit met is the program's own.
 func attach(fd int, prog []bpf.RawInstruction) error {
-	fp := unix.SockFprog{Len: uint16(len(prog)), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
+	one := []bpf.RawInstruction{{Op: 0x06, K: 0}}
+	fp := unix.SockFprog{Len: 1, Filter: (*unix.SockFilter)(unsafe.Pointer(&one[0]))}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp); err != nil {
+		return err
+	}
+	fp = unix.SockFprog{Len: uint16(len(prog)), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
 	return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp)
 }
 
