@@ -124,17 +124,18 @@ func NewRootCmd(env *Env) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "nsdebug",
 		Short: "Find any container's network namespace and work inside it with the host's tools",
-		Long: `nsdebug finds the network namespace of a Docker or containerd container, a
+		Long: `nsdebug finds the network namespace of a Docker, Podman or containerd container, a
 Kubernetes pod or a process, and lets you work inside it with the host's own
 tools: run commands, link it for 'ip netns', inspect it, tune its sysctls.
 
 Targets:
   docker:NAME|ID              Docker container (unique ID prefixes accepted)
+  podman:NAME|ID              Podman container (through its API service's socket)
   containerd:[NAMESPACE/]ID   containerd container (all namespaces searched)
   pod:[NAMESPACE/]NAME[/CTR]  Kubernetes pod through CRI (namespace: default)
   pid:N, N                    a process
   netns:NAME                  a name under /var/run/netns
-  /path/to/netns              a netns file (/var/run/docker/netns/..., /run/netns/cni-...)
+  /path/to/netns              a netns file (/var/run/docker/netns/..., /run/netns/cni-..., /run/netns/netns-...)
   WORD                        a container name, ID prefix or pod name in any runtime`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -155,6 +156,7 @@ Targets:
 	if env.dockerHostDefault != "" {
 		env.Cfg.DockerHost = env.dockerHostDefault
 	}
+	pf.StringVar(&env.Cfg.PodmanHost, "podman-host", "", "Podman API socket (default $CONTAINER_HOST, else unix:///run/podman/podman.sock and every rootless /run/user/UID/podman/podman.sock)")
 	pf.StringVar(&env.Cfg.ContainerdAddress, "containerd-address", "", "containerd socket (default $CONTAINERD_ADDRESS, else every default socket)")
 	pf.StringVar(&env.Cfg.CRIEndpoint, "cri-endpoint", "", "CRI runtime endpoint (default $CONTAINER_RUNTIME_ENDPOINT, else containerd's and CRI-O's sockets); \"kubelet\": the one the node's kubelet uses")
 	pf.StringVar(&env.Cfg.HostRoot, "host-root", "", "the node's root directory as seen from here, for paths the runtimes report (kubectl-nsdebug's helper pod)")
@@ -198,7 +200,7 @@ func useKubelet(env *Env) error {
 	env.Cfg.CRIEndpoint, env.Cfg.HostRoot = ep, root
 	// Only kubelet's runtime: other runtimes' sockets on the node are not
 	// the cluster's.
-	env.Cfg.Disabled = map[string]bool{"docker": true, "containerd": true}
+	env.Cfg.Disabled = map[string]bool{"docker": true, "podman": true, "containerd": true}
 	if env.NetnsDir == "" {
 		env.NetnsDir = root + "/var/run/netns"
 	}
@@ -212,6 +214,11 @@ func requireRoot(env *Env) error {
 		return nil
 	}
 	if os.Geteuid() != 0 {
+		// A rootless Podman user can reach their own containers as root
+		// of their user namespace.
+		if _, err := os.Stat(fmt.Sprintf("/run/user/%d/podman/podman.sock", os.Geteuid())); err == nil {
+			return nserr.New(nserr.ErrPermission, "nsdebug must run as root (it reads other processes' namespaces and talks to the runtimes' sockets); try: sudo nsdebug ..., or for your own rootless Podman containers: podman unshare nsdebug ...")
+		}
 		return nserr.New(nserr.ErrPermission, "nsdebug must run as root (it reads other processes' namespaces and talks to the runtimes' sockets); try: sudo nsdebug ...")
 	}
 	var missing []string

@@ -10,6 +10,8 @@ func init() {
 			Long: `A target names a network namespace:
 
   docker:NAME|ID              a Docker container; unique ID prefixes work as in docker
+  podman:NAME|ID              a Podman container, rootful or a rootless user's, through
+                              Podman's API service (podman system service)
   containerd:[NAMESPACE/]ID   a containerd container; all containerd namespaces are
                               searched when NAMESPACE is left out
   pod:[NAMESPACE/]NAME        a Kubernetes pod, found through the CRI socket;
@@ -18,6 +20,7 @@ func init() {
   pid:N  or  N                a process
   netns:NAME                  a name under /var/run/netns (ip netns, CNI's cni-*)
   /absolute/path              a netns file: /var/run/docker/netns/..., /run/netns/...
+                              (CNI's cni-*, Podman's netns-*)
   WORD                        a container name, ID prefix or pod name, looked up in
                               every runtime that answers
 
@@ -27,9 +30,10 @@ through containerd's "moby" namespace, a pod's sandbox and its containers) count
 host-network containers and hostNetwork pods resolve to the host's netns and are
 marked "host". A stopped container is an error: it has no network namespace.
 
-Runtimes are found at DOCKER_HOST, CONTAINERD_ADDRESS and CONTAINER_RUNTIME_ENDPOINT
-(or --docker-host, --containerd-address, --cri-endpoint), else at their default
-sockets. A runtime that is absent or does not answer within --timeout is skipped
+Runtimes are found at DOCKER_HOST, CONTAINER_HOST (Podman), CONTAINERD_ADDRESS and
+CONTAINER_RUNTIME_ENDPOINT (or --docker-host, --podman-host, --containerd-address,
+--cri-endpoint), else at their default sockets (Podman: /run/podman/podman.sock and
+every rootless /run/user/UID/podman/podman.sock). A runtime that is absent or does not answer within --timeout is skipped
 with a note.`,
 		}
 	})
@@ -47,8 +51,9 @@ with a note.`,
   4   ambiguous: the target matches several network namespaces
   5   not running: the container or pod exists but is stopped
   6   not a network namespace: the file is not (or no longer) a netns
-  7   insufficient privilege: not root, CAP_SYS_ADMIN/CAP_SYS_PTRACE missing, or
-      the kernel refused access (a read-only sysctl, /proc/1/ns/net)
+  7   insufficient privilege: not root, CAP_SYS_ADMIN/CAP_SYS_PTRACE missing, root
+      only of a user namespace (podman unshare), or the kernel refused access (a
+      read-only sysctl, /proc/1/ns/net)
   8   runtime unavailable: the runtime a target needs did not answer
   9   refused: the change would touch the host's own netns, replace another
       namespace's link, or remove a runtime's own netns file (use --force)

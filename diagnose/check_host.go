@@ -99,6 +99,12 @@ func checkForwardPolicy(f *Facts) Outcome {
 			acc := acceptRulesFor(rs, br)
 			evs = append(evs, ev(srcIPTables, name+" FORWARD policy; ACCEPT rules for "+br, fmt.Sprintf("%s; %d", c.Policy, len(acc)), "ACCEPT, or ACCEPT rules for the bridge"))
 			if c.Policy == "DROP" && len(acc) == 0 {
+				// CNI's firewall plugin (Podman's CNI backend) accepts
+				// each container's address instead of the bridge.
+				if own := acceptRulesForAddrs(rs, f.ipv4s()); len(own) > 0 {
+					evs = append(evs, ev(srcIPTables, name+" ACCEPT rules for this container's addresses", fmt.Sprint(len(own)), "ACCEPT rules for the bridge or the container's addresses"))
+					continue
+				}
 				bad = append(bad, fmt.Sprintf("%s FORWARD drops and nothing accepts %s", name, br))
 			}
 		}
@@ -129,6 +135,44 @@ func acceptRulesFor(rs *Ruleset, br string) []string {
 			if strings.Contains(r, "-i "+br+" ") || strings.Contains(r, "-o "+br+" ") {
 				out = append(out, r)
 			}
+		}
+	}
+	return out
+}
+
+// acceptRulesForAddrs lists filter rules that accept traffic from one of
+// ips (-s IP/32), as CNI's firewall plugin writes them (chain CNI-FORWARD).
+func acceptRulesForAddrs(rs *Ruleset, ips []string) []string {
+	var out []string
+	t := rs.Tables["filter"]
+	if t == nil || len(ips) == 0 {
+		return nil
+	}
+	for _, c := range t.Chains {
+		for _, r := range c.Rules {
+			if !strings.HasSuffix(r, "-j ACCEPT") {
+				continue
+			}
+			for _, ip := range ips {
+				if strings.Contains(r, "-s "+ip+"/32 ") {
+					out = append(out, r)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// ipv4s are the namespace's own global IPv4 addresses, without prefix.
+func (f *Facts) ipv4s() []string {
+	var out []string
+	if f.Report == nil {
+		return nil
+	}
+	for _, a := range f.Report.Addresses {
+		if a.Family == "inet" && a.Ifname != "lo" {
+			ip, _, _ := strings.Cut(a.Address, "/")
+			out = append(out, ip)
 		}
 	}
 	return out

@@ -17,11 +17,13 @@
 package enter
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/internal/nsfs"
 )
 
@@ -98,7 +100,7 @@ func Each(nss []*nsfs.Netns, fn func(i int) error) (errs []error) {
 func visit(orig, ns *nsfs.Netns, fn func() error) (home bool, err error) {
 	if err := unix.Setns(ns.Fd(), unix.CLONE_NEWNET); err != nil {
 		// setns failed, so nothing changed: the thread is still at home.
-		return true, fmt.Errorf("enter network namespace %s: %w", ns.ID, err)
+		return true, setnsError(ns, err)
 	}
 
 	fnErr := callSafely(fn)
@@ -129,4 +131,15 @@ func joinErr(a, b error) error {
 		return b
 	}
 	return fmt.Errorf("%w; %w", a, b)
+}
+
+// setnsError: EPERM from a root that is root only inside a user namespace
+// says so (the namespace belongs to a user namespace it does not own).
+func setnsError(ns *nsfs.Netns, err error) error {
+	if errors.Is(err, unix.EPERM) {
+		if hint := nsfs.UserNSHint(); hint != "" {
+			return nserr.New(nserr.ErrPermission, "cannot enter network namespace %s (%v): %s", ns.ID, err, hint)
+		}
+	}
+	return fmt.Errorf("enter network namespace %s: %w", ns.ID, err)
 }

@@ -174,7 +174,7 @@ func Start(s Spec) (*Process, error) {
 
 func startOnThisThread(s Spec) (*Process, error) {
 	if err := unix.Setns(s.NS.Fd(), unix.CLONE_NEWNET); err != nil {
-		return nil, fmt.Errorf("enter network namespace %s: %w", s.NS.ID, err)
+		return nil, setnsError(s.NS, err)
 	}
 	// Prove it by inode: a command must never run in a wrong namespace.
 	if now, err := nsfs.StatID(threadNetns); err != nil || now != s.NS.ID {

@@ -39,7 +39,7 @@ type LinkOwner struct {
 // owners): runtime, containerd namespace and ID.
 func (o LinkOwner) Key() string {
 	switch o.Runtime {
-	case "docker", "containerd", "cri":
+	case "docker", "podman", "containerd", "cri":
 		return o.Runtime + ":" + o.Namespace + "/" + o.ID
 	}
 	return ""

@@ -358,9 +358,9 @@ func hasOwner(os []resolver.Owner, o resolver.Owner) bool {
 func sortOwners(os []resolver.Owner) {
 	rank := func(o resolver.Owner) int {
 		switch {
-		case o.Runtime == "docker" && !strings.HasPrefix(o.NetworkMode, "container:"):
+		case (o.Runtime == "docker" || o.Runtime == "podman") && !strings.HasPrefix(o.NetworkMode, "container:"):
 			return 0
-		case o.Runtime == "docker":
+		case o.Runtime == "docker" || o.Runtime == "podman":
 			return 1
 		case o.Runtime == "cri" && o.Sandbox:
 			return 1

@@ -10,7 +10,11 @@ import (
 // (DOCKER_HOST, CONTAINERD_ADDRESS, CONTAINER_RUNTIME_ENDPOINT) and then the
 // runtimes' default sockets.
 type Config struct {
-	DockerHost        string
+	DockerHost string
+	// PodmanHost: Podman's API socket (unix:///run/podman/podman.sock);
+	// "" = $CONTAINER_HOST, then the rootful socket and every rootless
+	// one (/run/user/UID/podman/podman.sock) that exists.
+	PodmanHost        string
 	ContainerdAddress string // "" = every default socket that exists
 	CRIEndpoint       string // "" = every default CRI socket that exists
 	Timeout           time.Duration
@@ -18,7 +22,7 @@ type Config struct {
 	// names) are the node's, visible below this directory (kubelet's root
 	// through procfs, when nsdebug runs in kubectl-nsdebug's helper pod).
 	HostRoot string
-	// Disabled runtimes are not asked (names: docker, containerd, cri).
+	// Disabled runtimes are not asked (names: docker, podman, containerd, cri).
 	Disabled map[string]bool
 	// BareWord: see Options.BareWord.
 	BareWord Kind
@@ -40,6 +44,9 @@ var (
 func (c Config) FromEnv() Config {
 	if c.DockerHost == "" {
 		c.DockerHost = os.Getenv("DOCKER_HOST")
+	}
+	if c.PodmanHost == "" {
+		c.PodmanHost = os.Getenv("CONTAINER_HOST")
 	}
 	if c.ContainerdAddress == "" {
 		c.ContainerdAddress = os.Getenv("CONTAINERD_ADDRESS")
@@ -71,9 +78,9 @@ func Open(cfg Config) *Resolver {
 			}
 		}
 	}
-	// A fixed order (docker, containerd, cri) keeps messages and output stable
-	// whatever order the backend files registered in.
-	rank := map[string]int{"docker": 0, "containerd": 1, "cri": 2}
+	// A fixed order (docker, podman, containerd, cri) keeps messages and
+	// output stable whatever order the backend files registered in.
+	rank := map[string]int{"docker": 0, "podman": 1, "containerd": 2, "cri": 3}
 	sort.SliceStable(bs, func(i, j int) bool { return rank[bs[i].Name()] < rank[bs[j].Name()] })
 	return New(Options{Backends: bs, Timeout: cfg.Timeout, HostRoot: cfg.HostRoot, BareWord: cfg.BareWord})
 }

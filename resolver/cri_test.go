@@ -272,6 +272,7 @@ func TestNewBackendsHonourConfig(t *testing.T) {
 	}
 	t.Setenv("CONTAINERD_ADDRESS", "/tmp/env/containerd.sock")
 	t.Setenv("CONTAINER_RUNTIME_ENDPOINT", "unix:///tmp/env/cri.sock")
+	t.Setenv("CONTAINER_HOST", "unix:///tmp/env/podman.sock")
 	r := Open(Config{})
 	defer r.Close()
 	var eps []string
@@ -280,7 +281,7 @@ func TestNewBackendsHonourConfig(t *testing.T) {
 			eps = append(eps, b.Name()+"="+b.Endpoint())
 		}
 	}
-	if want := []string{"containerd=/tmp/env/containerd.sock", "cri=unix:///tmp/env/cri.sock"}; !reflect.DeepEqual(eps, want) {
+	if want := []string{"podman=unix:///tmp/env/podman.sock", "containerd=/tmp/env/containerd.sock", "cri=unix:///tmp/env/cri.sock"}; !reflect.DeepEqual(eps, want) {
 		t.Errorf("from the environment: %v, want %v", eps, want)
 	}
 }

@@ -31,7 +31,7 @@ func newDockerBackends(cfg Config) []Backend {
 	if cfg.DockerHost == "" && !exists(defaultDockerSocket) && !exists(dockerStateDir) {
 		return nil
 	}
-	return []Backend{&dockerBackend{host: cfg.DockerHost}}
+	return []Backend{&dockerBackend{runtime: "docker", host: cfg.DockerHost}}
 }
 
 func exists(path string) bool {
@@ -59,15 +59,20 @@ func checkAPIVersionEnv() error {
 // DOCKER_CERT_PATH, DOCKER_TLS_VERIFY) and negotiates the API version with
 // the daemon unless DOCKER_API_VERSION pins it: down to the client's minimum,
 // 1.40 (Docker 19.03), so Docker 20.10 (1.41) and Docker 29 (1.56) both work.
+//
+// Podman's Docker-compatible API is the same protocol: a dockerBackend with
+// runtime "podman" (see podman.go) talks to it, ignoring the docker CLI's
+// environment.
 type dockerBackend struct {
-	host string // --docker-host; "" = environment, then the default socket
+	runtime string // "docker" or "podman": the word in targets and output
+	host    string // --docker-host; "" = environment, then the default socket
 
 	once sync.Once
 	cli  *client.Client
 	err  error
 }
 
-func (b *dockerBackend) Name() string { return "docker" }
+func (b *dockerBackend) Name() string { return b.runtime }
 
 func (b *dockerBackend) Endpoint() string {
 	if cli, err := b.client(); err == nil {
@@ -82,18 +87,25 @@ func (b *dockerBackend) Endpoint() string {
 // client is made on first use; making it does not connect.
 func (b *dockerBackend) client() (*client.Client, error) {
 	b.once.Do(func() {
-		if b.err = checkAPIVersionEnv(); b.err != nil {
-			return
-		}
-		// client.New negotiates the version on the first call unless
-		// FromEnv found DOCKER_API_VERSION, which pins it.
-		opts := []client.Opt{client.FromEnv}
-		if b.host != "" {
-			opts = append(opts, client.WithHost(b.host))
+		var opts []client.Opt
+		if b.runtime == "podman" {
+			// DOCKER_HOST and DOCKER_API_VERSION name Docker, not Podman;
+			// the version is negotiated (podman 4.3 says 1.41).
+			opts = []client.Opt{client.WithHost(b.host)}
+		} else {
+			if b.err = checkAPIVersionEnv(); b.err != nil {
+				return
+			}
+			// client.New negotiates the version on the first call unless
+			// FromEnv found DOCKER_API_VERSION, which pins it.
+			opts = []client.Opt{client.FromEnv}
+			if b.host != "" {
+				opts = append(opts, client.WithHost(b.host))
+			}
 		}
 		b.cli, b.err = client.New(opts...)
 		if b.err != nil {
-			b.err = nserr.Wrap(nserr.ErrUsage, b.err, "docker endpoint")
+			b.err = nserr.Wrap(nserr.ErrUsage, b.err, "%s endpoint", b.runtime)
 		}
 	})
 	return b.cli, b.err
@@ -122,18 +134,21 @@ func (b *dockerBackend) Find(ctx context.Context, q Query) ([]Candidate, error) 
 	switch {
 	case err == nil:
 		return []Candidate{b.candidate(ctx, cli, res.Container, true)}, nil
+	case isAmbiguousPrefix(err):
+		// Before IsNotFound: Podman answers an ambiguous prefix with a 404.
+		return b.findByPrefix(ctx, cli, name)
 	case cerrdefs.IsNotFound(err):
 		return nil, nil
-	case isAmbiguousPrefix(err):
-		return b.findByPrefix(ctx, cli, name)
 	}
 	return nil, b.apiError(ctx, err)
 }
 
 // isAmbiguousPrefix recognises the daemon's answer to a prefix that matches
-// several containers ("multiple IDs found with provided prefix").
+// several containers: Docker's "multiple IDs found with provided prefix"
+// (400), Podman's "more than one result for container ID" (404).
 func isAmbiguousPrefix(err error) bool {
-	return cerrdefs.IsInvalidArgument(err) || strings.Contains(strings.ToLower(err.Error()), "multiple ids found")
+	msg := strings.ToLower(err.Error())
+	return cerrdefs.IsInvalidArgument(err) || strings.Contains(msg, "multiple ids found") || strings.Contains(msg, "more than one result")
 }
 
 func (b *dockerBackend) findByPrefix(ctx context.Context, cli *client.Client, prefix string) ([]Candidate, error) {
@@ -179,7 +194,7 @@ func (b *dockerBackend) ListBrief(ctx context.Context) ([]Candidate, error) {
 	}
 	out := make([]Candidate, 0, len(list))
 	for _, s := range list {
-		c := Candidate{Owner: Owner{Runtime: "docker", ID: s.ID, NetworkMode: s.HostConfig.NetworkMode}, Running: true, State: string(s.State)}
+		c := Candidate{Owner: Owner{Runtime: b.runtime, ID: s.ID, NetworkMode: s.HostConfig.NetworkMode}, Running: true, State: string(s.State)}
 		if c.NetworkMode == "default" {
 			c.NetworkMode = "bridge"
 		}
@@ -255,7 +270,7 @@ func (b *dockerBackend) inspectAll(ctx context.Context, cli *client.Client, ids 
 }
 
 func (b *dockerBackend) candidate(ctx context.Context, cli *client.Client, info container.InspectResponse, peerNames bool) Candidate {
-	c := Candidate{Owner: Owner{Runtime: "docker", ID: info.ID, Name: strings.TrimPrefix(info.Name, "/")}}
+	c := Candidate{Owner: Owner{Runtime: b.runtime, ID: info.ID, Name: strings.TrimPrefix(info.Name, "/")}}
 	if info.HostConfig != nil {
 		c.NetworkMode = string(info.HostConfig.NetworkMode)
 	}
@@ -306,18 +321,18 @@ func (b *dockerBackend) candidate(ctx context.Context, cli *client.Client, info 
 func (b *dockerBackend) apiError(ctx context.Context, err error) error {
 	host := b.Endpoint()
 	if ctx.Err() != nil {
-		return nserr.Wrap(nserr.ErrUnavailable, ctx.Err(), "docker did not answer at %s", host)
+		return nserr.Wrap(nserr.ErrUnavailable, ctx.Err(), "%s did not answer at %s", b.runtime, host)
 	}
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "permission denied"):
-		return nserr.New(nserr.ErrPermission, "cannot connect to docker at %s: permission denied", host)
+		return nserr.New(nserr.ErrPermission, "cannot connect to %s at %s: permission denied", b.runtime, host)
 	case client.IsErrConnectionFailed(err), strings.Contains(msg, "connection refused"), strings.Contains(msg, "no such file or directory"):
-		return nserr.New(nserr.ErrUnavailable, "docker is not answering at %s", host)
+		return nserr.New(nserr.ErrUnavailable, "%s is not answering at %s", b.runtime, host)
 	case cerrdefs.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
-		return nserr.New(nserr.ErrUnavailable, "docker is not answering at %s: %s", host, firstLine(msg))
+		return nserr.New(nserr.ErrUnavailable, "%s is not answering at %s: %s", b.runtime, host, firstLine(msg))
 	}
-	return fmt.Errorf("docker at %s: %s", host, firstLine(msg))
+	return fmt.Errorf("%s at %s: %s", b.runtime, host, firstLine(msg))
 }
 
 func firstLine(s string) string {

@@ -219,7 +219,7 @@ func TestDockerList(t *testing.T) {
 	testbed.Require(t)
 	a := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "lst"})
 	stopped := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "lststop", Stopped: true})
-	b := &dockerBackend{}
+	b := &dockerBackend{runtime: "docker"}
 	defer b.Close()
 	cands, err := b.List(context.Background())
 	if err != nil {

@@ -19,7 +19,7 @@ type Name struct {
 	Desc   string
 }
 
-// Names lists what a target can name right now: running Docker and
+// Names lists what a target can name right now: running Docker, Podman and
 // containerd containers, ready pods and the names under the netns
 // directory. A bare word is offered where it names one target alone (with
 // Options.BareWord, one of that runtime's). Every runtime is asked side by side, each bounded by the
@@ -93,6 +93,8 @@ func (r *Resolver) Names(ctx context.Context) (names []Name, failures []string) 
 			switch c.Runtime {
 			case "docker":
 				add("docker:"+c.Name, c.Name, "Docker container "+shortID(c.ID)+describeNet(c))
+			case "podman":
+				add("podman:"+c.Name, c.Name, "Podman container "+shortID(c.ID)+describeNet(c))
 			case "containerd":
 				// Docker's containers are containerd's moby tasks, and
 				// kubelet's are pods: each is offered once, as itself.

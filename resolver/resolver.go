@@ -190,6 +190,8 @@ func (r *Resolver) findAll(ctx context.Context, t Target) []backendAnswer {
 	switch t.Kind {
 	case KindDocker:
 		want = func(b Backend) bool { return b.Name() == "docker" }
+	case KindPodman:
+		want = func(b Backend) bool { return b.Name() == "podman" }
 	case KindContainerd:
 		want = func(b Backend) bool { return b.Name() == "containerd" }
 	case KindPod:
@@ -232,7 +234,7 @@ func (r *Resolver) findAll(ctx context.Context, t Target) []backendAnswer {
 // runtimeRank orders owners of one namespace: the most specific first.
 func runtimeRank(o Owner) int {
 	switch {
-	case o.Runtime == "docker":
+	case o.Runtime == "docker", o.Runtime == "podman":
 		return 0
 	case o.Runtime == "cri" && !o.Sandbox:
 		return 1
@@ -349,12 +351,14 @@ func noRuntimeFor(k Kind) error {
 	switch k {
 	case KindDocker:
 		return nserr.New(nserr.ErrUnavailable, "docker is not running here: no %s and no %s (set DOCKER_HOST or --docker-host)", defaultDockerSocket, dockerStateDir)
+	case KindPodman:
+		return nserr.New(nserr.ErrUnavailable, "podman's API service is not running here: no %s and no rootless socket %s (start 'podman system service', or set CONTAINER_HOST or --podman-host)", defaultPodmanSocket, rootlessPodmanGlob)
 	case KindContainerd:
 		return nserr.New(nserr.ErrUnavailable, "containerd is not running here: none of %s exists (set CONTAINERD_ADDRESS or --containerd-address)", strings.Join(DefaultContainerdSockets, ", "))
 	case KindPod:
 		return nserr.New(nserr.ErrUnavailable, "no CRI runtime is running here: none of %s exists (set CONTAINER_RUNTIME_ENDPOINT or --cri-endpoint)", strings.Join(DefaultCRISockets, ", "))
 	}
-	return nserr.New(nserr.ErrUnavailable, "no container runtime is running here (no Docker, containerd or CRI socket found)")
+	return nserr.New(nserr.ErrUnavailable, "no container runtime is running here (no Docker, Podman, containerd or CRI socket found)")
 }
 
 // pin opens the candidate's namespace: the runtime's netns file first (a bind

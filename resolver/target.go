@@ -13,6 +13,7 @@ type Kind string
 const (
 	KindAuto       Kind = "auto" // a bare word: looked up in every runtime
 	KindDocker     Kind = "docker"
+	KindPodman     Kind = "podman"
 	KindContainerd Kind = "containerd"
 	KindPod        Kind = "pod"
 	KindPID        Kind = "pid"
@@ -66,7 +67,7 @@ func usage(format string, args ...any) error { return nserr.New(nserr.ErrUsage, 
 
 // ParseTarget parses the target syntax:
 //
-//	docker:NAME|ID   containerd:[NAMESPACE/]ID   pod:[NAMESPACE/]NAME[/CONTAINER]
+//	docker:NAME|ID   podman:NAME|ID   containerd:[NAMESPACE/]ID   pod:[NAMESPACE/]NAME[/CONTAINER]
 //	pid:N | N        netns:NAME                  /absolute/path/to/netns
 //	WORD             (container name, ID prefix or pod name, in every runtime)
 func ParseTarget(s string) (Target, error) {
@@ -106,6 +107,11 @@ func ParseTarget(s string) (Target, error) {
 			return t, err
 		}
 		t.Kind, t.Name = KindDocker, rest
+	case KindPodman:
+		if err := checkName("podman: container name", rest); err != nil {
+			return t, err
+		}
+		t.Kind, t.Name = KindPodman, rest
 	case KindContainerd:
 		ns, id, ok := strings.Cut(rest, "/")
 		if !ok {
@@ -145,7 +151,7 @@ func ParseTarget(s string) (Target, error) {
 		}
 		t.Kind, t.Name = KindNetns, rest
 	default:
-		return t, usage("unknown target type %q; use docker:, containerd:, pod:, pid:, netns: or an absolute path", prefix)
+		return t, usage("unknown target type %q; use docker:, podman:, containerd:, pod:, pid:, netns: or an absolute path", prefix)
 	}
 	return t, nil
 }

@@ -15,21 +15,21 @@ type PodRef struct {
 
 // Owner is a container or pod that uses a network namespace.
 type Owner struct {
-	Runtime     string  `json:"runtime"` // docker, containerd or cri
+	Runtime     string  `json:"runtime"` // docker, podman, containerd or cri
 	ID          string  `json:"id"`
 	Name        string  `json:"name"`
 	Namespace   string  `json:"namespace,omitempty"` // containerd namespace
 	Pod         *PodRef `json:"pod"`
 	Container   string  `json:"container,omitempty"`    // container name inside a pod
-	NetworkMode string  `json:"network_mode,omitempty"` // docker: bridge, host, none, container:ID, NAME
+	NetworkMode string  `json:"network_mode,omitempty"` // docker, podman: bridge, host, none, container:ID, NAME
 	Sandbox     bool    `json:"sandbox,omitempty"`      // a pod's sandbox (pause) container
 }
 
 // Ref is the owner in target syntax, e.g. docker:web, pod:shop/cart.
 func (o Owner) Ref() string {
 	switch o.Runtime {
-	case "docker":
-		return "docker:" + o.Name
+	case "docker", "podman":
+		return o.Runtime + ":" + o.Name
 	case "containerd":
 		return "containerd:" + o.Namespace + "/" + o.ID
 	case "cri":
@@ -108,7 +108,7 @@ type KnownLister interface {
 // Result is a resolved target: an open, pinned network namespace and what is
 // known about who owns it. Close it when done.
 type Result struct {
-	Runtime string  `json:"runtime"` // docker, containerd, cri, pid, netns, path
+	Runtime string  `json:"runtime"` // docker, podman, containerd, cri, pid, netns, path
 	ID      string  `json:"id"`
 	Name    string  `json:"name"`
 	Pod     *PodRef `json:"pod"`

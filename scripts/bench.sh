@@ -67,6 +67,7 @@ PREFIX=nsdbench-$$
 cleanup() {
 	set +e
 	docker ps -aq --filter "label=nsdebug-bench=$PREFIX" | xargs -r docker rm -f >/dev/null 2>&1
+	podman ps -aq --filter "label=nsdebug-bench=$PREFIX" 2>/dev/null | xargs -r podman rm -f -t 0 >/dev/null 2>&1
 	# Every netns this run made, whichever section made it.
 	find /var/run/netns -maxdepth 1 -name "$PREFIX-*" -printf 'netns del %f\n' | ip -force -batch - >/dev/null 2>&1
 	rm -rf "$WORK"

@@ -8,8 +8,9 @@
 #                                    (sections it does not make stay as they are)
 #
 # It makes its own fixtures (Docker containers web, api, cache, web-sidecar and
-# hostnet, a user-defined network shop-net, a CRI pod shop/cart and a named
-# netns blue) and removes them all on exit, whatever happens.
+# hostnet, a user-defined network shop-net, a CRI pod shop/cart, a Podman
+# container podweb and a named netns blue) and removes them all on exit,
+# whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "examples: must run as root" >&2; exit 1; }
@@ -30,6 +31,7 @@ cleanup() {
 	"$NSDEBUG" unlink old-web >/dev/null 2>&1
 	docker rm -f web-sidecar web api cache hostnet old-web >/dev/null 2>&1
 	docker network rm shop-net >/dev/null 2>&1
+	podman rm -f -t 0 podweb >/dev/null 2>&1
 	if [ -n "$POD_ID" ]; then crictl_ stopp "$POD_ID" >/dev/null 2>&1; crictl_ rmp "$POD_ID" >/dev/null 2>&1; fi
 	ip netns del blue >/dev/null 2>&1
 	rm -rf "$WORK"
@@ -42,6 +44,7 @@ docker network inspect shop-net >/dev/null 2>&1 && { echo "examples: a Docker ne
 for c in web web-sidecar api cache hostnet old-web; do
 	docker inspect "$c" >/dev/null 2>&1 && { echo "examples: a container named $c exists already; remove it first" >&2; exit 1; }
 done
+podman container exists podweb && { echo "examples: a podman container named podweb exists already; remove it first" >&2; exit 1; }
 
 echo "examples: making fixtures" >&2
 docker network create shop-net >/dev/null
@@ -50,6 +53,7 @@ docker run -d --name web-sidecar --network container:web bb:local >/dev/null
 docker run -d --name cache --network shop-net bb:local httpd -f -p 6379 >/dev/null
 docker run -d --name api --network shop-net bb:local >/dev/null
 docker run -d --name hostnet --network host bb:local >/dev/null
+podman run -d --pull=never --name podweb localhost/bb:local httpd -f -p 8080 >/dev/null
 ip netns add blue
 POD_ID=$(run_pod cart shop cart-uid-1)
 sleep 0.5 # let the servers bind
@@ -184,7 +188,8 @@ export PATH
 	echo
 	echo "Made with \`scripts/examples.sh\` on the test bed: Docker containers \`web\` (HTTP on :8080),"
 	echo "\`web-sidecar\` (\`--network container:web\`), \`api\` and \`cache\` (user-defined network \`shop-net\`),"
-	echo "\`hostnet\` (\`--network host\`), a Kubernetes pod \`shop/cart\` made through CRI, and \`ip netns add blue\`."
+	echo "\`hostnet\` (\`--network host\`), a Kubernetes pod \`shop/cart\` made through CRI, a rootful Podman"
+	echo "container \`podweb\` and \`ip netns add blue\`."
 } >"$OUT"
 
 # The test bed is shared: what lists the whole host is trimmed (trim.py).
@@ -206,6 +211,11 @@ show "" "$N exec web -- busybox wget -qO- http://localhost:8080/health"
 show "DNS is the container's: Docker's embedded DNS (127.0.0.11) on a user-defined network." "$N exec api -- getent hosts cache"
 show "The command's exit status is nsdebug's; 127 when the command does not exist." "$N exec web -- sh -c 'exit 3'"
 show "" "$N exec web -- no-such-tool"
+
+echo $'\n### Podman' >>"$OUT"
+show "A rootful Podman container, through Podman's API service (\`/run/podman/podman.sock\`): its netns is Podman's \`/run/netns/netns-<uuid>\`." "$N resolve podman:podweb"
+show "" "$N exec podman:podweb -- ip -4 -o addr"
+show "In \`ls\`, owned by \`podman\` (filtered to it here: other namespaces on the test bed are listed too)." "$N ls | grep -E '^NETNS|podman:'"
 
 echo $'\n### shell' >>"$OUT"
 show "An interactive shell (here fed from a pipe); the prompt and \`NSDEBUG_TARGET\` name the target." "echo 'echo \$NSDEBUG_TARGET; ip -br link' | $N shell web"

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Makes this machine a small container host for nsdebug's integration tests,
 # idempotently: dockerd, a standalone containerd with its CRI plugin and a CNI
-# bridge, and a busybox image built locally (no registry). Two profiles, one
-# live at a time (the two dockerds would fight over docker0 and the DOCKER*
-# chains):
+# bridge, rootful Podman's API service, and a busybox image built locally (no
+# registry). Two profiles, one live at a time (the two dockerds would fight
+# over docker0 and the DOCKER* chains):
 #
 #   debian   Debian 12's packages: Docker 20.10, containerd 1.6, runc 1.1
 #   current  today's releases, built from the Go module proxy at pinned
 #            versions and cached under /var/cache/nsdebug-testbed/<name>-<version>:
 #            Docker 29 (github.com/moby/moby/v2), containerd 2.4, runc 1.5
+#   Podman is Debian's 4.3 in both, run with the profile's runc; it stays up
+#   across a profile switch (it shares nothing with dockerd or containerd).
 #
 #   scripts/testbed.sh [--profile P] [up]  bring profile P up (default: $TESTBED,
 #                                  else debian), first stopping the other one
 #   scripts/testbed.sh status      which profile is live; exit 1 if incomplete
-#   scripts/testbed.sh stop        stop the live profile, leave nothing of it
+#   scripts/testbed.sh stop        stop the live profile and podman, leave nothing of them
 #   scripts/testbed.sh build       only build the current profile's runtimes
+#   scripts/testbed.sh stop-podman stop only podman (up brings it back)
 set -euo pipefail
 
 STATE=/var/lib/nsdebug-testbed
@@ -28,6 +31,14 @@ IMAGE=bb:local                       # docker's name
 CTRD_IMAGE=docker.io/library/bb:local  # containerd's (normalised) name
 CNI_CONF=/etc/cni/net.d/10-nsdebug-testbed.conflist
 PROFILES="debian current"
+PODMAN_SOCK=/run/podman/podman.sock
+PODMAN_PIDFILE=$STATE/podman.pid
+PODMAN_IMAGE=localhost/bb:local
+PODMAN_CONF=/etc/containers/containers.conf
+PODMAN_BRIDGE=cni-podman0 # Debian's podman: CNI backend, /etc/cni/net.d/87-podman-bridge.conflist, 10.88.0.0/16
+# Rootless Podman's test user. Its containers use --network none: rootless
+# networking (slirp4netns) needs /dev/net/tun, which is 0600 root here.
+ROOTLESS_USER=nsdbg-rootless
 
 log() { printf 'testbed: %s\n' "$*" >&2; }
 die() { printf 'testbed: error: %s\n' "$*" >&2; exit 1; }
@@ -43,9 +54,9 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--profile) [ $# -ge 2 ] || die "--profile needs a value: $PROFILES"; profile=$2; shift 2 ;;
 	--profile=*) profile=${1#--profile=}; shift ;;
-	up|status|stop|build) cmd=$1; shift ;;
-	-h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) die "unknown argument $1 (usage: scripts/testbed.sh [--profile debian|current] [up|status|stop|build])" ;;
+	up|status|stop|build|stop-podman) cmd=$1; shift ;;
+	-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown argument $1 (usage: scripts/testbed.sh [--profile debian|current] [up|status|stop|build|stop-podman])" ;;
 	esac
 done
 profile=${profile:-debian}
@@ -136,6 +147,13 @@ status() {
 	else echo "containerd: NOT running"; ok=1; fi
 	if ctr --address "$CTRD_SOCK" -n k8s.io images ls -q 2>/dev/null | grep -x "$CTRD_IMAGE" >/dev/null; then echo "image: $CTRD_IMAGE in k8s.io"; else echo "image: missing in k8s.io"; ok=1; fi
 	if docker image inspect "$IMAGE" >/dev/null 2>&1; then echo "image: $IMAGE in docker"; else echo "image: missing in docker"; ok=1; fi
+	if podman_answers; then
+		echo "podman: running at $PODMAN_SOCK, $(podman_remote version --format 'Podman {{.Server.Version}} (API {{.Server.APIVersion}})' 2>/dev/null), $(podman info --format 'runtime {{.Host.OCIRuntime.Path}}, network backend {{.Host.NetworkBackend}}' 2>/dev/null)"
+	else echo "podman: NOT running"; ok=1; fi
+	if command -v podman >/dev/null && podman image exists "$PODMAN_IMAGE" 2>/dev/null; then echo "image: $PODMAN_IMAGE in podman"; else echo "image: missing in podman"; ok=1; fi
+	if id "$ROOTLESS_USER" >/dev/null 2>&1 && as_rootless podman image exists "$PODMAN_IMAGE" 2>/dev/null; then
+		echo "podman rootless: user $ROOTLESS_USER (UID $(id -u "$ROOTLESS_USER")), $PODMAN_IMAGE in its storage"
+	else echo "podman rootless: user $ROOTLESS_USER or its image missing"; ok=1; fi
 	return $ok
 }
 
@@ -277,7 +295,7 @@ install_packages() {
 	# libseccomp-dev, pkg-config, gcc and libc6-dev build the current profile's runc
 	# (cgo, seccomp); installed with the rest so that build, which CI runs in the
 	# background, never runs apt beside another apt.
-	for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz tcpdump tshark libseccomp-dev pkg-config gcc libc6-dev; do
+	for p in docker.io containerd runc containernetworking-plugins busybox-static iptables iproute2 util-linux procps graphviz tcpdump tshark podman uidmap catatonit libseccomp-dev pkg-config gcc libc6-dev; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "ok installed" >/dev/null || need+=("$p")
 	done
 	# The shells the completion tests type into (cmd/complete_shells_integration_test.go).
@@ -404,6 +422,131 @@ DOCKERFILE
 	done
 }
 
+podman_remote() { podman --remote --url "unix://$PODMAN_SOCK" "$@"; }
+podman_answers() { command -v podman >/dev/null && [ -S "$PODMAN_SOCK" ] && podman_remote version >/dev/null 2>&1; }
+
+podman_pid() {
+	local pid
+	pid=$(pidfile_pid "$PODMAN_PIDFILE")
+	pid_alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -F "system service" >/dev/null && echo "$pid"
+	true
+}
+
+# containers.conf for Debian's podman 4.3 on this machine kind. podman lowers
+# its own NPROC hard limit to 32768 and asks the runtime for more, which
+# fails without CAP_SYS_RESOURCE ("error setting rlimit type 6: operation
+# not permitted"): default_ulimits keeps both within what we have. crun 1.8
+# refuses this cgroup v1 host ("cgroups in hybrid mode not supported"), so
+# runc, the profile's. No systemd: cgroupfs and a file events log.
+write_podman_conf() {
+	local runc=/usr/sbin/runc
+	[ "$profile" = current ] && runc=$RUNC_DIR/runc
+	mkdir -p "$(dirname "$PODMAN_CONF")"
+	cat >"$PODMAN_CONF.tmp" <<TOML
+# Written by nsdebug's scripts/testbed.sh (profile $profile).
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+
+[engine.runtimes]
+runc = ["$runc"]
+TOML
+	if cmp -s "$PODMAN_CONF.tmp" "$PODMAN_CONF"; then
+		rm -f "$PODMAN_CONF.tmp"
+	else
+		mv "$PODMAN_CONF.tmp" "$PODMAN_CONF"
+		# The service reads it at start.
+		stop_pid "podman's API service (its config changed)" "$(podman_pid)"
+	fi
+}
+
+# The rootful API service, as systemd's podman.socket would give it. Podman
+# has no daemon: containers run under conmon, the service only answers.
+start_podman() {
+	podman_answers && return 0
+	stop_pid "a stale podman service" "$(podman_pid)"
+	rm -f "$PODMAN_SOCK"
+	mkdir -p "$(dirname "$PODMAN_SOCK")"
+	log "starting podman's API service at $PODMAN_SOCK"
+	setsid nohup podman system service --time=0 "unix://$PODMAN_SOCK" >"$LOGS/podman.log" 2>&1 </dev/null &
+	echo $! >"$PODMAN_PIDFILE"
+	wait_for 30 "podman's API service" podman_remote version
+}
+
+# docker save writes a docker-archive (20.10) or an OCI layout that names
+# the image docker.io/library/bb:local (29): tag whatever podman loaded.
+load_podman_image() {
+	podman image exists "$PODMAN_IMAGE" 2>/dev/null && return 0
+	log "loading $IMAGE into podman as $PODMAN_IMAGE"
+	local out name
+	out=$(docker save "$IMAGE" | podman load 2>&1) || { printf '%s\n' "$out" >&2; die "podman load failed"; }
+	name=$(printf '%s\n' "$out" | sed -n 's/^Loaded image[^:]*: *//p' | head -1)
+	[ -n "$name" ] || die "podman load named no image: $out"
+	podman image exists "$PODMAN_IMAGE" || podman tag "$name" "$PODMAN_IMAGE"
+}
+
+# as_rootless runs a command as the rootless test user, in its own home and
+# runtime directory (no logind here to make /run/user/UID).
+as_rootless() {
+	local uid
+	uid=$(id -u "$ROOTLESS_USER")
+	(cd / && setpriv --reuid "$uid" --regid "$(id -g "$ROOTLESS_USER")" --init-groups \
+		env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="/home/$ROOTLESS_USER" USER="$ROOTLESS_USER" XDG_RUNTIME_DIR="/run/user/$uid" "$@")
+}
+
+setup_rootless() {
+	if ! id "$ROOTLESS_USER" >/dev/null 2>&1; then
+		log "adding user $ROOTLESS_USER for rootless podman"
+		useradd -m -s /usr/sbin/nologin "$ROOTLESS_USER"
+	fi
+	grep "^$ROOTLESS_USER:" /etc/subuid >/dev/null || usermod --add-subuids 300000-365535 "$ROOTLESS_USER"
+	grep "^$ROOTLESS_USER:" /etc/subgid >/dev/null || usermod --add-subgids 300000-365535 "$ROOTLESS_USER"
+	local run
+	run=/run/user/$(id -u "$ROOTLESS_USER")
+	mkdir -p "$run"
+	chown "$ROOTLESS_USER:" "$run"
+	chmod 700 "$run"
+	if ! as_rootless podman image exists "$PODMAN_IMAGE" 2>/dev/null; then
+		log "loading $IMAGE into $ROOTLESS_USER's podman storage"
+		local tar out name
+		tar=$(mktemp /tmp/nsdebug-testbed-image.XXXXXX)
+		chmod 644 "$tar"
+		docker save "$IMAGE" >"$tar"
+		out=$(as_rootless podman load -i "$tar" 2>&1) || { rm -f "$tar"; printf '%s\n' "$out" >&2; die "rootless podman load failed"; }
+		rm -f "$tar"
+		name=$(printf '%s\n' "$out" | sed -n 's/^Loaded image[^:]*: *//p' | head -1)
+		as_rootless podman image exists "$PODMAN_IMAGE" || as_rootless podman tag "$name" "$PODMAN_IMAGE"
+	fi
+}
+
+# Removes the rootless user's containers and its podman processes (API
+# services the tests started, the pause process holding its user namespace).
+stop_rootless() {
+	id "$ROOTLESS_USER" >/dev/null 2>&1 || return 0
+	as_rootless podman rm -af -t 0 >/dev/null 2>&1 || true
+	local pid
+	for pid in $(pgrep -u "$ROOTLESS_USER" || true); do
+		stop_pid "$ROOTLESS_USER's $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-60)" "$pid"
+	done
+}
+
+# Removes every podman container and pod (their netns under /run/netns and
+# CNI addresses go with them), stops the service, deletes the bridge.
+stop_podman() {
+	command -v podman >/dev/null || return 0
+	log "stopping podman"
+	stop_rootless
+	podman pod rm -af -t 0 >/dev/null 2>&1 || true
+	podman rm -af -t 0 >/dev/null 2>&1 || true
+	stop_pid "podman's API service" "$(podman_pid)"
+	rm -f "$PODMAN_SOCK" "$PODMAN_PIDFILE"
+	ip link show "$PODMAN_BRIDGE" >/dev/null 2>&1 && ip link del "$PODMAN_BRIDGE" 2>/dev/null || true
+}
+
 up() {
 	install_packages
 	if [ "$profile" = current ]; then build_current; fi
@@ -422,12 +565,17 @@ up() {
 	write_containerd_conf
 	start_containerd
 	build_image
+	write_podman_conf
+	start_podman
+	load_podman_image
+	setup_rootless
 	status
 }
 
 case $cmd in
 status) status; exit $? ;;
 build) build_current ;;
-stop) set_profile_vars "$(live_profile | sed 's/^none$/debian/')"; stop_all ;;
+stop) set_profile_vars "$(live_profile | sed 's/^none$/debian/')"; stop_all; stop_podman ;;
+stop-podman) stop_podman ;;
 up) up ;;
 esac

@@ -110,6 +110,9 @@ func openError(path string, err error) error {
 	case errors.Is(err, unix.ENOENT):
 		return nserr.New(nserr.ErrNotFound, "%s does not exist", path)
 	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
+		if hint := UserNSHint(); hint != "" {
+			return nserr.New(nserr.ErrPermission, "cannot open %s: permission denied: %s", path, hint)
+		}
 		if strings.HasSuffix(path, "/ns/net") {
 			return nserr.New(nserr.ErrPermission, "cannot open %s: permission denied (ptrace access rules: that process holds privileges nsdebug lacks, e.g. capabilities outside its bounding set)", path)
 		}

@@ -1,5 +1,5 @@
 // Package testbed gates integration tests on the real test bed (root, dockerd,
-// containerd with CRI; see scripts/testbed.sh) and gives them throwaway
+// containerd with CRI, podman's API service; see scripts/testbed.sh) and gives them throwaway
 // network namespaces that are always removed.
 //
 // Outside CI a missing test bed skips the test with a clear message; with
@@ -80,7 +80,7 @@ func check() error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root")
 	}
-	for _, s := range []string{DockerSock, ContainerdSock} {
+	for _, s := range []string{DockerSock, ContainerdSock, PodmanSock} {
 		if _, err := os.Stat(s); err != nil {
 			return fmt.Errorf("%s missing", s)
 		}
@@ -90,6 +90,9 @@ func check() error {
 	}
 	if out, err := Run("ctr", "--address", ContainerdSock, "-n", "k8s.io", "images", "ls", "-q"); err != nil || !strings.Contains(out, CtrdImage) {
 		return fmt.Errorf("containerd image %s in k8s.io: %v", CtrdImage, err)
+	}
+	if out, err := Run("podman", "image", "exists", PodmanImage); err != nil {
+		return fmt.Errorf("podman image %s: %v %s", PodmanImage, err, out)
 	}
 	return nil
 }
