@@ -31,6 +31,8 @@ export PATH=/usr/local/go/bin:$PATH
 GOCACHE_KUBE=$CACHE/gocache
 
 log() { echo "testbed-kube: $*" >&2; }
+# shellcheck source=lib/netns-dir.sh
+. "$(dirname "$0")/lib/netns-dir.sh"
 die() { echo "testbed-kube: $*" >&2; exit 1; }
 
 bin_dir() { echo "$CACHE/$1-$2"; }
@@ -572,6 +574,7 @@ up() {
 	start_apiserver
 	bootstrap_objects
 	make_bridge
+	share_netns_dir
 	start_containerd
 	import_images
 	start_kubelet

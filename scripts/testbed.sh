@@ -47,6 +47,8 @@ die() { printf 'testbed: error: %s\n' "$*" >&2; exit 1; }
 
 # shellcheck source=lib/current-runtimes.sh
 . "$(dirname "$0")/lib/current-runtimes.sh"
+# shellcheck source=lib/netns-dir.sh
+. "$(dirname "$0")/lib/netns-dir.sh"
 
 cmd=up
 profile=${TESTBED:-}
@@ -561,6 +563,7 @@ up() {
 	echo "$profile" >"$PROFILE_FILE"
 	mkdir -p "$STATE/current"
 	write_cni_conf
+	share_netns_dir
 	start_dockerd
 	write_containerd_conf
 	start_containerd
