@@ -1,9 +1,11 @@
 package reliability
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,23 +37,41 @@ func TestCase07_LsWhileContainersChurn(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var churned atomic.Int64
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				name := fmt.Sprintf("%s-%d-%d", prefix, w, i%5)
-				exec.Command("docker", "run", "-d", "--label", "nsdebug-test=1", "--name", name, testbed.Image).Run()
-				exec.Command("docker", "rm", "-f", name).Run()
-				churned.Add(1)
-			}
-		}(w)
+	// One churning worker: containers are created and removed one after the
+	// other. With four in parallel, Debian's Docker 20.10.24 once deadlocked in
+	// libnetwork (a sandbox's SetKey waiting for the controller's lock, which an
+	// endpoint delete held while waiting for the network's): every later docker
+	// run and rm hung, and so did this test until its 30 minute timeout. Each
+	// docker call is bounded, so a hung daemon fails the test, not the run.
+	const dockerBound = 60 * time.Second
+	var dockerHung atomic.Value
+	docker := func(args ...string) {
+		ctx, cancel := context.WithTimeout(context.Background(), dockerBound)
+		defer cancel()
+		start := time.Now()
+		_ = exec.CommandContext(ctx, "docker", args...).Run()
+		if ctx.Err() != nil {
+			dockerHung.Store(fmt.Sprintf("docker %s did not return within %s (dockerd hung?)", strings.Join(args, " "), time.Since(start).Round(time.Second)))
+		}
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if dockerHung.Load() != nil {
+				return
+			}
+			name := fmt.Sprintf("%s-%d", prefix, i%5)
+			docker("run", "-d", "--label", "nsdebug-test=1", "--name", name, testbed.Image)
+			docker("rm", "-f", name)
+			churned.Add(1)
+		}
+	}()
 	t.Cleanup(func() {
 		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "name="+prefix).Output()
 		for _, id := range splitFields(string(out)) {
@@ -61,7 +81,7 @@ func TestCase07_LsWhileContainersChurn(t *testing.T) {
 
 	runs := 0
 	deadline := time.Now().Add(8 * time.Second)
-	for time.Now().Before(deadline) || churned.Load() < 20 {
+	for (time.Now().Before(deadline) || churned.Load() < 20) && dockerHung.Load() == nil {
 		r := nsdebug(t, "ls", "-o", "json")
 		runs++
 		if r.code != 0 {
@@ -88,6 +108,9 @@ func TestCase07_LsWhileContainersChurn(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+	if msg := dockerHung.Load(); msg != nil {
+		t.Fatal(msg)
+	}
 	t.Logf("%d ls runs while %d containers were created and removed", runs, churned.Load())
 	if churned.Load() < 20 {
 		t.Errorf("only %d containers churned", churned.Load())
