@@ -99,7 +99,7 @@ cat >"$WORK/trim.py" <<'PY'
 import os, re, sys
 kind, lines = sys.argv[1], sys.stdin.read().rstrip("\n").split("\n")
 ours = re.compile(r"(docker:(web|web-sidecar|api|cache|hostnet)|podman:podweb|pod:shop/cart|/run/netns/blue)(?=[ ,]|$)")
-bridges = {"docker0", "nsdbg-cni0", os.environ["SHOP_BRIDGE"]}
+bridges = {"docker0", "nsdbg-cni0", "cni-podman0", os.environ["SHOP_BRIDGE"]}
 left = 0
 if kind == "ls":
     out = []
