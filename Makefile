@@ -124,7 +124,9 @@ tidy-check:
 demo: build
 	scripts/demo.sh $(BIN)
 
-bench: build
+# testbed-kube: the kube section's helper pods run this version's image, which
+# testbed-kube imports into the cluster (idempotent, seconds when it is up).
+bench: build testbed-kube
 	NSDEBUG=$(CURDIR)/$(BIN) BENCH_README=README.md scripts/bench.sh
 
 # Regenerates the README's command examples from real runs on the test bed.

@@ -52,6 +52,8 @@ mkdir "$WORK/libs-src"
 CGO_ENABLED=0 $GO build -tags "${TAGS:-grpcnotrace}" -trimpath -ldflags '-s -w' -o "$WORK/libs.built" "$WORK/libs-src/main.go"
 cp "$WORK/libs.built" "$WORK/libs-floor"
 cp "$NSDEBUG" "$WORK/nsdebug"
+# The kubectl plugin beside it: the kube section finds it through PATH.
+[ ! -x "$(dirname "$NSDEBUG")/kubectl-nsdebug" ] || cp "$(dirname "$NSDEBUG")/kubectl-nsdebug" "$WORK/kubectl-nsdebug"
 NSDEBUG=$WORK/nsdebug
 EMPTY_GO=$WORK/empty-go
 LIBS_FLOOR=$WORK/libs-floor

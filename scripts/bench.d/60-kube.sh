@@ -44,9 +44,12 @@ ttfb = []
 for _ in range(runs):
     t0 = time.monotonic()
     p = subprocess.Popen(["kubectl", "nsdebug", "-n", ns, pod, "--", "echo", "x"], stdout=subprocess.PIPE)
-    p.stdout.read(1)
+    first = p.stdout.read(1)
     ttfb.append((time.monotonic() - t0) * 1000)
-    p.wait()
+    p.stdout.read()
+    # A failed run (no plugin, no helper) reads EOF at once: never a time.
+    if p.wait() != 0 or first != b"x":
+        sys.exit(f"bench: kubectl nsdebug -- echo x exited {p.returncode}, first byte {first!r}")
 ttfb.sort()
 print(f"| kube: time to first byte of kubectl nsdebug POD -- echo (median of {runs}) | {ttfb[len(ttfb)//2]:.1f} | - | - | - | info |")
 PY
