@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -280,12 +282,30 @@ func (p *KubePod) delete(t testing.TB) {
 		}
 		if ready == 0 {
 			for _, sb := range sbs.Items {
-				if _, err := rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
-					t.Errorf("cleanup: remove sandbox %s of %s: %v", sb.Id, p.Ref(), err)
-				}
+				removeSandbox(ctx, t, rt, sb.Id, p.Ref())
 			}
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// removeSandbox removes a stopped pod's sandbox, retrying while the kubelet's
+// own teardown of it is still under way: a remove that overlaps it runs CNI's
+// delete on a netns file the kubelet has just unmounted but not yet removed
+// ("unknown FS magic ... ef53"), which a retry a moment later does not meet.
+func removeSandbox(ctx context.Context, t testing.TB, rt cri.RuntimeServiceClient, id, ref string) {
+	t.Helper()
+	for {
+		_, err := rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: id})
+		if err == nil || status.Code(err) == codes.NotFound {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Errorf("cleanup: remove sandbox %s of %s: %v", id, ref, err)
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
