@@ -516,6 +516,10 @@ YAML
 # ---------------------------------------------------------------------------
 
 verify() {
+	# kubectl wait fails at once on a node not registered yet (a new
+	# machine's first start: no Node object in etcd until the kubelet
+	# has made one).
+	wait_for 120 "node $NODE's registration" "${KUBECTL[@]}" get "node/$NODE"
 	"${KUBECTL[@]}" wait --for=condition=Ready "node/$NODE" --timeout=120s >/dev/null ||
 		die "node $NODE not Ready; see $LOGS/kube-kubelet.log"
 	local pod=testbed-check-$$
