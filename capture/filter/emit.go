@@ -95,13 +95,22 @@ func (e *emitter) assemble(prologue []bpf.RawInstruction, snaplen uint32, opt bo
 		items = append(pro, items...)
 	}
 
-	for {
+	// Every pass keeps what the program decides, so stopping early only
+	// costs size; the bound is only a guard against passes undoing each
+	// other.
+	for round := 0; round < 1000; round++ {
 		items = threadJumps(items)
 		var changed bool
 		if !opt {
 			break
 		}
-		if items, changed = optimize(items); !changed {
+		if items, changed = optimize(items); changed {
+			continue
+		}
+		if items, changed = mergeBlocks(items); changed {
+			continue
+		}
+		if items, changed = groupChains(items); !changed {
 			break
 		}
 	}
@@ -183,8 +192,13 @@ func threadJumps(items []item) []item {
 }
 
 // resolve turns labels into offsets, adding trampolines for conditional
-// jumps out of range.
+// jumps out of range. A trampoline (or a copy of the return it leads to)
+// already within range of a jump is shared: a long chain of `or` terms all
+// jumping to the accepting return needs one every 255 instructions, not
+// one per term.
 func resolve(items []item) ([]bpf.RawInstruction, error) {
+	next := label(-1000)
+	fresh := func() label { next--; return next }
 	for {
 		where := labelIndex(items)
 		bad := -1
@@ -200,21 +214,54 @@ func resolve(items []item) ([]bpf.RawInstruction, error) {
 		if bad < 0 {
 			break
 		}
-		it := items[bad]
-		var tramp []item
-		if where[it.jt]-bad-1 > 255 {
-			l := label(-1000 - bad*2)
-			tramp = append(tramp, item{ins: bpf.RawInstruction{Op: clsJMP | jmpJA}, sym: true, jt: it.jt, at: []label{l}})
-			items[bad].jt = l
+		// via is a label within range of bad that leads where to does.
+		via := func(to label) (label, bool) {
+			target := items[where[to]]
+			for j := bad + 1; j < len(items) && j-bad-1 <= 255; j++ {
+				c := &items[j]
+				same := (isJA(*c) && c.jt == to) || (isRet(*c) && isRet(target) && c.ins == target.ins)
+				if !same {
+					continue
+				}
+				if len(c.at) == 0 {
+					c.at = []label{fresh()}
+				}
+				return c.at[0], true
+			}
+			return 0, false
 		}
-		if where[it.jf]-bad-1 > 255 {
-			l := label(-1001 - bad*2)
-			tramp = append(tramp, item{ins: bpf.RawInstruction{Op: clsJMP | jmpJA}, sym: true, jt: it.jf, at: []label{l}})
-			items[bad].jf = l
+		// A new trampoline goes as far on as the jump reaches, after an
+		// instruction that never falls through, so later jumps can share it.
+		at := bad + 1
+		for j := bad + 2; j < len(items) && j-bad-1 <= 255; j++ {
+			if isJumpOrRet(items[j-1]) {
+				at = j
+			}
 		}
-		// Execution never falls into the trampolines: the jump before them
-		// always jumps.
-		items = append(items[:bad+1], append(tramp, items[bad+1:]...)...)
+		for _, jf := range []bool{false, true} {
+			it := items[bad]
+			to := it.jt
+			if jf {
+				to = it.jf
+			}
+			if labelIndex(items)[to]-bad-1 <= 255 {
+				continue
+			}
+			l, ok := via(to)
+			if !ok {
+				l = fresh()
+				t := item{ins: bpf.RawInstruction{Op: clsJMP | jmpJA}, sym: true, jt: to, at: []label{l}}
+				if target := items[labelIndex(items)[to]]; isRet(target) {
+					t = item{ins: target.ins, at: []label{l}}
+				}
+				items = append(items[:at], append([]item{t}, items[at:]...)...)
+			}
+			if jf {
+				items[bad].jf = l
+			} else {
+				items[bad].jt = l
+			}
+		}
 	}
 	where := labelIndex(items)
 	prog := make([]bpf.RawInstruction, len(items))

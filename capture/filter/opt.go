@@ -1,5 +1,7 @@
 package filter
 
+import "fmt"
+
 // A small optimizer in the spirit of libpcap's: the packet does not change
 // while the program runs, so a load whose value is already in the register
 // on every path to it is dropped, and a jump whose outcome is known from
@@ -34,10 +36,13 @@ type vstate struct {
 	valid bool
 	a, x  vkey
 	facts map[vkey]fact
+	// minLen: the packet has at least this many bytes, as an absolute
+	// load that ends there succeeded on every path here.
+	minLen uint32
 }
 
 func (s vstate) clone() vstate {
-	n := vstate{valid: s.valid, a: s.a, x: s.x, facts: make(map[vkey]fact, len(s.facts))}
+	n := vstate{valid: s.valid, a: s.a, x: s.x, facts: make(map[vkey]fact, len(s.facts)), minLen: s.minLen}
 	for k, v := range s.facts {
 		n.facts[k] = v
 	}
@@ -85,6 +90,7 @@ func meet(s, t vstate) vstate {
 	if s.x != t.x {
 		s.x = vkey{}
 	}
+	s.minLen = min(s.minLen, t.minLen)
 	for k, f := range s.facts {
 		g, ok := t.facts[k]
 		if !ok {
@@ -126,6 +132,9 @@ func step(s vstate, in item) vstate {
 			s.x = key
 		} else {
 			s.a = key
+		}
+		if key.kind == vkAbs {
+			s.minLen = max(s.minLen, key.k+uint32(key.size))
 		}
 	case clsALU:
 		s.a = vkey{}
@@ -193,14 +202,9 @@ func isCond(it item) bool { return it.sym && !isJA(it) }
 
 func isRet(it item) bool { return it.ins.Op&0x07 == clsRET }
 
-// optimize drops redundant loads and threads jumps whose outcome is known;
-// it reports whether it changed anything.
-func optimize(items []item) ([]item, bool) {
-	for _, it := range items {
-		if !it.sym && it.ins.Op&0x07 == clsJMP {
-			return items, false // pre code with its own jumps: leave alone
-		}
-	}
+// analyze gives the state before each instruction, the meet of the states
+// on every path to it (invalid: no path reaches it).
+func analyze(items []item) (map[label]int, []vstate) {
 	where := labelIndex(items)
 	n := len(items)
 	in := make([]vstate, n)
@@ -224,7 +228,21 @@ func optimize(items []item) ([]item, bool) {
 			}
 		}
 	}
+	return where, in
+}
+
+// optimize drops redundant loads and threads jumps whose outcome is known;
+// it reports whether it changed anything.
+func optimize(items []item) ([]item, bool) {
+	for _, it := range items {
+		if !it.sym && it.ins.Op&0x07 == clsJMP {
+			return items, false // pre code with its own jumps: leave alone
+		}
+	}
+	where, in := analyze(items)
+	n := len(items)
 	changed := false
+	live := liveness(items, where)
 	// follow: where an edge with state s into label l really leads. It
 	// passes loads of values already loaded on the way (a value with a known
 	// fact was) and jumps the facts decide; it may only land where A and X
@@ -265,7 +283,9 @@ func optimize(items []item) ([]item, bool) {
 				continue
 			}
 			p = where[next]
-			if s.a == a0 && s.x == x0 {
+			// Landing here, A and X hold the edge's values, not the
+			// simulated ones: fine where they agree or the value is dead.
+			if (s.a == a0 || !live[p].a) && (s.x == x0 || !live[p].x) {
 				best = next
 			}
 		}
@@ -383,4 +403,269 @@ func deadLoads(items []item) ([]item, bool) {
 		out = append(out, it)
 	}
 	return out, changed
+}
+
+// ancillaryReadsNothing: SKF_AD_NLATTR, _NLATTR_NEST and _ALU_XOR_X read A
+// and X (the compiler makes none of them); the loads of packet metadata
+// read neither.
+func ancillaryReadsNothing(off uint32) bool {
+	switch off {
+	case skfADProtocol, skfADPktType, skfADIfIndex, 20, 24, skfADHatype, 32, 36, skfADVLANTag, skfADVLANTagPresent, 52, 56, 60:
+		return true
+	}
+	return false
+}
+
+// regs says which of A and X an instruction's value is used from.
+type regs struct{ a, x bool }
+
+// liveness gives, for each instruction, whether A and X are read (on some
+// path) before they are written from there on. The programs only jump
+// forward, so one backward pass does it.
+func liveness(items []item, where map[label]int) []regs {
+	n := len(items)
+	live := make([]regs, n+1)
+	next := func(i int) regs { return live[i+1] }
+	for i := n - 1; i >= 0; i-- {
+		it := items[i]
+		op := it.ins.Op
+		var l regs
+		switch op & 0x07 {
+		case clsRET:
+			l = regs{a: op&0x18 == 0x10, x: op&0x18 == srcX}
+		case clsJMP:
+			switch {
+			case isJA(it):
+				l = live[where[it.jt]]
+			case it.sym:
+				t, f := live[where[it.jt]], live[where[it.jf]]
+				l = regs{a: true, x: op&srcX != 0 || t.x || f.x}
+			default: // pre code's own jumps: assume both are used
+				l = regs{a: true, x: true}
+			}
+		case clsLD:
+			l = regs{x: next(i).x}
+			switch {
+			case op&0xe0 == modeIND:
+				l.x = true
+			case op&0xe0 == modeABS && it.ins.K >= skfADOff && !ancillaryReadsNothing(it.ins.K-skfADOff):
+				l = regs{a: true, x: true}
+			}
+		case clsLDX:
+			l = regs{a: next(i).a}
+		case clsST:
+			l = regs{a: true, x: next(i).x}
+		case clsST + 1: // stx
+			l = regs{a: next(i).a, x: true}
+		case clsALU:
+			l = regs{a: true, x: op&srcX != 0 || next(i).x}
+		case clsMISC:
+			if op&0xf8 == 0x80 { // txa
+				l = regs{x: true}
+			} else { // tax
+				l = regs{a: true}
+			}
+		}
+		live[i] = l
+	}
+	return live[:n]
+}
+
+// mergeBlocks sends every jump to a block to the last block identical to it:
+// the same instructions, jumping to the same places. That is what is left
+// of `host` after threading: the ARP and the RARP tests of each address are
+// the same code once the tests after them are (libpcap's optimizer merges
+// such blocks too). Blocks are compared from the end of the program, so
+// their successors are already merged; the block kept is the later one,
+// so every jump stays a forward jump.
+func mergeBlocks(items []item) ([]item, bool) {
+	for _, it := range items {
+		if !it.sym && it.ins.Op&0x07 == clsJMP {
+			return items, false // pre code with its own jumps: leave alone
+		}
+	}
+	rep := map[label]label{}
+	to := func(l label) label {
+		if r, ok := rep[l]; ok {
+			return r
+		}
+		return l
+	}
+	seen := map[string]label{}
+	var key []byte
+	changed := false
+	for end := len(items) - 1; end > 0; {
+		start := end
+		for start > 0 && !isJumpOrRet(items[start-1]) {
+			start--
+		}
+		block := items[start : end+1]
+		end = start - 1
+		if start == 0 || len(block[0].at) == 0 {
+			continue
+		}
+		key = key[:0]
+		entered := false // a jump into its middle: not merged away
+		for j, it := range block {
+			entered = entered || (j > 0 && len(it.at) > 0)
+			key = fmt.Appendf(key, "%d,%d,%d,%d", it.ins.Op, it.ins.Jt, it.ins.Jf, it.ins.K)
+			if it.sym {
+				key = fmt.Appendf(key, ">%d,%d", to(it.jt), to(it.jf))
+			}
+			key = append(key, ';')
+		}
+		r, ok := seen[string(key)]
+		switch {
+		case !ok:
+			seen[string(key)] = block[0].at[0]
+		case !entered:
+			for _, l := range block[0].at {
+				rep[l] = r
+			}
+			changed = true
+		}
+	}
+	if !changed {
+		return items, false
+	}
+	for i := range items {
+		if items[i].sym {
+			items[i].jt, items[i].jf = to(items[i].jt), to(items[i].jf)
+		}
+	}
+	return items, true
+}
+
+// groupChains reorders chains of `or` terms so that the terms testing the
+// same packet field come one after another, and the field is loaded once
+// for all of them (libpcap's or_pullup does this for `host A or host B`:
+// ld [26]; jeq A; jeq B; ld [30]; jeq A; jeq B). A chain is a run of
+// blocks `ld [k]; jcond`, each reached only from the one before by its
+// false side (or true side for a negated term) and all leading to the
+// same place when their test decides. Reordering such terms could change
+// the verdict on a short packet, where a load past its end rejects it
+// before a later term would accept it; so the first term stays first and
+// the others are only terms whose loads no packet getting past the first
+// load can fail (they end within the length that load, or a load on every
+// path to the chain, has proved). The result is what the unoptimized
+// program decides, on every packet.
+func groupChains(items []item) ([]item, bool) {
+	for _, it := range items {
+		if !it.sym && it.ins.Op&0x07 == clsJMP {
+			return items, false
+		}
+	}
+	where, in := analyze(items)
+	refs := map[label]int{}
+	for _, it := range items {
+		if it.sym {
+			refs[it.jt]++
+			if !isJA(it) {
+				refs[it.jf]++
+			}
+		}
+	}
+	// term: block i is `ld abs; jcond #k` whose test decides towards done
+	// (the true side, or the false side when negated) and otherwise goes
+	// on to next.
+	type term struct {
+		at          int
+		key         vkey
+		done, next  label
+		doneOnFalse bool
+	}
+	termAt := func(i int, done label) (term, bool) {
+		if i+1 >= len(items) || !in[i].valid {
+			return term{}, false
+		}
+		ld, j := items[i], items[i+1]
+		key, toX, pure := loadKey(ld.ins.Op, ld.ins.K, in[i].x)
+		if !pure || toX || key.kind != vkAbs || ld.sym || len(j.at) > 0 || !isCond(j) || j.ins.Op&srcX != 0 {
+			return term{}, false
+		}
+		t := term{at: i, key: key, done: j.jt, next: j.jf}
+		if done != 0 && j.jf == done {
+			t = term{at: i, key: key, done: j.jf, next: j.jt, doneOnFalse: true}
+		}
+		if done != 0 && t.done != done {
+			return term{}, false
+		}
+		return t, true
+	}
+	changed := false
+	inChain := make([]bool, len(items))
+	for i := range items {
+		if inChain[i] {
+			continue
+		}
+		// The first term stays first, so its own load may be one that
+		// fails: it runs first either way, and then proves its end.
+		first, ok := termAt(i, 0)
+		if !ok {
+			continue
+		}
+		proven := max(in[i].minLen, first.key.k+uint32(first.key.size))
+		chain := []term{first}
+		for {
+			last := chain[len(chain)-1]
+			nx := where[last.next]
+			if refs[last.next] != 1 || len(items[nx].at) != 1 {
+				break
+			}
+			t, ok := termAt(nx, last.done)
+			if !ok || t.key.k+uint32(t.key.size) > proven {
+				break
+			}
+			chain = append(chain, t)
+		}
+		for _, t := range chain {
+			inChain[t.at] = true
+		}
+		// Stable grouping by field, in the order the fields first come.
+		var order []term
+		done := make([]bool, len(chain))
+		for a := range chain {
+			if done[a] {
+				continue
+			}
+			for b := a; b < len(chain); b++ {
+				if !done[b] && chain[b].key == chain[a].key {
+					order = append(order, chain[b])
+					done[b] = true
+				}
+			}
+		}
+		same := true
+		for a := range chain {
+			same = same && order[a].at == chain[a].at
+		}
+		if same {
+			continue
+		}
+		// The blocks stay where they are, with their labels; what they
+		// hold moves.
+		old := make(map[int][2]item, len(chain))
+		for _, t := range chain {
+			old[t.at] = [2]item{items[t.at], items[t.at+1]}
+		}
+		end := chain[len(chain)-1].next
+		for a, t := range order {
+			pos := chain[a].at
+			o := old[t.at]
+			ld, j := o[0], o[1]
+			ld.at = old[pos][0].at
+			next := end
+			if a+1 < len(order) {
+				next = old[chain[a+1].at][0].at[0]
+			}
+			if t.doneOnFalse {
+				j.jf, j.jt = t.done, next
+			} else {
+				j.jt, j.jf = t.done, next
+			}
+			items[pos], items[pos+1] = ld, j
+		}
+		changed = true
+	}
+	return items, changed
 }
