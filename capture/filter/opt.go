@@ -1,6 +1,9 @@
 package filter
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // A small optimizer in the spirit of libpcap's: the packet does not change
 // while the program runs, so a load whose value is already in the register
@@ -26,10 +29,43 @@ const (
 	vkLen
 )
 
+// fact is what the tests on every path here say of a value: it equals c
+// (eq), it is one of in (the paths tested it equal to different constants,
+// as a protocol test `ip proto 6 or 17 or 132` leaves it), or it is none of
+// ne.
 type fact struct {
 	eq bool
 	c  uint32
+	in []uint32
 	ne []uint32
+	// tests: other jumps on the value decided the same way on every path
+	// (`jset #0x1fff` not taken: not a fragment), which decide the same
+	// jump again.
+	tests []test
+}
+
+type test struct {
+	op    uint16
+	k     uint32
+	taken bool
+}
+
+// maxIn bounds the values of an in fact (and the walks split on them).
+const maxIn = 8
+
+// values is the set of values f allows, if it is a finite one.
+func (f fact) values() []uint32 {
+	if f.eq {
+		return []uint32{f.c}
+	}
+	return f.in
+}
+
+func setFact(vs []uint32) fact {
+	if len(vs) == 1 {
+		return fact{eq: true, c: vs[0]}
+	}
+	return fact{in: vs}
 }
 
 type vstate struct {
@@ -50,9 +86,42 @@ func (s vstate) clone() vstate {
 }
 
 func meetFact(f, g fact) (fact, bool) {
+	var tests []test
+	for _, t := range f.tests {
+		if slices.Contains(g.tests, t) {
+			tests = append(tests, t)
+		}
+	}
+	m, ok := meetValues(f, g)
+	if !ok {
+		m = fact{}
+	}
+	m.tests = tests
+	return m, ok || len(tests) > 0
+}
+
+func meetValues(f, g fact) (fact, bool) {
+	fv, gv := f.values(), g.values()
 	switch {
-	case f.eq && g.eq:
-		return f, f.c == g.c
+	case fv != nil && gv != nil: // union
+		u := append([]uint32(nil), fv...)
+		for _, v := range gv {
+			if !slices.Contains(u, v) {
+				u = append(u, v)
+			}
+		}
+		return setFact(u), len(u) <= maxIn
+	case gv != nil && !g.eq: // f ne, g in: ne less g's values
+		f, g = g, f
+		fallthrough
+	case fv != nil && !f.eq: // f in, g ne
+		var ne []uint32
+		for _, v := range g.ne {
+			if !slices.Contains(f.in, v) {
+				ne = append(ne, v)
+			}
+		}
+		return fact{ne: ne}, len(ne) > 0
 	case f.eq:
 		f, g = g, f
 		fallthrough
@@ -159,18 +228,16 @@ func outcome(s vstate, in item) (taken bool, known bool) {
 	}
 	k := in.ins.K
 	op := in.ins.Op & 0xf0
-	if f.eq {
-		switch op {
-		case jmpJEQ:
-			return f.c == k, true
-		case jmpJGT:
-			return f.c > k, true
-		case jmpJGE:
-			return f.c >= k, true
-		case jmpJSET:
-			return f.c&k != 0, true
+	if vs := f.values(); vs != nil {
+		// Decided if every value allowed goes the same way.
+		for i, v := range vs {
+			t, ok := jumpTaken(op, v, k)
+			if !ok || (i > 0 && t != taken) {
+				return false, false
+			}
+			taken = t
 		}
-		return false, false
+		return taken, true
 	}
 	if op == jmpJEQ {
 		for _, v := range f.ne {
@@ -179,12 +246,54 @@ func outcome(s vstate, in item) (taken bool, known bool) {
 			}
 		}
 	}
+	for _, t := range f.tests {
+		if t.op == op && t.k == k {
+			return t.taken, true
+		}
+	}
+	return false, false
+}
+
+// jumpTaken: whether a conditional jump op with constant k is taken for A = v.
+func jumpTaken(op uint16, v, k uint32) (taken, ok bool) {
+	switch op {
+	case jmpJEQ:
+		return v == k, true
+	case jmpJGT:
+		return v > k, true
+	case jmpJGE:
+		return v >= k, true
+	case jmpJSET:
+		return v&k != 0, true
+	}
 	return false, false
 }
 
 // edge is the state along one outcome of the jump in.
 func edge(s vstate, in item, taken bool) vstate {
-	if in.ins.Op&0xf0 != jmpJEQ || in.ins.Op&srcX != 0 || s.a.kind == vkUnknown {
+	if in.ins.Op&srcX != 0 || s.a.kind == vkUnknown {
+		return s
+	}
+	if f, ok := s.facts[s.a]; ok && len(f.in) > 0 {
+		// The values left on this side.
+		var left []uint32
+		for _, v := range f.in {
+			if t, ok := jumpTaken(in.ins.Op&0xf0, v, in.ins.K); !ok || t == taken {
+				left = append(left, v)
+			}
+		}
+		if len(left) == 0 || len(left) == len(f.in) {
+			return s
+		}
+		s = s.clone()
+		s.facts[s.a] = setFact(left)
+		return s
+	}
+	if op := in.ins.Op & 0xf0; op != jmpJEQ {
+		s = s.clone()
+		f := s.facts[s.a]
+		f.tests = append(append([]test(nil), f.tests...), test{op: op, k: in.ins.K, taken: taken})
+		s.facts[s.a] = f
 		return s
 	}
 	s = s.clone()
@@ -246,12 +355,14 @@ func optimize(items []item) ([]item, bool) {
 	// follow: where an edge with state s into label l really leads. It
 	// passes loads of values already loaded on the way (a value with a known
 	// fact was) and jumps the facts decide; it may only land where A and X
-	// hold what they held on the edge.
-	follow := func(s vstate, l label) label {
-		best := l
-		a0, x0 := s.a, s.x
-		p := where[l]
-		for steps := 0; steps < n; steps++ {
+	// hold what they held on the edge. A jump on a value known to be one of
+	// a few is followed for each of them: where all lead to one place (the
+	// three protocol tests of `port` after `tcp or udp or sctp` was
+	// decided), that is where the edge leads.
+	budget := 64 * n // walk steps for this pass, splits included
+	var walk func(s vstate, p int, a0, x0 vkey, best label, depth int) label
+	walk = func(s vstate, p int, a0, x0 vkey, best label, depth int) label {
+		for ; budget > 0; budget-- {
 			it := items[p]
 			var next label
 			switch {
@@ -260,7 +371,21 @@ func optimize(items []item) ([]item, bool) {
 			case isCond(it):
 				taken, known := outcome(s, it)
 				if !known {
-					return best
+					f := s.facts[s.a]
+					if len(f.in) < 2 || depth >= 3 || it.ins.Op&srcX != 0 {
+						return best
+					}
+					var common label // 0: no label yet
+					for _, v := range f.in {
+						b := s.clone()
+						b.facts[s.a] = fact{eq: true, c: v}
+						r := walk(b, p, a0, x0, 0, depth+1)
+						if r == 0 || (common != 0 && r != common) {
+							return best
+						}
+						common = r
+					}
+					return common
 				}
 				next = it.jf
 				if taken {
@@ -290,6 +415,9 @@ func optimize(items []item) ([]item, bool) {
 			}
 		}
 		return best
+	}
+	follow := func(s vstate, l label) label {
+		return walk(s, where[l], s.a, s.x, l, 0)
 	}
 	// Phase 1: retarget jumps past what their own outcome decides.
 	for i := range items {
@@ -580,7 +708,7 @@ func groupChains(items []item) ([]item, bool) {
 		}
 		ld, j := items[i], items[i+1]
 		key, toX, pure := loadKey(ld.ins.Op, ld.ins.K, in[i].x)
-		if !pure || toX || key.kind != vkAbs || ld.sym || len(j.at) > 0 || !isCond(j) || j.ins.Op&srcX != 0 {
+		if !pure || toX || (key.kind != vkAbs && key.kind != vkInd) || ld.sym || len(j.at) > 0 || !isCond(j) || j.ins.Op&srcX != 0 {
 			return term{}, false
 		}
 		t := term{at: i, key: key, done: j.jt, next: j.jf}
@@ -604,7 +732,28 @@ func groupChains(items []item) ([]item, bool) {
 		if !ok {
 			continue
 		}
-		proven := max(in[i].minLen, first.key.k+uint32(first.key.size))
+		end := func(k vkey) uint32 { return k.k + uint32(k.size) }
+		// What no packet getting here can fail: absolute loads within the
+		// length proved, loads at X+k within what a load at X+k' proved.
+		proven := in[i].minLen
+		provenAtX := map[uint32]uint32{} // X's key -> end
+		for k := range in[i].facts {
+			if k.kind == vkInd {
+				provenAtX[k.xk] = max(provenAtX[k.xk], end(k))
+			}
+		}
+		switch first.key.kind {
+		case vkAbs:
+			proven = max(proven, end(first.key))
+		case vkInd:
+			provenAtX[first.key.xk] = max(provenAtX[first.key.xk], end(first.key))
+		}
+		safe := func(k vkey) bool {
+			if k.kind == vkAbs {
+				return end(k) <= proven
+			}
+			return end(k) <= provenAtX[k.xk]
+		}
 		chain := []term{first}
 		for {
 			last := chain[len(chain)-1]
@@ -613,7 +762,8 @@ func groupChains(items []item) ([]item, bool) {
 				break
 			}
 			t, ok := termAt(nx, last.done)
-			if !ok || t.key.k+uint32(t.key.size) > proven {
+			// X stays what it was at the chain's start: its terms load A only.
+			if !ok || !safe(t.key) || in[nx].x != in[i].x {
 				break
 			}
 			chain = append(chain, t)
@@ -648,13 +798,13 @@ func groupChains(items []item) ([]item, bool) {
 		for _, t := range chain {
 			old[t.at] = [2]item{items[t.at], items[t.at+1]}
 		}
-		end := chain[len(chain)-1].next
+		last := chain[len(chain)-1].next
 		for a, t := range order {
 			pos := chain[a].at
 			o := old[t.at]
 			ld, j := o[0], o[1]
 			ld.at = old[pos][0].at
-			next := end
+			next := last
 			if a+1 < len(order) {
 				next = old[chain[a+1].at][0].at[0]
 			}

@@ -108,6 +108,45 @@ func TestIdenticalBlocksMerged(t *testing.T) {
 	}
 }
 
+// TestPortChainsShareTests: the protocol and fragment tests of each `port`
+// term are decided by the first term's (the protocol byte is one of 6, 17
+// and 132 on every path there, the fragment test went one way), so each is
+// made once, and the port fields are loaded once per side (the first
+// term's source port first, as it must run first: then the destination
+// ports, then the remaining source ports).
+func TestPortChainsShareTests(t *testing.T) {
+	prog, err := Compile("port 80 or port 53 or port 443 or port 8080", EN10MB, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(op uint16, k uint32) int {
+		n := 0
+		for _, in := range prog {
+			if in.Op == op && in.K == k {
+				n++
+			}
+		}
+		return n
+	}
+	for _, c := range []struct {
+		what string
+		op   uint16
+		k    uint32
+		want int
+	}{
+		{"ldb [23] (IPv4 protocol)", clsLD | modeABS | szB, 23, 1},
+		{"ldb [20] (IPv6 next header)", clsLD | modeABS | szB, 20, 1},
+		{"jset #0x1fff (IPv4 fragment)", clsJMP | jmpJSET, 0x1fff, 1},
+		{"ldh [x + 14] (IPv4 source port)", clsLD | modeIND | szH, 14, 2},
+		{"ldh [x + 16] (IPv4 destination port)", clsLD | modeIND | szH, 16, 1},
+		{"ldh [54] (IPv6 source port)", clsLD | modeABS | szH, 54, 2},
+	} {
+		if n := count(c.op, c.k); n != c.want {
+			t.Errorf("%s: %d in the program, want %d:\n%s", c.what, n, c.want, dump(prog))
+		}
+	}
+}
+
 // TestSharedTrampolines: in a long chain of terms jumping to the accepting
 // return, the jumps out of range share the copies of that return placed
 // on the way (one every 255 instructions at most), rather than one
@@ -157,6 +196,8 @@ func TestProgramSizeAgainstTcpdump(t *testing.T) {
 		chain(400, "host 10.77.%d.%d"),
 		chain(100, "src host 10.77.%d.%d"),
 		chain(50, "ether host 02:00:00:00:%02x:%02x"),
+		chain(20, "port 1%d%03d"),
+		chain(20, "tcp dst port 1%d%03d"),
 	} {
 		for _, lt := range []LinkType{EN10MB, LinuxSLL2} {
 			ref, err1 := tcpdumpCompile(tcpdump, expr, lt, 0, true)
