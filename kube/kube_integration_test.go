@@ -159,7 +159,7 @@ func TestExecPodIP(t *testing.T) {
 
 // --host-tools: the command is the NODE's binary (iproute2's ip, which the
 // helper image's busybox is not), run in the pod's netns, and it sees the
-// pod's /sys/class/net and resolv.conf as any exec does.
+// pod's /sys/class/net, resolv.conf and hosts as any exec does.
 func TestHostTools(t *testing.T) {
 	p := pod(t, testbed.KubePodOptions{})
 	apiIP := testbed.Kubectl(t, "-n", p.Namespace, "get", "pod", p.Name, "-o", "jsonpath={.status.podIP}")
@@ -201,6 +201,14 @@ func TestHostTools(t *testing.T) {
 	podResolv := testbed.Kubectl(t, "-n", p.Namespace, "exec", p.Name, "--", "cat", "/etc/resolv.conf")
 	if r := hostTools("cat", "/etc/resolv.conf"); r.code != 0 || strings.TrimSpace(r.out) != strings.TrimSpace(podResolv) {
 		t.Errorf("--host-tools cat /etc/resolv.conf: code %d out %q err %q; want the pod's %q", r.code, r.out, r.err, podResolv)
+	}
+	// And the pod's /etc/hosts (the kubelet's, with the pod's own name and
+	// address), not the helper's: with the helper image's tools too.
+	podHosts := testbed.Kubectl(t, "-n", p.Namespace, "exec", p.Name, "--", "cat", "/etc/hosts")
+	for _, r := range []result{hostTools("cat", "/etc/hosts"), runPlugin(t, "", "-n", p.Namespace, p.Name, "--", "cat", "/etc/hosts")} {
+		if r.code != 0 || strings.TrimSpace(r.out) != strings.TrimSpace(podHosts) || strings.Contains(r.err, "hosts") {
+			t.Errorf("cat /etc/hosts: code %d out %q err %q; want the pod's %q and no warning", r.code, r.out, r.err, podHosts)
+		}
 	}
 	// The command's status still comes back.
 	if r := hostTools("no-such-command-nsdebug"); r.code != 127 {

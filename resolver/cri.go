@@ -128,11 +128,16 @@ func (b *criBackend) Find(ctx context.Context, q Query) ([]Candidate, error) {
 				}
 				return nil, err
 			}
+			resp, err := rt.ListContainers(ctx, &cri.ListContainersRequest{Filter: &cri.ContainerFilter{PodSandboxId: c.ID}})
+			if err != nil {
+				return nil, rpcError(ctx, "cri", b.endpoint, err)
+			}
 			if q.Container != "" {
-				if err := b.pickContainer(ctx, rt, &c, q.Container); err != nil {
+				if err := b.pickContainer(&c, resp.Containers, q.Container); err != nil {
 					return nil, err
 				}
 			}
+			b.fillContainerHosts(ctx, rt, &c, resp.Containers)
 		}
 		out = append(out, c)
 	}
@@ -244,10 +249,10 @@ func (b *criBackend) fillSandboxStatus(ctx context.Context, rt cri.RuntimeServic
 		c.Running = s.GetState() == cri.PodSandboxState_SANDBOX_READY
 		c.State = stateWord(s.GetState().String())
 	}
-	info := parseSandboxInfo(st.GetInfo()["info"])
+	info := parseSandboxInfo(st.GetInfo()["info"], b.hostPath)
 	// The netns path stays as the runtime wrote it below the root (shown as
 	// the node names it); pin resolves it.
-	c.PID, c.NetnsPath, c.ResolvConf, c.Hosts = info.PID, b.rootJoin(info.NetnsPath), b.hostPath(info.ResolvConf), b.hostPath(info.Hosts)
+	c.PID, c.NetnsPath, c.ResolvConf, c.Hosts = info.PID, b.rootJoin(info.NetnsPath), info.ResolvConf, info.Hosts
 	c.Net = &NetConfig{Ports: parseSandboxPorts(st.GetInfo()["info"]), Networks: []NetworkAttachment{}}
 	if ip := st.GetStatus().GetNetwork().GetIp(); ip != "" {
 		c.Net.Networks = append(c.Net.Networks, NetworkAttachment{Name: "cni", IP: ip})
@@ -303,12 +308,8 @@ func InRoot(root, p string) string {
 
 // pickContainer turns a pod candidate into the candidate for one of its
 // containers; the namespace stays the pod's.
-func (b *criBackend) pickContainer(ctx context.Context, rt cri.RuntimeServiceClient, c *Candidate, name string) error {
-	resp, err := rt.ListContainers(ctx, &cri.ListContainersRequest{Filter: &cri.ContainerFilter{PodSandboxId: c.ID}})
-	if err != nil {
-		return rpcError(ctx, "cri", b.endpoint, err)
-	}
-	ctr, names := pickPodContainer(resp.Containers, name)
+func (b *criBackend) pickContainer(c *Candidate, containers []*cri.Container, name string) error {
+	ctr, names := pickPodContainer(containers, name)
 	if ctr == nil {
 		have := "it has none"
 		if len(names) > 0 {
@@ -322,6 +323,56 @@ func (b *criBackend) pickContainer(ctx context.Context, rt cri.RuntimeServiceCli
 	}
 	c.State = "ready, container " + stateWord(ctr.GetState().String())
 	return nil
+}
+
+// fillContainerHosts sets c.Hosts to the /etc/hosts the pod's containers
+// see: under Kubernetes the kubelet's etc-hosts (the pod's own name and
+// address), which only the containers' runtime specs name; the sandbox's
+// hosts file is containerd's copy of the node's. The picked container's,
+// else the pod's best one's; where no container names one (a CRI pod made
+// without a kubelet), the sandbox's stays. Best effort: a failure here
+// leaves c as it was.
+func (b *criBackend) fillContainerHosts(ctx context.Context, rt cri.RuntimeServiceClient, c *Candidate, containers []*cri.Container) {
+	var ctr *cri.Container
+	for _, ct := range containers {
+		switch {
+		case !c.Sandbox && ct.GetId() == c.ID:
+			ctr = ct
+		case !c.Sandbox:
+		case ctr == nil || better(ct, ctr):
+			ctr = ct
+		}
+	}
+	if ctr == nil {
+		return
+	}
+	st, err := rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: ctr.GetId(), Verbose: true})
+	if err != nil {
+		return
+	}
+	if hosts := parseContainerHosts(st.GetInfo()["info"], b.hostPath); hosts != "" {
+		c.Hosts = hosts
+	}
+}
+
+// parseContainerHosts is the source of the /etc/hosts mount in a verbose
+// ContainerStatus info["info"] (containerd's and CRI-O's runtimeSpec), as
+// seen from here through seen, if that is a regular file.
+func parseContainerHosts(raw string, seen func(string) string) string {
+	var v struct {
+		Spec *specView `json:"runtimeSpec"`
+	}
+	if raw == "" || json.Unmarshal([]byte(raw), &v) != nil || v.Spec == nil {
+		return ""
+	}
+	for _, m := range v.Spec.Mounts {
+		if m.Destination == "/etc/hosts" && m.Source != "" {
+			if p := seen(m.Source); isRegularFile(p) {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 // pickPodContainer returns the container called name (the running one, else
@@ -389,7 +440,9 @@ type sandboxConfigView struct {
 // criResolvPathAnnotation is where CRI-O records the pod's resolv.conf.
 const criResolvPathAnnotation = "io.kubernetes.cri-o.ResolvPath"
 
-func parseSandboxInfo(raw string) sandboxInfo {
+// ResolvConf and Hosts are as seen from here (through seen: the node's
+// root in a helper pod), and only if they are regular files there.
+func parseSandboxInfo(raw string, seen func(string) string) sandboxInfo {
 	var v struct {
 		PID  int       `json:"pid"`
 		Spec *specView `json:"runtimeSpec"`
@@ -419,11 +472,14 @@ func parseSandboxInfo(raw string) sandboxInfo {
 	if info.Hosts == "" && info.ResolvConf != "" {
 		info.Hosts = filepath.Join(filepath.Dir(info.ResolvConf), "hosts")
 	}
-	if info.ResolvConf != "" && !isRegularFile(info.ResolvConf) {
-		info.ResolvConf = ""
-	}
-	if info.Hosts != "" && !isRegularFile(info.Hosts) {
-		info.Hosts = ""
+	// Checked where nsdebug will open them: a helper pod sees the node's
+	// files only below the node's root.
+	for _, p := range []*string{&info.ResolvConf, &info.Hosts} {
+		if *p != "" {
+			if *p = seen(*p); !isRegularFile(*p) {
+				*p = ""
+			}
+		}
 	}
 	return info
 }

@@ -63,12 +63,67 @@ func TestParseSandboxInfo(t *testing.T) {
 		{"not JSON", `pid=9`, sandboxInfo{}},
 		{"wrong types", `{"pid":"nine","runtimeSpec":[]}`, sandboxInfo{}},
 	}
+	same := func(p string) string { return p }
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := parseSandboxInfo(c.raw); got != c.want {
+			if got := parseSandboxInfo(c.raw, same); got != c.want {
 				t.Errorf("got  %+v\nwant %+v", got, c.want)
 			}
 		})
+	}
+	// In a helper pod the runtime's paths are the node's, seen below its
+	// root (/proc/1/root): the files are checked there, not at the path as
+	// the runtime wrote it (which the helper's own root does not have).
+	t.Run("node root", func(t *testing.T) {
+		root := t.TempDir()
+		dir := filepath.Join(root, "var/lib/k/sandboxes/ab")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []string{"resolv.conf", "hosts"} {
+			if err := os.WriteFile(filepath.Join(dir, n), []byte("x\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := parseSandboxInfo(containerd("/var/lib/k/sandboxes/ab"), func(p string) string { return InRoot(root, p) })
+		want := sandboxInfo{PID: 5345, NetnsPath: "/var/run/netns/cni-21ae8eae-de89-5506-8df7-19895b9a890d", ResolvConf: dir + "/resolv.conf", Hosts: dir + "/hosts"}
+		if got != want {
+			t.Errorf("got  %+v\nwant %+v", got, want)
+		}
+	})
+}
+
+// TestParseContainerHosts: the kubelet's etc-hosts, as a container's
+// runtime spec mounts it, seen from here.
+func TestParseContainerHosts(t *testing.T) {
+	root := t.TempDir()
+	kubelet := filepath.Join(root, "var/lib/kubelet/pods/u1")
+	if err := os.MkdirAll(kubelet, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(kubelet, "etc-hosts"), []byte("10.0.0.5 web\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	info := func(src string) string {
+		return `{"sandboxID":"ab","pid":12,"runtimeSpec":{"mounts":[
+		  {"destination":"/etc/resolv.conf","source":"/var/lib/containerd/sandboxes/ab/resolv.conf"},
+		  {"destination":"/etc/hosts","type":"bind","source":"` + src + `"}]}}`
+	}
+	seen := func(p string) string { return InRoot(root, p) }
+	for _, c := range []struct {
+		name, raw, want string
+	}{
+		{"kubelet's file", info("/var/lib/kubelet/pods/u1/etc-hosts"), kubelet + "/etc-hosts"},
+		{"file gone", info("/var/lib/kubelet/pods/u2/etc-hosts"), ""},
+		{"a directory", info("/var/lib/kubelet/pods/u1"), ""},
+		{"no hosts mount", `{"runtimeSpec":{"mounts":[{"destination":"/etc/resolv.conf","source":"/x"}]}}`, ""},
+		{"no spec", `{"pid":12}`, ""},
+		{"not JSON", `pid=12`, ""},
+		{"empty", ``, ""},
+	} {
+		if got := parseContainerHosts(c.raw, seen); got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
 	}
 }
 
