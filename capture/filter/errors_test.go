@@ -32,6 +32,8 @@ func TestErrors(t *testing.T) {
 		{"(tcp", 4, "unexpected end"},
 		{"tcp)", 3, `syntax error at ")"`},
 		{"ip[0:3] = 1", 5, "data size must be 1, 2, or 4"},
+		{"ether[-1] = len", 0, "packet offset -1 is out of range"},
+		{"ether[4294963200] = 1", 0, "packet offset -4096 is out of range"},
 		{"ip[0] / 0 = 1", 6, "division by zero"},
 		{"ip[0] % 0 = 1", 6, "modulus by zero"},
 		{"ip[0] << 32 = 1", 6, "shift by more than 31 bits"},

@@ -432,6 +432,12 @@ func (g *gen) loadArith(a *loadArith, guards *[]cond) ([]bpf.RawInstruction, err
 	}
 	switch {
 	case isConst && xPre == nil:
+		// The kernel reads absolute offsets from SKF_LL_OFF (-0x200000)
+		// up as special ones (link and network header, ancillary data):
+		// `ether[-1]` would load something else, or not attach at all.
+		if off := base + idx; off >= skfLLOff {
+			return nil, errAt(a.pos, "packet offset %d is out of range", int32(off))
+		}
 		return []bpf.RawInstruction{ldAbs(a.size, base+idx)}, nil
 	case isConst:
 		return append(append([]bpf.RawInstruction{}, xPre...), ldInd(a.size, base+idx)), nil

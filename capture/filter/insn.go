@@ -48,6 +48,7 @@ const (
 
 	// Ancillary data offsets (SKF_AD_*), relative to SKF_AD_OFF.
 	skfADOff             = 0xfffff000 // -0x1000
+	skfLLOff             = 0xffe00000 // SKF_LL_OFF, -0x200000: special offsets from here up
 	skfADProtocol        = 0
 	skfADPktType         = 4
 	skfADIfIndex         = 8
