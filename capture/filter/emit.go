@@ -216,7 +216,7 @@ func resolve(items []item) ([]bpf.RawInstruction, error) {
 		}
 		// via is a label within range of bad that leads where to does.
 		via := func(to label) (label, bool) {
-			target := items[where[to]]
+			target := items[labelIndex(items)[to]] // items may have grown
 			for j := bad + 1; j < len(items) && j-bad-1 <= 255; j++ {
 				c := &items[j]
 				same := (isJA(*c) && c.jt == to) || (isRet(*c) && isRet(target) && c.ins == target.ins)

@@ -234,3 +234,27 @@ func TestProgramSizeAgainstTcpdump(t *testing.T) {
 		t.Errorf("corpus on EN10MB: nsdebug %d instructions, tcpdump %d: more than 1.10x", ours, theirs)
 	}
 }
+
+// TestBothTrampolines: a jump whose two targets are both out of range gets
+// a trampoline for each that leads where its own side led, also after the
+// first has shifted the instructions (the second once shared the first's
+// copy of the accepting return, accepting what it should reject).
+func TestBothTrampolines(t *testing.T) {
+	items := []item{
+		{ins: ldAbs(1, 0)},
+		{ins: bpf.RawInstruction{Op: clsJMP | jmpJEQ, K: 1}, sym: true, jt: labAccept, jf: labReject},
+	}
+	for i := 0; i < 300; i++ {
+		items = append(items, item{ins: ldImm(uint32(i))})
+	}
+	items = append(items, item{ins: ri(clsRET|srcK, 96), at: []label{labAccept}}, item{ins: ri(clsRET|srcK, 0), at: []label{labReject}})
+	prog, err := resolve(items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b, want := range map[byte]uint32{1: 96, 2: 0} {
+		if got, err := runBPF(prog, []byte{b}, meta{}); err != nil || got != want {
+			t.Errorf("byte 0 = %d: %d (%v), want %d:\n%s", b, got, err, want, dump(prog))
+		}
+	}
+}
