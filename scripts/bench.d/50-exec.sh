@@ -18,3 +18,9 @@ compare "(floor) version vs nsenter -t N -n true" - "$NSDEBUG version" "nsenter 
 # does), against the same nsenter.
 compare "(like for like) exec --no-sysfs --host-dns pid:N vs nsenter" - \
 	"$NSDEBUG exec --no-sysfs --host-dns pid:$BENCH_PID -- true" "nsenter -t $BENCH_PID -n true" report
+# The kernel's share, which both sides of the exec rows pay: a private mount
+# namespace costs its copy of every mount of the host (540 with the bench's
+# netns) and, when its last task exits, their teardown. Same command either
+# side, so the difference is the namespace alone (issue 13).
+compare "(floor) unshare -m --propagation slave true vs true" - \
+	"unshare -m --propagation slave true" "true" report
