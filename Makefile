@@ -58,14 +58,10 @@ test: build
 test-unit:
 	$(GO) test -tags '$(TAGS)' -count=1 -short ./...
 
-# Each fuzz target for $(FUZZTIME); crashers land in testdata/fuzz as seeds.
+# Each fuzz target for $(FUZZTIME); crashers land in testdata/fuzz as seeds
+# (scripts/test-fuzz.sh also tells Go 1.26's end-of-fuzztime race from a finding).
 test-fuzz:
-	@set -e; for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
-		for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
-			echo "fuzz $$t $$f ($(FUZZTIME))"; \
-			$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$t; \
-		done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) TAGS='$(TAGS)' scripts/test-fuzz.sh
 
 # The Debian profile by default; TESTBED=current for Docker 29, containerd 2
 # and runc 1.5 (built once from the Go module proxy, cached by version).
