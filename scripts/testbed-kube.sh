@@ -534,11 +534,16 @@ spec:
   containers:
   - {name: main, image: $BB_IMAGE, imagePullPolicy: Never, command: [sleep, "3600"]}
 YAML
-	local ok=0 out=""
+	local ok=0 out="" errf
+	errf=$(mktemp)
 	if "${KUBECTL[@]}" -n nsdebug-test wait --for=jsonpath='{.status.phase}'=Running "pod/$pod" --timeout=60s >/dev/null; then
-		out=$("${KUBECTL[@]}" -n nsdebug-test exec "$pod" -- echo exec-ok 2>&1) || true
+		# stdout alone: kubectl's websocket client may log a harmless
+		# "Unknown stream id 1, discarding message" on stderr.
+		out=$("${KUBECTL[@]}" -n nsdebug-test exec "$pod" -- echo exec-ok 2>"$errf") || true
 		[ "$out" = exec-ok ] && ok=1
+		[ "$ok" = 1 ] || out="$out $(tr '\n' ' ' <"$errf")"
 	fi
+	rm -f "$errf"
 	"${KUBECTL[@]}" -n nsdebug-test delete pod "$pod" --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
 	[ "$ok" = 1 ] || die "test pod did not run or kubectl exec failed (${out:-pod not Running}); see $LOGS/kube-kubelet.log"
 }
