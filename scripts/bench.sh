@@ -168,7 +168,11 @@ echo
 cat "$OUT"
 # The README shows the table of the latest run on each test bed profile,
 # between its bench markers: <!-- bench --> for debian, <!-- bench current -->.
-if [ -n "${BENCH_README:-}" ]; then
+# A partial run (BENCH_ONLY) never replaces the table: it would drop the
+# rows of every section it did not run.
+if [ -n "${BENCH_README:-}" ] && [ -n "${BENCH_ONLY:-}" ]; then
+	echo "bench: BENCH_ONLY=$BENCH_ONLY is a partial run; $BENCH_README left as it is" >&2
+elif [ -n "${BENCH_README:-}" ]; then
 	profile=$(cat /var/lib/nsdebug-testbed/profile 2>/dev/null || echo debian)
 	python3 - "$BENCH_README" "$OUT" "$profile" <<'PY'
 import re, sys
