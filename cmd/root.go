@@ -75,11 +75,9 @@ type Env struct {
 // Resolver opens the runtimes' clients on first use.
 func (e *Env) Resolver() *resolver.Resolver {
 	if e.res == nil {
-		r := resolver.Open(e.Cfg)
-		if e.ProcRoot != "" || e.NetnsDir != "" {
-			r = resolver.New(resolver.Options{Backends: r.Backends(), Timeout: r.Timeout(), ProcRoot: e.ProcRoot, NetnsDir: e.NetnsDir, HostRoot: r.HostRoot(), BareWord: e.Cfg.BareWord})
-		}
-		e.res = r
+		opts := e.Cfg.Options()
+		opts.ProcRoot, opts.NetnsDir = e.ProcRoot, e.NetnsDir
+		e.res = resolver.New(opts)
 	}
 	return e.res
 }

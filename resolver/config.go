@@ -68,8 +68,19 @@ func registerBackend(f func(Config) []Backend) { backendFactories = append(backe
 
 // Open returns a Resolver over every runtime in cfg. Backends connect lazily:
 // opening never blocks and never fails because a runtime is down.
-func Open(cfg Config) *Resolver {
-	cfg = cfg.FromEnv()
+func Open(cfg Config) *Resolver { return New(cfg.Options()) }
+
+// Options are the resolver options for cfg, with the backends made on
+// first use; the caller may set ProcRoot and NetnsDir before New.
+func (c Config) Options() Options {
+	cfg := c.FromEnv()
+	return Options{
+		OpenBackends: func() []Backend { return openBackends(cfg) },
+		Timeout:      cfg.Timeout, HostRoot: cfg.HostRoot, BareWord: cfg.BareWord,
+	}
+}
+
+func openBackends(cfg Config) []Backend {
 	var bs []Backend
 	for _, f := range backendFactories {
 		for _, b := range f(cfg) {
@@ -82,5 +93,5 @@ func Open(cfg Config) *Resolver {
 	// output stable whatever order the backend files registered in.
 	rank := map[string]int{"docker": 0, "podman": 1, "containerd": 2, "cri": 3}
 	sort.SliceStable(bs, func(i, j int) bool { return rank[bs[i].Name()] < rank[bs[j].Name()] })
-	return New(Options{Backends: bs, Timeout: cfg.Timeout, HostRoot: cfg.HostRoot, BareWord: cfg.BareWord})
+	return bs
 }

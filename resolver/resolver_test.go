@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -214,4 +215,42 @@ func itoa(v uint64) string {
 		v /= 10
 	}
 	return string(b)
+}
+
+// A pid: or path: target never asks a runtime, so its clients are not made
+// (issue 13: that cost start-up for nothing); the first runtime question
+// makes them, once, and Close closes only what was made.
+func TestBackendsAreMadeOnFirstUse(t *testing.T) {
+	made := 0
+	docker := &staticBackend{name: "docker", cands: []Candidate{self("docker", "abc123", "web")}}
+	r := New(Options{OpenBackends: func() []Backend { made++; return []Backend{docker} }})
+	for _, s := range []string{"/proc/self/ns/net", "pid:" + strconv.Itoa(os.Getpid())} {
+		tg, err := ParseTarget(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.Resolve(context.Background(), tg)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		res.Close()
+	}
+	if made != 0 {
+		t.Fatalf("the backends were made %d times for pid: and path: targets", made)
+	}
+	res, err := r.Resolve(context.Background(), Target{Kind: KindDocker, Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Close()
+	if len(r.Backends()) != 1 || made != 1 {
+		t.Fatalf("backends made %d times, %d listed; want once, 1", made, len(r.Backends()))
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	unused := New(Options{OpenBackends: func() []Backend { made++; return nil }})
+	if err := unused.Close(); err != nil || made != 1 {
+		t.Fatalf("Close made backends to close them (made %d, %v)", made, err)
+	}
 }
