@@ -49,11 +49,13 @@ func Do(ns *nsfs.Netns, fn func() error) error {
 }
 
 // Each runs fn(i) inside nss[i] for every i, one namespace after another on
-// one dedicated, locked OS thread that returns home between namespaces. It is
-// Do for many namespaces at the cost of one thread hand-off instead of one per
-// namespace (nsdebug ls visits hundreds). errs[i] is fn(i)'s error, or why
-// nss[i] could not be entered. If the thread cannot get home, the remaining
-// namespaces are not visited and the thread is discarded.
+// one dedicated, locked OS thread. It is Do for many namespaces at the cost
+// of one thread hand-off instead of one per namespace (nsdebug ls visits
+// hundreds), and of one setns per namespace: the thread goes from each
+// namespace straight to the next and home only at the end, still locked the
+// whole time. errs[i] is fn(i)'s error, or why nss[i] could not be entered.
+// If the thread cannot get home, the last visited namespace's error says so
+// and the thread is discarded.
 func Each(nss []*nsfs.Netns, fn func(i int) error) (errs []error) {
 	errs = make([]error, len(nss))
 	done := make(chan struct{})
@@ -71,21 +73,29 @@ func Each(nss []*nsfs.Netns, fn func(i int) error) (errs []error) {
 			return
 		}
 		defer orig.Close()
+		last := -1 // the last namespace entered, -1 while at home
 		for i, ns := range nss {
-			home, err := visit(orig, ns, func() error { return fn(i) })
-			errs[i] = err
-			if !home {
-				for j := i + 1; j < len(nss); j++ {
-					errs[j] = fmt.Errorf("not visited: %w", err)
-				}
-				return // still locked: the runtime destroys this thread
+			if err := unix.Setns(ns.Fd(), unix.CLONE_NEWNET); err != nil {
+				// setns failed, so nothing changed: the thread is where it was.
+				errs[i] = setnsError(ns, err)
+				continue
 			}
+			last = i
+			errs[i] = callSafely(func() error { return fn(i) })
+		}
+		if last < 0 {
+			runtime.UnlockOSThread() // never left home
+			return
+		}
+		if err := restore(orig); err != nil {
+			errs[last] = joinErr(errs[last], err)
+			return // still locked: the runtime destroys this thread
 		}
 		// setns succeeding is the kernel's word that the thread is home;
 		// check it once more by inode before the thread is shared again.
 		if now, err := nsfs.StatID(threadNetns); err != nil || now != orig.ID {
-			if len(errs) > 0 && errs[len(errs)-1] == nil {
-				errs[len(errs)-1] = fmt.Errorf("restore network namespace: thread in %s (thread discarded)", now)
+			if errs[last] == nil {
+				errs[last] = fmt.Errorf("restore network namespace: thread in %s (thread discarded)", now)
 			}
 			return
 		}
@@ -95,24 +105,16 @@ func Each(nss []*nsfs.Netns, fn func(i int) error) (errs []error) {
 	return errs
 }
 
-// visit enters ns, runs fn and goes back to orig. home reports whether the
-// thread is verified to be in orig again.
-func visit(orig, ns *nsfs.Netns, fn func() error) (home bool, err error) {
-	if err := unix.Setns(ns.Fd(), unix.CLONE_NEWNET); err != nil {
-		// setns failed, so nothing changed: the thread is still at home.
-		return true, setnsError(ns, err)
-	}
-
-	fnErr := callSafely(fn)
-
+// restore takes the thread back to orig.
+func restore(orig *nsfs.Netns) error {
 	origFd := orig.Fd()
 	if restoreHook != nil {
 		origFd = restoreHook(origFd)
 	}
 	if err := unix.Setns(origFd, unix.CLONE_NEWNET); err != nil {
-		return false, joinErr(fnErr, fmt.Errorf("restore network namespace (thread discarded): %w", err))
+		return fmt.Errorf("restore network namespace (thread discarded): %w", err)
 	}
-	return true, fnErr
+	return nil
 }
 
 // callSafely turns a panic in fn into an error so that the restore always

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -112,6 +113,54 @@ func TestEachVisitsEveryNamespaceInOrder(t *testing.T) {
 	allThreadsIn(t, home)
 }
 
+// The thread goes from one namespace straight to the next: one that cannot
+// be entered, or whose visit panics, leaves the others as they were.
+func TestEachGoesOnPastAFailedEntry(t *testing.T) {
+	testbed.RequireRoot(t)
+	home := threadNS(t)
+	var nss []*nsfs.Netns
+	for i := 0; i < 5; i++ {
+		nss = append(nss, openNS(t, testbed.NewNetNS(t, "hop"+strconv.Itoa(i))))
+	}
+	// nss[2] is not a namespace any more: its fd number now holds /dev/null.
+	bad, err := nss[2].Dup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nss[2] = bad
+	bad.Close()
+	devNull, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	seen := make([]nsfs.ID, len(nss))
+	errs := Each(nss, func(i int) error {
+		seen[i] = threadNS(t)
+		if i == 3 {
+			panic("in the fourth")
+		}
+		return nil
+	})
+	for i, ns := range nss {
+		switch i {
+		case 2:
+			if errs[i] == nil || seen[i] != (nsfs.ID{}) {
+				t.Errorf("visit 2 (not a namespace) ran in %s, error %v", seen[i], errs[i])
+			}
+		case 3:
+			if seen[i] != ns.ID || errs[i] == nil {
+				t.Errorf("visit 3 ran in %s (want %s), its panic gave %v", seen[i], ns.ID, errs[i])
+			}
+		default:
+			if seen[i] != ns.ID || errs[i] != nil {
+				t.Errorf("visit %d ran in %s (want %s), error %v", i, seen[i], ns.ID, errs[i])
+			}
+		}
+	}
+	allThreadsIn(t, home)
+}
+
 // Issue 6 case 2: when the way home fails, the thread must be destroyed, not
 // returned to the scheduler; later host-side work still happens at home.
 func TestFailedRestoreDiscardsTheThread(t *testing.T) {
@@ -141,11 +190,18 @@ func TestFailedRestoreDiscardsTheThread(t *testing.T) {
 
 	restoreHook = func(int) int { return -1 } // an invalid fd: setns fails
 	var tid int
-	err = Do(ns, func() error { tid = unixGettid(); return nil })
+	other := openNS(t, testbed.NewNetNS(t, "restore2"))
+	var tids [2]int
+	errs := Each([]*nsfs.Netns{ns, other}, func(i int) error { tids[i] = unixGettid(); return nil })
 	restoreHook = nil
-	if err == nil {
-		t.Fatal("a failed restore was not reported")
+	// Both were visited, on one thread; the way home failed after the last.
+	if errs[0] != nil || errs[1] == nil || !strings.Contains(errs[1].Error(), "restore network namespace") {
+		t.Fatalf("a failed restore was not reported on the last visit: %v", errs)
 	}
+	if tids[0] != tids[1] {
+		t.Fatalf("the visits ran on threads %d and %d, want one", tids[0], tids[1])
+	}
+	tid = tids[1]
 	// The thread that could not get home is gone.
 	deadline := time.Now().Add(2 * time.Second)
 	for {
