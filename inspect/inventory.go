@@ -36,6 +36,9 @@ type NetnsRow struct {
 	// HostVeths is filled by ls -o wide: the host-side ends of its veth pairs.
 	HostVeths []HostVeth `json:"host_veths,omitempty"`
 	Error     string     `json:"error,omitempty"` // why interfaces could not be read
+
+	// mountsChecked: Mounts' Hidden flags are set (see markHidden).
+	mountsChecked bool
 }
 
 // NetnsRef identifies a namespace; Path is the best way to reach it (a bind
@@ -166,7 +169,10 @@ func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*In
 	}
 	for _, m := range mounts {
 		rw := row(m.ID)
-		rw.Mounts = append(rw.Mounts, MountRef{Path: m.MountPoint, Hidden: !m.Visible()})
+		// Hidden is decided by the workers that read the namespaces
+		// (markHidden): a stat per mount, 500 of them with 500 named
+		// netns, is better spread over them than done here in turn.
+		rw.Mounts = append(rw.Mounts, MountRef{Path: m.MountPoint})
 	}
 
 	// Read every namespace's interfaces while the runtimes answer: the rows
@@ -456,6 +462,7 @@ func eachNetns(rows []*NetnsRow, workers int, visit func(buf []byte, i int) erro
 				}
 			}()
 			for i := w; i < len(rows); i += workers {
+				markHidden(rows[i])
 				ns, err := openRow(rows[i])
 				if err != nil {
 					rows[i].Error = err.Error()
@@ -474,6 +481,20 @@ func eachNetns(rows []*NetnsRow, workers int, visit func(buf []byte, i int) erro
 		}(w)
 	}
 	wg.Wait()
+}
+
+// markHidden sets each of the row's mounts Hidden when its mount point no
+// longer shows the row's namespace (a later mount covers it), once.
+func markHidden(rw *NetnsRow) {
+	if rw.mountsChecked {
+		return
+	}
+	rw.mountsChecked = true
+	want := nsfs.ID{Dev: rw.Netns.Dev, Inode: rw.Netns.Inode}
+	for i := range rw.Mounts {
+		id, err := nsfs.StatID(rw.Mounts[i].Path)
+		rw.Mounts[i].Hidden = err != nil || id != want
+	}
 }
 
 // openRow pins the row's namespace and checks it is still the same one.

@@ -1,8 +1,10 @@
 package procfs
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -136,5 +138,35 @@ func TestParseMountInfoLine(t *testing.T) {
 		if ok != c.ok || got != c.want {
 			t.Errorf("ParseMountInfoLine(%q) = %+v %v, want %+v %v", c.line, got, ok, c.want, c.ok)
 		}
+	}
+}
+
+// The nsfs prefilter keeps exactly what parsing every line keeps, on this
+// machine's own mount table (with the test bed's netns, hundreds of lines).
+func TestNetnsMountsPrefilterOnRealMountinfo(t *testing.T) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := parseMountInfo(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, m := range all {
+		if m.FSType == "nsfs" && strings.HasPrefix(m.Root, "net:[") {
+			want = append(want, m.MountPoint+" "+m.Root)
+		}
+	}
+	got, err := parseNetnsMounts(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var have []string
+	for _, m := range got {
+		have = append(have, m.MountPoint+" net:["+strconv.FormatUint(m.ID.Inode, 10)+"]")
+	}
+	if strings.Join(have, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("prefiltered parse differs from the full parse:\n%v\nwant\n%v", have, want)
 	}
 }
