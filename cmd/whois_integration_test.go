@@ -129,3 +129,80 @@ func TestWhoisAddressInSeveralNamespaces(t *testing.T) {
 		t.Errorf("whois of an address nobody holds: exit %d, %q", code, stderr)
 	}
 }
+
+// whois IP asks Docker and Podman only for the containers whose processes
+// are in the namespaces that hold the address (named by their cgroups), not
+// for every container: its owners must still be exactly those that ls,
+// which lists every container, gives the same namespaces. A container
+// joined to another's network (--network container:), a host-network one
+// (the host's address) and a Podman container cover the ways a namespace
+// gets its owners.
+func TestWhoisOwnersMatchTheFullListing(t *testing.T) {
+	testbed.Require(t)
+	web := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "whoisweb"})
+	side := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "whoisside", Network: "container:" + web.Name})
+	hostc := testbed.RunContainer(t, testbed.ContainerOpts{Prefix: "whoishost", Network: "host"})
+	pm := testbed.RunPodman(t, testbed.ContainerOpts{Prefix: "whoispm"})
+	if len(web.IPs) != 1 || len(pm.IPs) != 1 {
+		t.Fatalf("fixture: addresses %v, %v", web.IPs, pm.IPs)
+	}
+	// Only this test's containers are compared: other packages' tests run
+	// at the same time and start host-network containers of their own.
+	ours := map[string]bool{web.ID: true, side.ID: true, hostc.ID: true, pm.ID: true}
+	refs := func(owners []struct{ Runtime, Name, ID string }) string {
+		var s []string
+		for _, o := range owners {
+			if ours[o.ID] {
+				s = append(s, o.Runtime+":"+o.Name+":"+o.ID)
+			}
+		}
+		return strings.Join(s, " ")
+	}
+	type row struct {
+		Netns  struct{ Inode uint64 }
+		Owners []struct{ Runtime, Name, ID string }
+	}
+	stdout, stderr, code := run(t, "ls", "-o", "json")
+	if code != 0 {
+		t.Fatalf("ls: exit %d: %s", code, stderr)
+	}
+	var rows []row
+	if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[uint64]string{}
+	for _, rw := range rows {
+		listed[rw.Netns.Inode] = refs(rw.Owners)
+	}
+	hostIP := testbed.MustRun(t, "sh", "-c", "ip -4 -o addr show dev docker0 | awk '{print $4}' | cut -d/ -f1")
+	for _, c := range []struct {
+		ip   string
+		want []string
+	}{
+		{web.IPs[0], []string{web.Name, side.Name}},
+		{pm.IPs[0], []string{pm.Name}},
+		{strings.TrimSpace(hostIP), []string{hostc.Name}},
+	} {
+		stdout, stderr, code := run(t, "whois", c.ip, "-o", "json")
+		if code != 0 {
+			t.Fatalf("whois %s: exit %d: %s", c.ip, code, stderr)
+		}
+		var res struct{ Matches []row }
+		if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Matches) != 1 {
+			t.Fatalf("whois %s: %d matches: %s", c.ip, len(res.Matches), stdout)
+		}
+		m := res.Matches[0]
+		got := refs(m.Owners)
+		if got != listed[m.Netns.Inode] {
+			t.Errorf("whois %s: owners %q, ls gives that namespace %q", c.ip, got, listed[m.Netns.Inode])
+		}
+		for _, name := range c.want {
+			if !strings.Contains(got, ":"+name+":") {
+				t.Errorf("whois %s: owners %q lack %s", c.ip, got, name)
+			}
+		}
+	}
+}

@@ -103,6 +103,15 @@ func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*In
 	}
 	inv := &Inventory{}
 
+	// When only the namespaces holding an address are wanted, a backend
+	// that can list containers by ID is asked, once those namespaces are
+	// known, for the containers whose processes are in them: their cgroups
+	// name them (Docker 29 lists 50 containers in 80 ms, one in 5).
+	var heldPIDs []int
+	heldReady := make(chan struct{})
+	heldKnown := sync.OnceFunc(func() { close(heldReady) })
+	defer heldKnown() // on an early return too: no goroutine waits forever
+
 	// The runtimes answer over sockets; ask them while /proc is scanned.
 	answers := make([]answer, len(r.Backends()))
 	var wg sync.WaitGroup
@@ -110,11 +119,20 @@ func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*In
 		wg.Add(1)
 		go func(i int, b resolver.Backend) {
 			defer wg.Done()
+			il, byID := b.(resolver.IDLister)
+			byID = byID && opts.HoldingIP != nil
+			if byID {
+				<-heldReady
+			}
 			cctx, cancel := context.WithTimeout(ctx, r.Timeout())
 			defer cancel()
 			var cands []resolver.Candidate
 			var err error
-			if bl, ok := b.(resolver.BriefLister); ok {
+			if bl, ok := b.(resolver.BriefLister); byID {
+				if ids := procfs.ContainerIDs(r.ProcRoot(), heldPIDs); len(ids) > 0 {
+					cands, err = il.ListBriefIDs(cctx, ids)
+				}
+			} else if ok {
 				cands, err = bl.ListBrief(cctx)
 			} else {
 				cands, err = b.List(cctx)
@@ -189,7 +207,11 @@ func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*In
 		defer close(ifDone)
 		if opts.HoldingIP != nil {
 			kernelRows, gone = keepHolding(kernelRows, opts.HoldingIP, opts.Workers)
+			for _, rw := range kernelRows {
+				heldPIDs = append(heldPIDs, rw.PIDs...)
+			}
 		}
+		heldKnown()
 		readInterfaces(kernelRows, opts.Workers)
 	}()
 

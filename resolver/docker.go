@@ -184,11 +184,21 @@ func (b *dockerBackend) List(ctx context.Context) ([]Candidate, error) {
 
 // ListBrief lists running containers in one call, without PID or SandboxKey.
 func (b *dockerBackend) ListBrief(ctx context.Context) ([]Candidate, error) {
+	return b.listBrief(ctx, nil)
+}
+
+// ListBriefIDs is ListBrief for the containers with these IDs only (the
+// daemon's id filter; an ID it does not know matches nothing).
+func (b *dockerBackend) ListBriefIDs(ctx context.Context, ids []string) ([]Candidate, error) {
+	return b.listBrief(ctx, ids)
+}
+
+func (b *dockerBackend) listBrief(ctx context.Context, ids []string) ([]Candidate, error) {
 	cli, err := b.client()
 	if err != nil {
 		return nil, err
 	}
-	list, err := runningContainers(ctx, cli)
+	list, err := runningContainers(ctx, cli, ids...)
 	if err != nil {
 		return nil, b.apiError(ctx, err)
 	}
@@ -210,8 +220,13 @@ func (b *dockerBackend) ListBrief(ctx context.Context) ([]Candidate, error) {
 	return out, nil
 }
 
-func runningContainers(ctx context.Context, cli *client.Client) ([]container.Summary, error) {
-	res, err := cli.ContainerList(ctx, client.ContainerListOptions{Filters: make(client.Filters).Add("status", "running")})
+// runningContainers lists the running containers, or only those of ids.
+func runningContainers(ctx context.Context, cli *client.Client, ids ...string) ([]container.Summary, error) {
+	f := make(client.Filters).Add("status", "running")
+	if len(ids) > 0 {
+		f = f.Add("id", ids...)
+	}
+	res, err := cli.ContainerList(ctx, client.ContainerListOptions{Filters: f})
 	return res.Items, err
 }
 

@@ -150,3 +150,13 @@ func (r *Result) Close() error {
 	}
 	return r.NS.Close()
 }
+
+// IDLister is a BriefLister that can also list only the running containers
+// with the given IDs, as ListBrief lists them. whois IP asks it for the
+// containers whose processes are in the namespaces that hold the address
+// (their cgroups name them) instead of for every container: a running
+// container always has its first process in its own network namespace.
+type IDLister interface {
+	BriefLister
+	ListBriefIDs(ctx context.Context, ids []string) ([]Candidate, error)
+}

@@ -230,3 +230,46 @@ func (m Mount) Visible() bool {
 	id, err := nsfs.StatID(m.MountPoint)
 	return err == nil && id == m.ID
 }
+
+// ContainerIDs returns the container IDs that the cgroups of pids name, in
+// order of first appearance: every run of exactly 64 lowercase hex digits in
+// their /proc/PID/cgroup (Docker's /docker/ID and docker-ID.scope, Podman's
+// libpod-ID.scope, containerd's cri-containerd-ID.scope, under any parent).
+// A process that has exited meanwhile names none.
+func ContainerIDs(procRoot string, pids []int) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, pid := range pids {
+		data, err := os.ReadFile(procRoot + "/" + strconv.Itoa(pid) + "/cgroup")
+		if err != nil {
+			continue
+		}
+		for _, id := range hexIDs(data) {
+			if !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+func hexIDs(data []byte) []string {
+	var out []string
+	isHex := func(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+	for i := 0; i < len(data); {
+		if !isHex(data[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(data) && isHex(data[j]) {
+			j++
+		}
+		if j-i == 64 {
+			out = append(out, string(data[i:j]))
+		}
+		i = j
+	}
+	return out
+}

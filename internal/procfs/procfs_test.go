@@ -170,3 +170,28 @@ func TestNetnsMountsPrefilterOnRealMountinfo(t *testing.T) {
 		t.Fatalf("prefiltered parse differs from the full parse:\n%v\nwant\n%v", have, want)
 	}
 }
+
+func TestContainerIDs(t *testing.T) {
+	const a = "39c4b7e28db7c41e2b0ba300c5254d7394ff7e83614ed14e2cd8550ae56cb642"
+	const b = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	root := t.TempDir()
+	files := map[string]string{
+		"10": "9:name=systemd:/docker/" + a + "\n8:pids:/docker/" + a + "\n0::/\n",             // cgroup v1, cgroupfs driver
+		"11": "0::/system.slice/docker-" + b + ".scope\n",                                      // v2, systemd driver
+		"12": "0::/kubepods/besteffort/pod1234/cri-containerd-" + b + ".scope\n",               // repeated: once
+		"13": "0::/user.slice/user-1000.slice/session-4.scope\n",                               // no container
+		"14": "0::/docker/" + a + "0\n0::/x/" + a[:63] + "\n0::/X" + strings.ToUpper(a) + "\n", // 65, 63 digits, upper case: none
+	}
+	for pid, s := range files {
+		if err := os.MkdirAll(filepath.Join(root, pid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, pid, "cgroup"), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := ContainerIDs(root, []int{10, 11, 12, 13, 14, 99 /* gone */})
+	if strings.Join(got, ",") != a+","+b {
+		t.Fatalf("got %v, want [%s %s]", got, a, b)
+	}
+}
