@@ -538,15 +538,12 @@ func openRow(rw *NetnsRow) (*nsfs.Netns, error) {
 			break
 		}
 	}
+	// The mounts' paths were stat'ed by markHidden, the PIDs' are procfs
+	// links to namespaces: each only has to be the namespace still.
 	for _, p := range paths {
-		ns, err := nsfs.Open(p)
+		ns, err := nsfs.OpenKnown(p, want)
 		if err != nil {
 			last = err
-			continue
-		}
-		if ns.ID != want {
-			ns.Close()
-			last = fmt.Errorf("%s now holds another namespace", p)
 			continue
 		}
 		return ns, nil

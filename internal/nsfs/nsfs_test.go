@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nsdebug/nsdebug/internal/nserr"
 	"github.com/nsdebug/nsdebug/internal/testbed"
 )
@@ -40,6 +42,33 @@ func TestOpenRejectsWhatIsNotANetns(t *testing.T) {
 	d.Close()
 	if err := d.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// OpenKnown opens only the namespace it was told of: another namespace, or
+// anything else, at that path is refused, and a FIFO does not hang it.
+func TestOpenKnownChecksTheIdentity(t *testing.T) {
+	net, err := StatID("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := OpenKnown("/proc/self/ns/net", net)
+	if err != nil || n.ID != net {
+		t.Fatalf("OpenKnown(own netns) = %v, %v", n, err)
+	}
+	n.Close()
+	dir := t.TempDir()
+	fifo := dir + "/fifo"
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/proc/self/ns/uts", "/proc/self/status", fifo} {
+		if _, err := OpenKnown(p, net); !errors.Is(err, nserr.ErrNotNetns) {
+			t.Errorf("OpenKnown(%s, the netns) = %v, want refused as another namespace", p, err)
+		}
+	}
+	if _, err := OpenKnown(dir+"/missing", net); !errors.Is(err, nserr.ErrNotFound) {
+		t.Errorf("missing file: %v", err)
 	}
 }
 
