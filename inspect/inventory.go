@@ -37,7 +37,7 @@ type NetnsRow struct {
 	HostVeths []HostVeth `json:"host_veths,omitempty"`
 	Error     string     `json:"error,omitempty"` // why interfaces could not be read
 
-	// mountsChecked: Mounts' Hidden flags are set (see markHidden).
+	// mountsChecked: Mounts' Hidden flags are set (see pinRow).
 	mountsChecked bool
 }
 
@@ -191,7 +191,7 @@ func ListNetns(ctx context.Context, r *resolver.Resolver, opts ListOptions) (*In
 	for _, m := range mounts {
 		rw := row(m.ID)
 		// Hidden is decided by the workers that read the namespaces
-		// (markHidden): a stat per mount, 500 of them with 500 named
+		// (pinRow): a stat per mount, 500 of them with 500 named
 		// netns, is better spread over them than done here in turn.
 		rw.Mounts = append(rw.Mounts, MountRef{Path: m.MountPoint})
 	}
@@ -487,8 +487,7 @@ func eachNetns(rows []*NetnsRow, workers int, visit func(buf []byte, i int) erro
 				}
 			}()
 			for i := w; i < len(rows); i += workers {
-				markHidden(rows[i])
-				ns, err := openRow(rows[i])
+				ns, err := pinRow(rows[i])
 				if err != nil {
 					rows[i].Error = err.Error()
 					continue
@@ -508,18 +507,31 @@ func eachNetns(rows []*NetnsRow, workers int, visit func(buf []byte, i int) erro
 	wg.Wait()
 }
 
-// markHidden sets each of the row's mounts Hidden when its mount point no
-// longer shows the row's namespace (a later mount covers it), once.
-func markHidden(rw *NetnsRow) {
+// pinRow pins the row's namespace and, the first time, sets each of its
+// mounts Hidden when its mount point no longer shows the namespace (a later
+// mount covers it). The first mount that opens as the namespace is both its
+// own check and the pin: one lookup, not a stat and then an open.
+func pinRow(rw *NetnsRow) (*nsfs.Netns, error) {
 	if rw.mountsChecked {
-		return
+		return openRow(rw)
 	}
 	rw.mountsChecked = true
 	want := nsfs.ID{Dev: rw.Netns.Dev, Inode: rw.Netns.Inode}
+	var pinned *nsfs.Netns
 	for i := range rw.Mounts {
+		if pinned == nil {
+			if ns, err := nsfs.OpenKnown(rw.Mounts[i].Path, want); err == nil {
+				pinned = ns // it shows the namespace: visible
+				continue
+			}
+		}
 		id, err := nsfs.StatID(rw.Mounts[i].Path)
 		rw.Mounts[i].Hidden = err != nil || id != want
 	}
+	if pinned != nil {
+		return pinned, nil
+	}
+	return openRow(rw)
 }
 
 // openRow pins the row's namespace and checks it is still the same one.
@@ -538,8 +550,8 @@ func openRow(rw *NetnsRow) (*nsfs.Netns, error) {
 			break
 		}
 	}
-	// The mounts' paths were stat'ed by markHidden, the PIDs' are procfs
-	// links to namespaces: each only has to be the namespace still.
+	// The mounts' paths were stat'ed by pinRow, the PIDs' are procfs links
+	// to namespaces: each only has to be the namespace still.
 	for _, p := range paths {
 		ns, err := nsfs.OpenKnown(p, want)
 		if err != nil {
