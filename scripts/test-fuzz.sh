@@ -5,9 +5,16 @@
 # -fuzztime, with no input to blame (golang/go#75804, fixed in Go 1.27): that
 # one result, with no new file written, is reported as the toolchain's and
 # not as a failure. Any other failure fails the run.
+#
+# FUZZMINIMIZETIME caps how long the fuzzer minimizes each input. Its default
+# (60 s) applies to every new interesting input too, and while a worker
+# minimizes, it fuzzes nothing: FuzzCompile ran 4,447-54,377 inputs in 45 s
+# with it and 137,360-165,669 with 5 s. Crashers here are short expressions;
+# 5 s minimizes them well enough.
 set -euo pipefail
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-15s}
+FUZZMINIMIZETIME=${FUZZMINIMIZETIME:-5s}
 TAGS=${TAGS:-}
 for dir in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do
 	for f in $(grep -h '^func Fuzz' "$dir"/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do
@@ -16,7 +23,7 @@ for dir in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname |
 		before=$( (find "$corpus" -type f 2>/dev/null || true) | wc -l)
 		log=$(mktemp)
 		rc=0
-		$GO test -tags "$TAGS" -run '^$' -fuzz "^$f\$" -fuzztime "$FUZZTIME" "$dir" 2>&1 | tee "$log" || rc=$?
+		$GO test -tags "$TAGS" -run '^$' -fuzz "^$f\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$FUZZMINIMIZETIME" "$dir" 2>&1 | tee "$log" || rc=$?
 		after=$( (find "$corpus" -type f 2>/dev/null || true) | wc -l)
 		if [ "$rc" != 0 ] && [ "$after" = "$before" ] &&
 			grep -q '^    context deadline exceeded$' "$log"; then
