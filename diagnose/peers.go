@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsdebug/nsdebug/enter"
@@ -40,12 +39,8 @@ func bridgePeers(host *nsfs.Netns, veths []hostVeth, bridges map[string]bool, pr
 			return nil, err
 		}
 	}
-	var sock *nl.NetlinkSocket
-	if err := enter.Do(host, func() error {
-		var err error
-		sock, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
-		return err
-	}); err != nil {
+	sock, err := enter.NetlinkSocket(host, unix.NETLINK_ROUTE)
+	if err != nil {
 		return nil, err
 	}
 	defer sock.Close()
@@ -182,12 +177,8 @@ func nameNsids(host *nsfs.Netns, ids map[int]bool, procRoot string, peers []Peer
 // them, each with its IFLA_PROTINFO) and returns their hairpin mode by name.
 // One dump for all ports; netlink's LinkGetProtinfo does one per port.
 func readHairpin(ns *nsfs.Netns) (map[string]string, error) {
-	var sock *nl.NetlinkSocket
-	if err := enter.Do(ns, func() error {
-		var err error
-		sock, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
-		return err
-	}); err != nil {
+	sock, err := enter.NetlinkSocket(ns, unix.NETLINK_ROUTE)
+	if err != nil {
 		return nil, err
 	}
 	defer sock.Close()

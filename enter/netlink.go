@@ -2,6 +2,8 @@ package enter
 
 import (
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsdebug/nsdebug/internal/nsfs"
@@ -25,4 +27,17 @@ func NetlinkHandle(ns *nsfs.Netns, families ...int) (*netlink.Handle, error) {
 		return err
 	})
 	return h, err
+}
+
+// NetlinkSocket opens a raw netlink socket of protocol proto (as
+// unix.NETLINK_ROUTE) inside ns, for the requests the netlink library has no
+// call for. Like NetlinkHandle's, it belongs to ns for its whole life.
+func NetlinkSocket(ns *nsfs.Netns, proto int) (*nl.NetlinkSocket, error) {
+	var s *nl.NetlinkSocket
+	err := Do(ns, func() error {
+		var err error
+		s, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), proto)
+		return err
+	})
+	return s, err
 }
