@@ -52,7 +52,15 @@ func RunContainer(t testing.TB, o ContainerOpts) *Container {
 // InspectContainer reads a container's state with docker inspect.
 func InspectContainer(t testing.TB, name string) *Container {
 	t.Helper()
-	out := MustRun(t, "docker", "inspect", name)
+	return inspectWith(t, "docker", "inspect", name)
+}
+
+// inspectWith runs a docker-like inspect command (docker's or podman's own
+// view, whose fields match by name: encoding/json ignores case, so podman's
+// "Id" is docker's "ID") and reads the one container it describes.
+func inspectWith(t testing.TB, tool string, args ...string) *Container {
+	t.Helper()
+	out := MustRun(t, tool, args...)
 	var info []struct {
 		ID              string
 		Name            string
@@ -63,7 +71,7 @@ func InspectContainer(t testing.TB, name string) *Container {
 		}
 	}
 	if err := json.Unmarshal([]byte(out), &info); err != nil || len(info) != 1 {
-		t.Fatalf("docker inspect %s: %v %s", name, err, out)
+		t.Fatalf("%s %s: %v %s", tool, strings.Join(args, " "), err, out)
 	}
 	c := &Container{Name: strings.TrimPrefix(info[0].Name, "/"), ID: info[0].ID, PID: info[0].State.Pid, SandboxKey: info[0].NetworkSettings.SandboxKey}
 	for _, n := range info[0].NetworkSettings.Networks {

@@ -1,7 +1,6 @@
 package testbed
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -52,26 +51,7 @@ func RunPodman(t testing.TB, o ContainerOpts) *Container {
 // own view, not its Docker-compatible API's).
 func InspectPodman(t testing.TB, name string) *Container {
 	t.Helper()
-	out := MustRun(t, "podman", "inspect", "--type", "container", name)
-	var info []struct {
-		ID              string `json:"Id"`
-		Name            string
-		State           struct{ Pid int }
-		NetworkSettings struct {
-			SandboxKey string
-			Networks   map[string]struct{ IPAddress string }
-		}
-	}
-	if err := json.Unmarshal([]byte(out), &info); err != nil || len(info) != 1 {
-		t.Fatalf("podman inspect %s: %v %s", name, err, out)
-	}
-	c := &Container{Name: strings.TrimPrefix(info[0].Name, "/"), ID: info[0].ID, PID: info[0].State.Pid, SandboxKey: info[0].NetworkSettings.SandboxKey}
-	for _, n := range info[0].NetworkSettings.Networks {
-		if n.IPAddress != "" {
-			c.IPs = append(c.IPs, n.IPAddress)
-		}
-	}
-	return c
+	return inspectWith(t, "podman", "inspect", "--type", "container", name)
 }
 
 // RootlessUser is the test bed's rootless Podman user (scripts/testbed.sh
