@@ -36,6 +36,10 @@ type captureOptions struct {
 	Host      bool
 	NoPromisc bool
 	Flush     bool
+	// StopOnStdinEOF (hidden, for kubectl-nsdebug's helper): stdin's end
+	// stops the capture as SIGINT does. Signals cannot be sent over
+	// pods/exec; closing its stdin can.
+	StopOnStdinEOF bool
 }
 
 func newCaptureCmd(env *Env) *cobra.Command {
@@ -90,6 +94,8 @@ pcapng interface statistics blocks).`,
 	f.BoolVar(&opts.Host, "host", false, "with --all: the host's own netns too")
 	f.BoolVarP(&opts.NoPromisc, "no-promiscuous-mode", "p", false, "do not put the interface into promiscuous mode")
 	f.BoolVarP(&opts.Flush, "packet-buffered", "U", false, "flush the output after every ring block even to a regular file")
+	f.BoolVar(&opts.StopOnStdinEOF, "stop-on-stdin-eof", false, "stop, as on SIGINT, when stdin ends (kubectl-nsdebug's Ctrl-C)")
+	_ = f.MarkHidden("stop-on-stdin-eof")
 	// The target first; the filter expression after it is free text.
 	c.ValidArgsFunction = targetThen(env, func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		return nil, cobra.ShellCompDirectiveNoFileComp
@@ -136,6 +142,15 @@ func (o *captureOptions) check() error {
 
 func runCapture(cmd *cobra.Command, env *Env, opts captureOptions) error {
 	ctx := cmd.Context()
+	if opts.StopOnStdinEOF {
+		var stop context.CancelFunc
+		ctx, stop = context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			_, _ = io.Copy(io.Discard, env.IO.In)
+			stop()
+		}()
+	}
 	anyLT := filter.LinuxSLL2
 	if opts.LinkType == "sll" {
 		anyLT = filter.LinuxSLL

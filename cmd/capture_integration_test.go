@@ -477,6 +477,52 @@ func TestCaptureStops(t *testing.T) {
 			t.Errorf("tshark -r: %v\n%s", err, out)
 		}
 	})
+	// kubectl-nsdebug's Ctrl-C: the hidden --stop-on-stdin-eof ends the
+	// capture as SIGINT does when stdin closes; without it, stdin means
+	// nothing to capture.
+	t.Run("stdin closed", func(t *testing.T) {
+		f := filepath.Join(dir, "e.pcapng")
+		c := exec.Command(bin, "capture", "--stop-on-stdin-eof", target, "-w", f)
+		in, err := c.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr testbed.SyncBuffer
+		c.Stderr = &stderr
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Process.Kill()
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "listening on"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("not listening after 10s: %s", stderr.String())
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+		in.Close()
+		done := make(chan error, 1)
+		go func() { done <- c.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("exit: %v (%s)", err, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("did not stop when stdin closed: %s", stderr.String())
+		}
+		pk, _ := readCapture(t, f)
+		if c, _, _ := parseCounts(t, stderr.String()); len(pk) != c || c == 0 {
+			t.Errorf("%d packets in the file, %d counted", len(pk), c)
+		}
+
+		// Without the flag a closed stdin does not stop it.
+		c = exec.Command(bin, "capture", target, "--duration", "1500ms", "-w", filepath.Join(dir, "f.pcapng"))
+		c.Stdin = strings.NewReader("")
+		start := time.Now()
+		if out, err := c.CombinedOutput(); err != nil || time.Since(start) < 1500*time.Millisecond {
+			t.Errorf("without --stop-on-stdin-eof: %v after %s: %s", err, time.Since(start), out)
+		}
+	})
 	t.Run("closed pipe", func(t *testing.T) {
 		c := exec.Command(bin, "capture", target, "-w", "-")
 		out, _ := c.StdoutPipe()

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,5 +103,59 @@ func TestCaptureAndDiagnose(t *testing.T) {
 	if got.Targets[0].Target != "pod:"+p.Namespace+"/"+p.Name || got.Host.Target != "host" || ids(got) != ids(want) {
 		t.Errorf("diagnose through the plugin: target %q host %q checks %s; want pod:%s/%s, host, checks %s",
 			got.Targets[0].Target, got.Host.Target, ids(got), p.Namespace, p.Name, ids(want))
+	}
+}
+
+// Ctrl-C ends a capture through the plugin as it ends a local one: the
+// remote capture stops (its stdin closed), sends its last packets and its
+// counters, exits 0, and the helper is deleted after. The pcapng stream is
+// whole (tcpdump reads every packet the counters name).
+func TestCaptureCtrlC(t *testing.T) {
+	for _, mode := range []string{"pcapng", "text"} {
+		t.Run(mode, func(t *testing.T) {
+			p := pod(t, testbed.KubePodOptions{})
+			args := []string{"-n", p.Namespace, "capture", p.Name}
+			if mode == "pcapng" {
+				args = append(args, "-w", "-")
+			}
+			cmd := plugin(t, append(args, "icmp")...)
+			var o bytes.Buffer
+			var e testbed.SyncBuffer
+			cmd.Stdout, cmd.Stderr = &o, &e
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = cmd.Process.Kill() }()
+			for deadline := time.Now().Add(60 * time.Second); !strings.Contains(e.String(), "listening on eth0"); time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("capture not listening within 60 s: %q", e.String())
+				}
+			}
+			if out, err := exec.Command("busybox", "ping", "-c", "3", "-i", "0.2", "-W", "2", p.IP).CombinedOutput(); err != nil {
+				t.Fatalf("ping %s: %v %s", p.IP, err, out)
+			}
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			code, took := waitExit(t, cmd, 30*time.Second)
+			m := regexp.MustCompile(`(?m)^(?:\S+ )?(\d+) packets captured$`).FindStringSubmatch(e.String())
+			if code != 0 || m == nil || m[1] != "6" || strings.Contains(e.String(), "kubectl-nsdebug:") {
+				t.Fatalf("after Ctrl-C (%s): exit %d, want 0 with \"6 packets captured\" (3 pings and replies); stderr %q", took, code, e.String())
+			}
+			got := o.String()
+			if mode == "pcapng" {
+				tcpdump := exec.Command("tcpdump", "-nn", "-r", "-")
+				tcpdump.Stdin = bytes.NewReader(o.Bytes())
+				read, err := tcpdump.CombinedOutput()
+				if err != nil {
+					t.Fatalf("tcpdump -r of the stream: %v %q", err, read)
+				}
+				got = string(read)
+			}
+			if n := strings.Count(got, "ICMP echo"); n != 6 {
+				t.Errorf("%d ICMP echo packets in the %s output, want 6:\n%s", n, mode, got)
+			}
+			if hs := helpersOf(t, p.Name, false); len(hs) > 0 {
+				t.Errorf("helper left after Ctrl-C: %v", hs)
+			}
+		})
 	}
 }

@@ -342,7 +342,7 @@ func run(o *Options, iv invocation, st Streams) error {
 	default:
 		runErr = k.single(ctx.ctx, iv, st)
 	}
-	if s := ctx.received(); s != 0 {
+	if s := ctx.received(); s != 0 && !ctx.passedOn() {
 		se := &signalError{sig: s, code: 128 + int(s)}
 		_ = errors.As(runErr, &se.left)
 		return se

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/term"
 	corev1 "k8s.io/api/core/v1"
@@ -40,6 +41,11 @@ func (k *client) remoteArgv(iv invocation, target string) []string {
 	}
 	if sub == "whois" {
 		argv = append(argv, iv.thing)
+	}
+	if sub == "capture" {
+		// Signals cannot cross pods/exec, closing stdin can: the plugin's
+		// Ctrl-C ends the capture as a local one would (see stoppable).
+		argv = append(argv, "--stop-on-stdin-eof")
 	}
 	if target != "" {
 		argv = append(argv, target)
@@ -103,10 +109,21 @@ func (k *client) single(ctx context.Context, iv invocation, st Streams) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, k.o.Timeout)
+	sig := ctx
+	var cancel context.CancelFunc
+	if iv.sub == "capture" {
+		ctx, cancel = stoppable(sig, &sio, k.o.Timeout)
+	} else {
+		ctx, cancel = context.WithTimeout(ctx, k.o.Timeout)
+	}
 	defer cancel()
 	code, err := h.exec(ctx, argv, sio)
 	restore()
+	if iv.sub == "capture" && err == nil && sig.Err() != nil && k.signals != nil {
+		// The capture ended by itself on the Ctrl-C, its last packets and
+		// counters sent: its status is the plugin's, as for a local one.
+		k.signals.handled()
+	}
 	if err = h.finish(err); err != nil {
 		return err
 	}
@@ -286,7 +303,13 @@ func (k *client) runNode(ctx context.Context, iv invocation, node string, pods [
 		ref := podRef{Namespace: p.Namespace, Name: p.Name, Container: ctr}
 		out := &prefixWriter{mu: mu, w: st.Out, prefix: prefix(p)}
 		errw := &prefixWriter{mu: mu, w: st.ErrOut, prefix: prefix(p)}
-		code, err := h.exec(ctx, k.remoteArgv(iv, ref.nsdebugTarget()), execIO{Stdout: out, Stderr: errw})
+		sio := execIO{Stdout: out, Stderr: errw}
+		ectx, ecancel := ctx, context.CancelFunc(func() {})
+		if iv.sub == "capture" {
+			ectx, ecancel = stoppable(ctx, &sio, k.o.Timeout)
+		}
+		code, err := h.exec(ectx, k.remoteArgv(iv, ref.nsdebugTarget()), sio)
+		ecancel()
 		out.Flush()
 		errw.Flush()
 		if err != nil {
@@ -333,4 +356,39 @@ func (p *prefixWriter) Flush() {
 	_, _ = io.WriteString(p.w, p.prefix+string(p.buf)+"\n")
 	p.mu.Unlock()
 	p.buf = nil
+}
+
+// captureGrace is how long a capture through the plugin has, after the
+// first Ctrl-C, to send its last packets and counters and end by itself
+// before the plugin cuts the stream.
+const captureGrace = 5 * time.Second
+
+// stoppable prepares a capture's exec. Its stdin is a pipe that the end of
+// sig (the first Ctrl-C, SIGTERM or SIGHUP) closes, which the remote
+// nsdebug capture --stop-on-stdin-eof takes as SIGINT; its context is sig's
+// values without sig's cancellation, bounded by timeout, and cut
+// captureGrace after sig ends if the capture has not ended by then.
+func stoppable(sig context.Context, sio *execIO, timeout time.Duration) (context.Context, context.CancelFunc) {
+	pr, pw := io.Pipe()
+	sio.Stdin = pr
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(sig), timeout)
+	go func() {
+		select {
+		case <-sig.Done():
+		case <-ctx.Done():
+			return
+		}
+		pw.Close()
+		t := time.NewTimer(captureGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		cancel()
+		pw.Close()
+	}
 }

@@ -18,6 +18,9 @@ type sigCtx struct {
 	ch     chan os.Signal
 	mu     sync.Mutex
 	sig    syscall.Signal
+	// passed: the remote command got the signal and ended by itself, so
+	// its status, not the signal's, is the plugin's.
+	passed bool
 }
 
 func signalContext() (*sigCtx, func()) {
@@ -52,4 +55,19 @@ func (s *sigCtx) received() syscall.Signal {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sig
+}
+
+// handled records that the signal reached the remote command, which ended
+// by itself.
+func (s *sigCtx) handled() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.passed = true
+}
+
+// passedOn reports whether handled was called.
+func (s *sigCtx) passedOn() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.passed
 }

@@ -13,8 +13,9 @@ var (
 // nsdebug inside its helper pod: the node-side command line (the hidden
 // node-helper command, --cri-endpoint kubelet, --host-root) and what it
 // prints. Raise it whenever that contract changes incompatibly; the plugin
-// refuses a helper image whose nsdebug speaks another.
-const Protocol = 1
+// refuses a helper image whose nsdebug speaks another. 2: capture's
+// --stop-on-stdin-eof.
+const Protocol = 2
 
 // Info returns version, commit and date, filling the commit from the Go
 // build info when the linker did not set it.
