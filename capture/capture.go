@@ -388,6 +388,10 @@ func (e *engine) writeError(err error) error {
 	return fmt.Errorf("write capture: %w", err)
 }
 
+// signalDrain is how long a capture reads on after SIGINT or SIGTERM: one
+// block timeout, and some scheduling slack.
+const signalDrain = (blockTimeout + 50) * time.Millisecond
+
 func (e *engine) stop(reason string) {
 	e.stopOnce.Do(func() {
 		e.reason = reason
@@ -408,6 +412,14 @@ func (p *Prepared) Run() (*Result, error) {
 	go func() {
 		select {
 		case <-e.ctx.Done():
+			// What the kernel took before the signal may still be in a
+			// ring block it has not handed over: it hands over a partly
+			// filled block only after blockTimeout. Read on that long, so
+			// that it is written and counted as captured too.
+			select {
+			case <-time.After(signalDrain):
+			case <-e.stopped:
+			}
 			e.stop("signal")
 		case <-e.stopped:
 		}
