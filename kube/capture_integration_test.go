@@ -109,16 +109,24 @@ func TestCaptureAndDiagnose(t *testing.T) {
 // Ctrl-C ends a capture through the plugin as it ends a local one: the
 // remote capture stops (its stdin closed), sends its last packets and its
 // counters, exits 0, and the helper is deleted after. The pcapng stream is
-// whole (tcpdump reads every packet the counters name).
+// whole (tcpdump reads every packet the counters name). Over SPDY (the
+// fallback) stdin's end travels as a half-close, over WebSocket as its
+// v5 protocol's close message.
 func TestCaptureCtrlC(t *testing.T) {
-	for _, mode := range []string{"pcapng", "text"} {
+	for _, mode := range []string{"pcapng", "text", "pcapng over SPDY"} {
 		t.Run(mode, func(t *testing.T) {
 			p := pod(t, testbed.KubePodOptions{})
 			args := []string{"-n", p.Namespace, "capture", p.Name}
-			if mode == "pcapng" {
+			if strings.HasPrefix(mode, "pcapng") {
 				args = append(args, "-w", "-")
 			}
 			cmd := plugin(t, append(args, "icmp")...)
+			var seenUpgrades func() []string
+			if strings.HasSuffix(mode, "SPDY") {
+				var kc string
+				kc, seenUpgrades = spdyOnly(t, p.Namespace)
+				cmd.Env = append(cmd.Env, "KUBECONFIG="+kc)
+			}
 			var o bytes.Buffer
 			var e testbed.SyncBuffer
 			cmd.Stdout, cmd.Stderr = &o, &e
@@ -141,7 +149,7 @@ func TestCaptureCtrlC(t *testing.T) {
 				t.Fatalf("after Ctrl-C (%s): exit %d, want 0 with \"6 packets captured\" (3 pings and replies); stderr %q", took, code, e.String())
 			}
 			got := o.String()
-			if mode == "pcapng" {
+			if strings.HasPrefix(mode, "pcapng") {
 				tcpdump := exec.Command("tcpdump", "-nn", "-r", "-")
 				tcpdump.Stdin = bytes.NewReader(o.Bytes())
 				read, err := tcpdump.CombinedOutput()
@@ -155,6 +163,11 @@ func TestCaptureCtrlC(t *testing.T) {
 			}
 			if hs := helpersOf(t, p.Name, false); len(hs) > 0 {
 				t.Errorf("helper left after Ctrl-C: %v", hs)
+			}
+			if seenUpgrades != nil {
+				if seen := seenUpgrades(); len(seen) == 0 || !strings.HasPrefix(seen[len(seen)-1], "spdy/") {
+					t.Errorf("upgrades seen by the proxy: %q; want SPDY last", seen)
+				}
 			}
 		})
 	}
