@@ -172,3 +172,46 @@ func TestCaptureCtrlC(t *testing.T) {
 		})
 	}
 }
+
+// capture -l: the pods on one node are captured at once (each its own exec
+// into the node's helper), lines prefixed with the pod; Ctrl-C ends them all
+// as it ends one, with each pod's counters, status 0.
+func TestCaptureSelector(t *testing.T) {
+	noNodeHelpersLeft(t)
+	label := testbed.UniqueName("capsel")
+	var ps []*testbed.KubePod
+	for i := 0; i < 2; i++ {
+		ps = append(ps, pod(t, testbed.KubePodOptions{Labels: map[string]string{"nsdebug-sel": label}}))
+	}
+	cmd := plugin(t, "-n", testbed.KubeNamespace, "capture", "-l", "nsdebug-sel="+label, "--", "icmp")
+	var o, e testbed.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	for deadline := time.Now().Add(60 * time.Second); strings.Count(e.String(), "listening on eth0") < len(ps); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not both captures listening within 60 s: %q", e.String())
+		}
+	}
+	for _, p := range ps {
+		if out, err := exec.Command("busybox", "ping", "-c", "3", "-i", "0.2", "-W", "2", p.IP).CombinedOutput(); err != nil {
+			t.Fatalf("ping %s: %v %s", p.IP, err, out)
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	code, took := waitExit(t, cmd, 30*time.Second)
+	if code != 0 {
+		t.Fatalf("after Ctrl-C (%s): exit %d, want 0; stderr %q", took, code, e.String())
+	}
+	for _, p := range ps {
+		prefix := regexp.QuoteMeta("[pod/" + p.Name + "/main] ")
+		if n := len(regexp.MustCompile(`(?m)^` + prefix + `.*ICMP echo`).FindAllString(o.String(), -1)); n != 6 {
+			t.Errorf("%s: %d ICMP echo lines, want 6 (3 pings and replies):\n%s", p.Name, n, o.String())
+		}
+		if !regexp.MustCompile(`(?m)^` + prefix + `6 packets captured$`).MatchString(e.String()) {
+			t.Errorf("%s: no \"6 packets captured\" in %q", p.Name, e.String())
+		}
+	}
+}

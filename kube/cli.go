@@ -210,6 +210,9 @@ func parse(args []string, o *Options) (invocation, error) {
 		if iv.sub == "shell" {
 			return iv, usage(iv, "shell opens one terminal: name one pod, not -l")
 		}
+		if iv.sub == "capture" && writesFile(rest) {
+			return iv, usage(iv, "capture -l prints each pod's packets as lines prefixed with the pod: -w would interleave several pods' files in one stream; capture one pod with -w")
+		}
 		if len(rest) > 0 && dash != 0 && !strings.HasPrefix(rest[0], "-") {
 			return iv, usage(iv, "give a pod or -l SELECTOR, not both (got %q)", rest[0])
 		}
@@ -348,4 +351,27 @@ func run(o *Options, iv invocation, st Streams) error {
 		return se
 	}
 	return runErr
+}
+
+// writesFile reports whether nsdebug capture arguments hold -w or --write
+// (also in a group of short flags: -Uw FILE, -pwFILE).
+func writesFile(args []string) bool {
+	for _, a := range args {
+		switch {
+		case a == "--":
+			return false
+		case a == "--write" || strings.HasPrefix(a, "--write="):
+			return true
+		case strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--"):
+			for _, c := range a[1:] {
+				if c == 'w' {
+					return true
+				}
+				if strings.ContainsRune("icsB", c) {
+					break // the rest is that flag's value
+				}
+			}
+		}
+	}
+	return false
 }

@@ -78,6 +78,9 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"whois"}, "whois needs THING"},
 		{[]string{"-l", "a=b", "web", "--", "true"}, "not both"},
 		{[]string{"shell", "-l", "a=b"}, "shell opens one terminal"},
+		{[]string{"capture", "-l", "a=b", "--", "-w", "-"}, "capture -l prints each pod's packets"},
+		{[]string{"capture", "-l", "a=b", "--", "-c", "5", "-Uw", "-", "icmp"}, "capture -l prints each pod's packets"},
+		{[]string{"capture", "-l", "a=b", "--", "--write=x"}, "capture -l prints each pod's packets"},
 		{[]string{"ls", "-l", "a=b"}, "-l works with pod commands"},
 		{[]string{"--bogus", "web", "--", "true"}, "unknown flag: --bogus"},
 		{[]string{"--image-pull-policy", "Sometimes", "web", "--", "true"}, "want Always, IfNotPresent or Never"},
@@ -238,6 +241,22 @@ func TestRemoteArgv(t *testing.T) {
 	want = []string{"nsdebug", "--cri-endpoint", "kubelet", "whois", "10.0.0.1", "-o", "json"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("whois: %q", got)
+	}
+	got = k.remoteArgv(invocation{sub: "capture", pass: []string{"-c", "2", "icmp"}}, "pod:ns/web")
+	want = []string{"nsdebug", "--cri-endpoint", "kubelet", "capture", "--stop-on-stdin-eof", "pod:ns/web", "-c", "2", "icmp"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("capture: %q", got)
+	}
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"-w", "-"}, true}, {[]string{"-pw", "f"}, true}, {[]string{"--write", "f"}, true},
+		{[]string{"-iwlan0", "icmp"}, false}, {[]string{"-c", "5", "icmp"}, false}, {[]string{"--", "-w"}, false},
+	} {
+		if got := writesFile(c.args); got != c.want {
+			t.Errorf("writesFile(%q) = %v, want %v", c.args, got, c.want)
+		}
 	}
 	if !sysctlWrites(invocation{sub: "sysctl", pass: []string{"net.ipv4.ip_forward=1"}}) || sysctlWrites(invocation{sub: "sysctl", pass: []string{"net.ipv4.ip_forward"}}) {
 		t.Error("sysctlWrites")

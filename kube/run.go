@@ -250,7 +250,13 @@ func (k *client) fanOut(ctx context.Context, iv invocation, st Streams) error {
 		}
 		mu.Unlock()
 	}
-	sem := make(chan struct{}, k.o.MaxParallel)
+	parallel := k.o.MaxParallel
+	if iv.sub == "capture" {
+		// Captures run until stopped: every node's at once, or those
+		// beyond --max-parallel would wait for ever.
+		parallel = len(nodes)
+	}
+	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for _, node := range nodes {
 		wg.Add(1)
@@ -289,13 +295,10 @@ func (k *client) runNode(ctx context.Context, iv invocation, node string, pods [
 		return
 	}
 	defer h.delete()
+	sig := ctx
 	ctx, cancel := context.WithTimeout(ctx, k.o.Timeout)
 	defer cancel()
-	for _, p := range pods {
-		if ctx.Err() != nil {
-			fail(p, ctx.Err())
-			continue
-		}
+	one := func(p *corev1.Pod) {
 		ctr := k.o.Container
 		if ctr == "" {
 			ctr = defaultContainer(p)
@@ -306,7 +309,7 @@ func (k *client) runNode(ctx context.Context, iv invocation, node string, pods [
 		sio := execIO{Stdout: out, Stderr: errw}
 		ectx, ecancel := ctx, context.CancelFunc(func() {})
 		if iv.sub == "capture" {
-			ectx, ecancel = stoppable(ctx, &sio, k.o.Timeout)
+			ectx, ecancel = stoppable(sig, &sio, k.o.Timeout)
 		}
 		code, err := h.exec(ectx, k.remoteArgv(iv, ref.nsdebugTarget()), sio)
 		ecancel()
@@ -314,9 +317,33 @@ func (k *client) runNode(ctx context.Context, iv invocation, node string, pods [
 		errw.Flush()
 		if err != nil {
 			fail(p, err)
-			continue
+			return
+		}
+		if iv.sub == "capture" && sig.Err() != nil && k.signals != nil {
+			k.signals.handled() // as in single: the capture's status counts
 		}
 		report(code)
+	}
+	if iv.sub == "capture" {
+		// A capture runs until stopped: the node's pods all at once, each
+		// in its own exec into the one helper.
+		var wg sync.WaitGroup
+		for _, p := range pods {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				one(p)
+			}()
+		}
+		wg.Wait()
+		return
+	}
+	for _, p := range pods {
+		if ctx.Err() != nil {
+			fail(p, ctx.Err())
+			continue
+		}
+		one(p)
 	}
 }
 
