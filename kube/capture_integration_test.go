@@ -133,7 +133,7 @@ func TestCaptureCtrlC(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			defer func() { _ = cmd.Process.Kill() }()
+			defer interruptIfRunning(cmd)
 			for deadline := time.Now().Add(60 * time.Second); !strings.Contains(e.String(), "listening on eth0"); time.Sleep(50 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatalf("capture not listening within 60 s: %q", e.String())
@@ -189,7 +189,7 @@ func TestCaptureSelector(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = cmd.Process.Kill() }()
+	defer interruptIfRunning(cmd)
 	for deadline := time.Now().Add(60 * time.Second); strings.Count(e.String(), "listening on eth0") < len(ps); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("not both captures listening within 60 s: %q", e.String())
@@ -213,5 +213,25 @@ func TestCaptureSelector(t *testing.T) {
 		if !regexp.MustCompile(`(?m)^` + prefix + `6 packets captured$`).MatchString(e.String()) {
 			t.Errorf("%s: no \"6 packets captured\" in %q", p.Name, e.String())
 		}
+	}
+}
+
+// interruptIfRunning ends a plugin that a failed test left running with
+// SIGTERM, so that it deletes its helper (SIGKILL would leave it to
+// activeDeadlineSeconds and to later tests' checks).
+func interruptIfRunning(cmd *exec.Cmd) {
+	if cmd.ProcessState != nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		_, _ = cmd.Process.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
 	}
 }
