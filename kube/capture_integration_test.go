@@ -207,7 +207,7 @@ func TestCaptureSelector(t *testing.T) {
 	}
 	for _, p := range ps {
 		prefix := regexp.QuoteMeta("[pod/" + p.Name + "/main] ")
-		if n := len(regexp.MustCompile(`(?m)^` + prefix + `.*ICMP echo`).FindAllString(o.String(), -1)); n != 6 {
+		if n := len(regexp.MustCompile(`(?m)^`+prefix+`.*ICMP echo`).FindAllString(o.String(), -1)); n != 6 {
 			t.Errorf("%s: %d ICMP echo lines, want 6 (3 pings and replies):\n%s", p.Name, n, o.String())
 		}
 		if !regexp.MustCompile(`(?m)^` + prefix + `6 packets captured$`).MatchString(e.String()) {
